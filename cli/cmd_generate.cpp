@@ -1,0 +1,64 @@
+// s3attn generate: greedy generation with the KV cache.
+#include <spdlog/spdlog.h>
+
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "cli/command.h"
+#include "core/generation.h"
+#include "core/model.h"
+#include "core/prompt.h"
+
+namespace s3::cli {
+
+Command add_generate(CLI::App& root) {
+  struct Args {
+    std::string model, prompt, device = "cpu", dtype;
+    bool chat = false, json = false;
+    int max_new_tokens = 128;
+  };
+  auto args = std::make_shared<Args>();
+  CLI::App* app = root.add_subcommand("generate", "Generate a greedy answer to a prompt");
+  app->add_option("--model", args->model, "model directory (scripts/export_model.py)")->required();
+  app->add_option("--prompt", args->prompt, "prompt text")->required();
+  app->add_flag("--chat", args->chat, "wrap the prompt in the model's chat template");
+  app->add_option("--max-new-tokens", args->max_new_tokens, "at most this many new tokens")->capture_default_str();
+  app->add_option("--device", args->device, "cpu, cuda or cuda:N")->capture_default_str();
+  app->add_option("--dtype", args->dtype, "float32, bfloat16 or float16 (default: the exported dtype)");
+  app->add_flag("--json", args->json, "print a JSON object with text, tokens, prompt_tokens and timings");
+
+  auto run = [args]() {
+    GenerationOptions options;
+    options.max_new_tokens = args->max_new_tokens;
+    options.validate();
+    ModelLoadOptions load;
+    load.device = DeviceSpec::parse(args->device);
+    if (!args->dtype.empty()) load.dtype = validate_dtype(args->dtype);
+
+    const Model model = Model::load(args->model, load);
+    const std::string prompt = apply_chat_template(model.info(), args->prompt, args->chat);
+    const std::vector<int32_t> prompt_ids = encode_prompt(model.info(), model.tokenizer(), prompt);
+    const GenerationResult result = generate(model, prompt_ids, options);
+    const GenerationTimings& t = result.timings;
+    if (args->json) {
+      nlohmann::json timings = {{"prefill_s", t.prefill_s},
+                                {"decode_s", t.decode_s},
+                                {"prefill_tokens_per_s", t.prefill_tokens_per_s()},
+                                {"decode_tokens_per_s", t.decode_tokens_per_s()}};
+      nlohmann::json out = {{"text", result.text},         {"tokens", result.tokens},
+                            {"prompt_tokens", prompt_ids}, {"stop_reason", result.stop_reason},
+                            {"device", model.device().name}, {"dtype", model.dtype()},
+                            {"timings", timings}};
+      std::cout << out.dump() << "\n";
+    } else {
+      std::cout << result.text << "\n";
+      spdlog::info("{} prompt tokens, {} new tokens; prefill {:.1f} tok/s, decode {:.1f} tok/s", t.prompt_tokens,
+                   t.new_tokens, t.prefill_tokens_per_s(), t.decode_tokens_per_s());
+    }
+    return 0;
+  };
+  return {app, run};
+}
+
+}  // namespace s3::cli

@@ -1,0 +1,37 @@
+// s3attn logits: every position's logits for given token ids, through the uncached forward and the
+// cached prefill/decode path. A diagnostic for checking an export against transformers.
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "cli/command.h"
+#include "core/diagnostics.h"
+#include "core/model.h"
+
+namespace s3::cli {
+
+Command add_logits(CLI::App& root) {
+  struct Args {
+    std::string model, device = "cpu", dtype;
+    std::vector<int32_t> ids;
+  };
+  auto args = std::make_shared<Args>();
+  CLI::App* app = root.add_subcommand("logits", "Print the logits of every position as JSON (diagnostic)");
+  app->add_option("--model", args->model, "model directory")->required();
+  app->add_option("--ids", args->ids, "token ids, comma separated")->required()->delimiter(',');
+  app->add_option("--device", args->device, "cpu, cuda or cuda:N")->capture_default_str();
+  app->add_option("--dtype", args->dtype, "float32, bfloat16 or float16 (default: the exported dtype)");
+
+  auto run = [args]() {
+    ModelLoadOptions load;
+    load.device = DeviceSpec::parse(args->device);
+    if (!args->dtype.empty()) load.dtype = validate_dtype(args->dtype);
+    const Model model = Model::load(args->model, load);
+    const LogitsDump dump = compute_logits(model, args->ids);
+    std::cout << nlohmann::json{{"forward", dump.forward}, {"cached", dump.cached}}.dump() << "\n";
+    return 0;
+  };
+  return {app, run};
+}
+
+}  // namespace s3::cli

@@ -1,0 +1,26 @@
+// How subcommands plug into the s3attn binary: each cmd_*.cpp registers its CLI11 subcommand with
+// its options declared once, and returns the function main() runs when it is selected.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <string>
+
+namespace s3::cli {
+
+using Runner = std::function<int()>;
+
+struct Command {
+  CLI::App* app = nullptr;
+  Runner run;
+};
+
+Command add_tokenize(CLI::App& root);
+Command add_generate(CLI::App& root);
+Command add_logits(CLI::App& root);
+
+// Reads a whole text file (--input); throws s3::Error when it cannot.
+std::string read_text_file(const std::string& path);
+
+}  // namespace s3::cli

@@ -1,0 +1,30 @@
+// Device and dtype selection, named the way the CLI spells them. The header is free of LibTorch;
+// core/torch_util.h converts to torch types.
+#pragma once
+
+#include <optional>
+#include <string>
+
+namespace s3 {
+
+struct DeviceSpec {
+  std::string name = "cpu";  // "cpu", "cuda" or "cuda:N"
+  bool is_cuda() const { return name.rfind("cuda", 0) == 0; }
+
+  // Parses a --device value; throws UsageError for anything else.
+  static DeviceSpec parse(const std::string& text);
+  // Throws Error when the device is CUDA and no such GPU is present.
+  void require_available() const;
+};
+
+// "float32" | "bfloat16" | "float16"; throws UsageError otherwise.
+std::string validate_dtype(const std::string& text);
+
+// Wall-clock barrier: waits for queued GPU work on the device (no-op on the CPU).
+void synchronize(const DeviceSpec& device);
+
+// Peak bytes allocated on a CUDA device since the last reset (0 on the CPU), and the reset.
+long long peak_device_memory(const DeviceSpec& device);
+void reset_peak_device_memory(const DeviceSpec& device);
+
+}  // namespace s3

@@ -1,0 +1,38 @@
+// Greedy generation over the model's preallocated KV cache: one prefill of the prompt, then one
+// decode step per new token; stops on any of the model's stop ids (plus extra ones).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/model.h"
+
+namespace s3 {
+
+struct GenerationOptions {
+  int max_new_tokens = 256;
+  std::vector<int32_t> extra_stop_ids;  // e.g. the newline token for LongBench's samsum
+  void validate() const;
+};
+
+struct GenerationTimings {
+  double prefill_s = 0;  // prompt prefill up to the first new token's logits
+  double decode_s = 0;   // all later decode steps
+  int prompt_tokens = 0;
+  int new_tokens = 0;
+  double prefill_tokens_per_s() const { return prefill_s > 0 ? prompt_tokens / prefill_s : 0; }
+  // The first new token comes from the prefill; each later one costs a decode step.
+  double decode_tokens_per_s() const { return decode_s > 0 && new_tokens > 1 ? (new_tokens - 1) / decode_s : 0; }
+};
+
+struct GenerationResult {
+  std::vector<int32_t> tokens;  // generated ids, including the stop id when one ended generation
+  std::string text;             // decoded without special tokens
+  std::string stop_reason;      // "stop_token" | "max_new_tokens"
+  GenerationTimings timings;
+};
+
+GenerationResult generate(const Model& model, const std::vector<int32_t>& prompt, const GenerationOptions& options);
+
+}  // namespace s3

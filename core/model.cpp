@@ -1,0 +1,114 @@
+#include "core/model.h"
+
+#include <torch/script.h>
+
+#include "core/error.h"
+#include "core/model_torch.h"
+#include "core/torch_util.h"
+
+namespace s3 {
+
+Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Model::Model(Model&&) noexcept = default;
+Model& Model::operator=(Model&&) noexcept = default;
+Model::~Model() = default;
+
+const ModelInfo& Model::info() const { return impl_->info; }
+const Tokenizer& Model::tokenizer() const { return impl_->tokenizer; }
+const DeviceSpec& Model::device() const { return impl_->device; }
+const std::string& Model::dtype() const { return impl_->dtype; }
+
+Model Model::load(const std::filesystem::path& dir, const ModelLoadOptions& options) {
+  ModelInfo info = ModelInfo::load(dir);
+  options.device.require_available();
+  const std::string dtype = options.dtype ? validate_dtype(*options.dtype) : info.dtype;
+  Tokenizer tokenizer = Tokenizer::from_file(info.tokenizer_file());
+
+  const c10::Device device = to_torch_device(options.device);
+  torch::jit::Module module;
+  try {
+    module = torch::jit::load(info.model_file().string(), device);
+  } catch (const c10::Error& e) {
+    throw DataCorruption(info.model_file().string(),
+                         "cannot be loaded as TorchScript (corrupted or not made by scripts/export_model.py); re-export the model");
+  }
+  for (const char* method : {"forward", "tap", "new_cache", "prefill", "decode"}) {
+    if (!module.find_method(method))
+      throw DataCorruption(info.model_file().string(), std::string("has no method '") + method +
+                                                           "'; re-export it with this version's scripts/export_model.py");
+  }
+  module.eval();
+  // Only parameters change dtype: buffers (RoPE's inv_freq) stay float32 by contract.
+  const c10::ScalarType target = to_torch_dtype(dtype);
+  if (dtype != info.dtype) {
+    torch::NoGradGuard no_grad;
+    for (auto param : module.parameters()) param.set_data(param.to(target));
+  }
+  auto impl = std::make_unique<Impl>(Impl{std::move(info), std::move(tokenizer), options.device, dtype, device, std::move(module)});
+  return Model(std::move(impl));
+}
+
+namespace {
+
+// Runs a TorchScript method, turning LibTorch's exceptions into one-line s3::Errors.
+template <typename F>
+auto guarded(const char* what, F&& f) {
+  try {
+    return f();
+  } catch (const c10::OutOfMemoryError&) {
+    throw Error(std::string(what) + ": out of device memory (try a shorter input, --chunk, or another --dtype)");
+  } catch (const c10::Error& e) {
+    std::string msg = e.what_without_backtrace();
+    if (auto nl = msg.find('\n'); nl != std::string::npos) msg.resize(nl);
+    throw Error(std::string(what) + " failed: " + msg);
+  }
+}
+
+}  // namespace
+
+torch::Tensor forward_logits(const Model& model, const torch::Tensor& input_ids) {
+  torch::NoGradGuard no_grad;
+  return guarded("forward", [&] { return model.impl().module.forward({input_ids}).toTensor().to(torch::kFloat); });
+}
+
+std::vector<std::pair<torch::Tensor, torch::Tensor>> tap(const Model& model, const torch::Tensor& input_ids,
+                                                         const std::vector<int64_t>& layers, bool rope) {
+  torch::NoGradGuard no_grad;
+  return guarded("tap", [&] {
+    auto out = model.impl().module.get_method("tap")({input_ids, c10::List<int64_t>(layers), rope});
+    std::vector<std::pair<torch::Tensor, torch::Tensor>> result;
+    for (const auto& item : out.toList()) {
+      auto tuple = item.get().toTuple();
+      result.emplace_back(tuple->elements()[0].toTensor(), tuple->elements()[1].toTensor());
+    }
+    return result;
+  });
+}
+
+KvCache new_cache(const Model& model, int64_t batch, int64_t max_len) {
+  return guarded("allocating the KV cache", [&] {
+    auto out = model.impl().module.get_method("new_cache")({batch, max_len}).toTuple();
+    return KvCache{out->elements()[0].toTensor(), out->elements()[1].toTensor()};
+  });
+}
+
+torch::Tensor prefill(const Model& model, const torch::Tensor& input_ids, KvCache& cache, int64_t start) {
+  torch::NoGradGuard no_grad;
+  return guarded("prefill", [&] {
+    return model.impl().module.get_method("prefill")({input_ids, cache.k, cache.v, start}).toTensor();
+  });
+}
+
+torch::Tensor decode(const Model& model, const torch::Tensor& token, KvCache& cache, int64_t pos) {
+  torch::NoGradGuard no_grad;
+  return guarded("decode", [&] {
+    return model.impl().module.get_method("decode")({token, cache.k, cache.v, pos}).toTensor();
+  });
+}
+
+torch::Tensor ids_tensor(const Model& model, const std::vector<int32_t>& ids) {
+  auto cpu = torch::tensor(std::vector<int64_t>(ids.begin(), ids.end()), torch::kLong).view({1, -1});
+  return cpu.to(model.impl().torch_device);
+}
+
+}  // namespace s3

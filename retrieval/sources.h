@@ -1,0 +1,54 @@
+// The two read-only views of an index that retrieval/ needs. retrieval/ never includes index/
+// headers: the caller adapts its index reader to these interfaces (a thin wrapper), and tests use
+// in-memory implementations. Both are used from one thread at a time per object.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "retrieval/types.h"
+
+namespace s3::retrieval {
+
+// SAE feature postings of the tapped layers. `layer` is the layer SLOT (0 .. n_layers()-1, the
+// index's order of tapped layers), not the model's layer number.
+class PostingSource {
+ public:
+  virtual ~PostingSource() = default;
+
+  // Number of tapped layer slots.
+  virtual int n_layers() const = 0;
+  // Tokens the df values count over (the denominator of the stop-feature fraction).
+  virtual uint64_t n_tokens() const = 0;
+  // df_l(f): length of the posting list of feature f at layer slot l (0 if f never fired).
+  virtual uint32_t df(int layer, uint32_t feature) const = 0;
+  // Replaces `out` with the positions where f fired at layer slot l: global token positions,
+  // strictly increasing. `hint` is the range the caller will read; a source may skip blocks outside
+  // it but need not (the caller ignores positions outside it). `out` keeps its capacity between
+  // calls, so a source decoding into it allocates nothing in steady state.
+  virtual void postings(int layer, uint32_t feature, TokenRange hint,
+                        std::vector<uint32_t>& out) const = 0;
+};
+
+// The lexical (BM25) index over passages. Passage lengths and the average are in ANALYZED terms
+// (the index's analyzer: lowercase, stemming, ...), the unit the term frequencies count in.
+class LexicalSource {
+ public:
+  virtual ~LexicalSource() = default;
+
+  // N: passages in the collection the statistics describe.
+  virtual uint32_t n_passages() const = 0;
+  // avgdl: mean passage length in analyzed terms (> 0 when n_passages() > 0).
+  virtual double avg_passage_length() const = 0;
+  // dl: length of passage p in analyzed terms.
+  virtual uint32_t passage_length(uint32_t p) const = 0;
+  // [tb, te): the global token positions passage p covers.
+  virtual TokenRange passage_tokens(uint32_t p) const = 0;
+  // Replaces `passages` with the ids of the passages containing `term` (strictly increasing) and
+  // `tfs` with its frequency in each (same length, each >= 1). Unknown term: both left empty.
+  virtual void term_postings(std::string_view term, std::vector<uint32_t>& passages,
+                             std::vector<uint32_t>& tfs) const = 0;
+};
+
+}  // namespace s3::retrieval
