@@ -14,23 +14,30 @@ namespace s3::cli {
 
 Command add_generate(CLI::App& root) {
   struct Args {
-    std::string model, prompt, device = "cpu", dtype;
-    bool chat = false, json = false;
+    std::string model, prompt, prompt_file, device = "cpu", dtype;
+    bool chat = false, json = false, ignore_stop = false;
     int max_new_tokens = 128;
   };
   auto args = std::make_shared<Args>();
   CLI::App* app = root.add_subcommand("generate", "Generate a greedy answer to a prompt");
   app->add_option("--model", args->model, "model directory (scripts/export_model.py)")->required();
-  app->add_option("--prompt", args->prompt, "prompt text")->required();
+  auto* prompt = app->add_option("--prompt", args->prompt, "prompt text");
+  auto* prompt_file =
+      app->add_option("--prompt-file", args->prompt_file, "file holding the prompt text")->check(CLI::ExistingFile);
+  prompt->excludes(prompt_file);
   app->add_flag("--chat", args->chat, "wrap the prompt in the model's chat template");
   app->add_option("--max-new-tokens", args->max_new_tokens, "at most this many new tokens")->capture_default_str();
   app->add_option("--device", args->device, "cpu, cuda or cuda:N")->capture_default_str();
   app->add_option("--dtype", args->dtype, "float32, bfloat16 or float16 (default: the exported dtype)");
+  app->add_flag("--ignore-stop", args->ignore_stop, "generate exactly --max-new-tokens tokens (benchmarks)");
   app->add_flag("--json", args->json, "print a JSON object with text, tokens, prompt_tokens and timings");
 
-  auto run = [args]() {
+  auto run = [args, prompt, prompt_file]() {
+    if (prompt->count() == 0 && prompt_file->count() == 0) throw UsageError("generate needs --prompt or --prompt-file");
+    if (prompt_file->count()) args->prompt = read_text_file(args->prompt_file);
     GenerationOptions options;
     options.max_new_tokens = args->max_new_tokens;
+    options.ignore_stop = args->ignore_stop;
     options.validate();
     ModelLoadOptions load;
     load.device = DeviceSpec::parse(args->device);

@@ -22,7 +22,9 @@ GenerationResult generate(const Model& model, const std::vector<int32_t>& prompt
 
   std::vector<int32_t> stops = info.stop_token_ids;
   stops.insert(stops.end(), options.extra_stop_ids.begin(), options.extra_stop_ids.end());
-  auto is_stop = [&](int32_t id) { return std::find(stops.begin(), stops.end(), id) != stops.end(); };
+  auto is_stop = [&](int32_t id) {
+    return !options.ignore_stop && std::find(stops.begin(), stops.end(), id) != stops.end();
+  };
 
   torch::NoGradGuard no_grad;
   using Clock = std::chrono::steady_clock;

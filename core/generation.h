@@ -13,6 +13,7 @@ namespace s3 {
 struct GenerationOptions {
   int max_new_tokens = 256;
   std::vector<int32_t> extra_stop_ids;  // e.g. the newline token for LongBench's samsum
+  bool ignore_stop = false;             // always generate max_new_tokens (benchmarks)
   void validate() const;
 };
 

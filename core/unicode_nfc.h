@@ -1,0 +1,24 @@
+// NFC normalization that also says, for every output code point, how it lines up with the input,
+// in the form Hugging Face tokenizers (crate unicode-normalization-alignments) produces: this is
+// what makes the token offsets of an NFC tokenizer (Qwen) equal to tokenizers' own.
+#pragma once
+
+#include <string_view>
+#include <vector>
+
+namespace s3::unicode {
+
+// One output code point and its change relative to the input, read left to right:
+//   0  replaces the next input code point,
+//   +1 is inserted (takes the alignment of the input code point before it),
+//   -N replaces the next input code point and removes the N that follow it.
+struct CharChange {
+  char32_t c;
+  int change;
+};
+
+// Appends NFC(text) as CharChanges to `out` and returns true, or returns false (leaving `out`
+// alone) when `text` is already in NFC. `text` must be valid UTF-8.
+bool nfc_with_changes(std::string_view text, std::vector<CharChange>& out);
+
+}  // namespace s3::unicode

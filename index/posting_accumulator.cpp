@@ -1,0 +1,161 @@
+#include "index/posting_accumulator.h"
+
+#include <bit>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <stdexcept>
+#include <utility>
+
+#include "index/parallel.h"
+#include "index/varint.h"
+#include "index/varint_codec.h"
+
+namespace s3::index {
+
+PostingAccumulator::PostingAccumulator(uint32_t d_latent) : features_(d_latent) {}
+
+PostingAccumulator::~PostingAccumulator() { release(); }
+
+void PostingAccumulator::release() noexcept {
+  for (Feature& ft : features_) std::free(ft.data);
+  features_.clear();
+}
+
+PostingAccumulator::PostingAccumulator(PostingAccumulator&& o) noexcept
+    : features_(std::move(o.features_)), frontier_(o.frontier_), sealed_(o.sealed_) {
+  o.features_.clear();
+}
+
+PostingAccumulator& PostingAccumulator::operator=(PostingAccumulator&& o) noexcept {
+  if (this != &o) {
+    release();
+    features_ = std::move(o.features_);
+    o.features_.clear();
+    frontier_ = o.frontier_;
+    sealed_ = o.sealed_;
+  }
+  return *this;
+}
+
+void PostingAccumulator::reserve(Feature& ft, size_t extra) {
+  if (ft.cap - ft.size >= extra) return;
+  size_t cap = std::max<size_t>({ft.cap * 2, ft.size + extra, 64});
+  void* p = std::realloc(ft.data, cap);
+  if (p == nullptr) throw std::bad_alloc();
+  ft.data = static_cast<uint8_t*>(p);
+  ft.cap = cap;
+}
+
+void PostingAccumulator::add_bitmap(uint32_t begin, uint32_t n_tokens, const uint64_t* bits) {
+  if (sealed_) throw std::logic_error("PostingAccumulator: postings added after transcode()");
+  if (n_tokens == 0) return;
+  const size_t words = (static_cast<size_t>(n_tokens) + 63) / 64;
+  const uint64_t last_mask = n_tokens % 64 == 0 ? ~uint64_t{0} : (uint64_t{1} << (n_tokens % 64)) - 1;
+  // Gaps inside this range are < n_tokens; only the first one (from an earlier range) may be larger.
+  const size_t bytes_per_gap = varint::encoded_size(n_tokens);
+  const size_t n_features = features_.size();
+  for (size_t f = 0; f < n_features; ++f) {
+    const uint64_t* row = bits + f * words;
+    size_t count = 0;
+    for (size_t w = 0; w + 1 < words; ++w) count += static_cast<size_t>(std::popcount(row[w]));
+    count += static_cast<size_t>(std::popcount(row[words - 1] & last_mask));
+    if (count == 0) continue;
+    Feature& ft = features_[f];
+    reserve(ft, varint::kMaxBytes32 + count * bytes_per_gap);
+    uint8_t* p = ft.data + ft.size;
+    uint32_t prev = ft.prev;
+    for (size_t w = 0; w < words; ++w) {
+      uint64_t x = row[w];
+      if (w + 1 == words) x &= last_mask;
+      const uint32_t base = begin + static_cast<uint32_t>(w * 64);
+      while (x != 0) {
+        const uint32_t pos = base + static_cast<uint32_t>(std::countr_zero(x));
+        const uint32_t gap = pos - prev - 1;
+        if (gap < 0x80) {
+          *p++ = static_cast<uint8_t>(gap);
+        } else {
+          p = varint::encode(gap, p);
+        }
+        prev = pos;
+        x &= x - 1;
+      }
+    }
+    ft.size = static_cast<size_t>(p - ft.data);
+    ft.prev = prev;
+    ft.df += static_cast<uint32_t>(count);
+  }
+  frontier_ = begin + n_tokens;
+}
+
+void PostingAccumulator::add_ids(uint32_t begin, uint32_t n_tokens, uint32_t n_slots,
+                                 const int32_t* ids) {
+  if (sealed_) throw std::logic_error("PostingAccumulator: postings added after transcode()");
+  Feature* features = features_.data();
+  for (uint32_t t = 0; t < n_tokens; ++t) {
+    const uint32_t pos = begin + t;
+    const int32_t* row = ids + static_cast<size_t>(t) * n_slots;
+    for (uint32_t s = 0; s < n_slots; ++s) {
+      const int32_t id = row[s];
+      if (id < 0) continue;
+      Feature& ft = features[id];
+      if (ft.prev == pos) continue;  // same feature from another head of this token
+      if (ft.cap - ft.size < varint::kMaxBytes32) reserve(ft, varint::kMaxBytes32);
+      uint8_t* p = varint::encode(pos - ft.prev - 1, ft.data + ft.size);
+      ft.size = static_cast<size_t>(p - ft.data);
+      ft.prev = pos;
+      ++ft.df;
+    }
+  }
+  if (n_tokens > 0) frontier_ = begin + n_tokens;
+}
+
+uint64_t PostingAccumulator::n_postings() const {
+  uint64_t n = 0;
+  for (const Feature& ft : features_) n += ft.df;
+  return n;
+}
+
+uint64_t PostingAccumulator::n_bytes() const {
+  uint64_t n = 0;
+  for (const Feature& ft : features_) n += ft.size;
+  return n;
+}
+
+void PostingAccumulator::decode(uint32_t f, std::vector<uint32_t>& out) const {
+  if (sealed_) throw std::logic_error("PostingAccumulator::decode after transcode()");
+  const Feature& ft = features_[f];
+  out.resize(ft.df);
+  VarintDeltaCodec codec;
+  if (codec.decode({ft.data, ft.size}, ft.df, out.data()) != ft.size) {
+    throw std::logic_error("PostingAccumulator: internal buffer does not decode");
+  }
+}
+
+void PostingAccumulator::transcode(const PostingCodec& codec, unsigned threads) {
+  sealed_ = true;
+  if (codec.id() == VarintDeltaCodec::kId) return;
+  const VarintDeltaCodec varint_codec;
+  parallel_for_chunks(features_.size(), threads, [&](size_t lo, size_t hi) {
+    std::vector<uint32_t> values;
+    std::vector<uint8_t> encoded;
+    for (size_t f = lo; f < hi; ++f) {
+      Feature& ft = features_[f];
+      if (ft.df == 0) continue;
+      values.resize(ft.df);
+      if (varint_codec.decode({ft.data, ft.size}, ft.df, values.data()) != ft.size) {
+        throw std::logic_error("PostingAccumulator: internal buffer does not decode");
+      }
+      encoded.clear();
+      codec.encode(values, encoded);
+      void* p = std::realloc(ft.data, std::max<size_t>(encoded.size(), 1));
+      if (p == nullptr) throw std::bad_alloc();
+      ft.data = static_cast<uint8_t*>(p);
+      ft.cap = std::max<size_t>(encoded.size(), 1);
+      std::memcpy(ft.data, encoded.data(), encoded.size());
+      ft.size = encoded.size();
+    }
+  });
+}
+
+}  // namespace s3::index

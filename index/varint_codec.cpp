@@ -1,0 +1,49 @@
+#include "index/varint_codec.h"
+
+#include "index/varint.h"
+
+namespace s3::index {
+
+size_t VarintDeltaCodec::encode(std::span<const uint32_t> values, std::vector<uint8_t>& out) const {
+  const size_t start = out.size();
+  out.resize(start + values.size() * varint::kMaxBytes32);
+  uint8_t* p = out.data() + start;
+  uint32_t prev = std::numeric_limits<uint32_t>::max();  // so the first gap is v0 itself
+  for (uint32_t v : values) {
+    p = varint::encode(v - prev - 1, p);
+    prev = v;
+  }
+  out.resize(static_cast<size_t>(p - out.data()));
+  return out.size() - start;
+}
+
+size_t VarintDeltaCodec::decode(std::span<const uint8_t> data, size_t n, uint32_t* out) const {
+  const uint8_t* p = data.data();
+  const uint8_t* end = p + data.size();
+  uint64_t prev = std::numeric_limits<uint64_t>::max();  // -1: first value is the first gap
+  size_t i = 0;
+  // Fast path while at least 5 * 4 bytes remain: single-byte gaps without bounds checks.
+  while (i < n && end - p >= 20) {
+    uint32_t g;
+    if (*p < 0x80) {
+      g = *p++;
+    } else {
+      p = varint::decode(p, end, g);
+      if (p == nullptr) return kDecodeError;
+    }
+    prev = prev + 1 + g;
+    out[i++] = static_cast<uint32_t>(prev);
+  }
+  for (; i < n; ++i) {
+    uint32_t g;
+    p = varint::decode(p, end, g);
+    if (p == nullptr) return kDecodeError;
+    prev = prev + 1 + g;
+    if (prev > std::numeric_limits<uint32_t>::max()) return kDecodeError;
+    out[i] = static_cast<uint32_t>(prev);
+  }
+  if (n > 0 && prev > std::numeric_limits<uint32_t>::max()) return kDecodeError;
+  return static_cast<size_t>(p - data.data());
+}
+
+}  // namespace s3::index

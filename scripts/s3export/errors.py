@@ -1,0 +1,2 @@
+class ExportError(Exception):
+    """A user-facing problem (bad input, unsupported model): printed as one line, exit code 1."""

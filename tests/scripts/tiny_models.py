@@ -1,0 +1,176 @@
+"""Tiny random Hugging Face checkpoints of every supported family, for parity tests (Python and C++).
+
+    from tiny_models import FAMILIES, make_tiny_model
+    d = make_tiny_model("llama3", tmp_path / "llama3")   # -> d, an HF directory (save_pretrained)
+
+Each directory holds config.json, generation_config.json, model.safetensors, tokenizer.json and
+tokenizer_config.json (a tiny byte-level BPE trained with `tokenizers` on TEXT, with a ChatML chat
+template). Everything is seeded: the same call gives the same files.
+
+Families (FAMILY_INFO says what each one exercises):
+  llama     Llama, GQA 4/2 heads, untied embeddings, BOS added by the tokenizer
+  llama3    Llama-3.x style: rope_scaling llama3, two stop ids (eos and <|eot|>) in generation_config
+  smollm2   SmolLM2 style Llama: tied embeddings, 4/1 heads, no BOS added
+  mistral   Mistral v0.1 style: sliding_window 16 (shorter than the parity sequences)
+  qwen2     Qwen2 with q/k/v biases, untied
+EXTRA_FAMILIES (not in FAMILIES, used for narrower checks):
+  qwen2_swa     Qwen2 with use_sliding_window on the upper 2 of 4 layers (window 16)
+  llama_linear  Llama with rope_scaling linear (factor 2)
+  llama_yarn    Llama with rope_scaling yarn (factor 4)
+Run as a script to write them all: python tests/scripts/tiny_models.py OUT_DIR
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+FAMILIES = ("llama", "llama3", "smollm2", "mistral", "qwen2")
+EXTRA_FAMILIES = ("qwen2_swa", "llama_linear", "llama_yarn")
+
+FAMILY_INFO = {
+    "llama": "Llama, GQA, untied embeddings, BOS added",
+    "llama3": "Llama-3 rope_scaling llama3, stop ids [</s>, <|eot|>]",
+    "smollm2": "SmolLM2-style Llama, tied embeddings, MQA, no BOS",
+    "mistral": "Mistral, sliding_window 16",
+    "qwen2": "Qwen2, q/k/v biases",
+    "qwen2_swa": "Qwen2, sliding window on layers 2-3",
+    "llama_linear": "Llama, rope_scaling linear",
+    "llama_yarn": "Llama, rope_scaling yarn",
+}
+
+VOCAB_SIZE = 320  # model vocabulary (the tokenizer has fewer entries, as real checkpoints often do)
+SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<|im_start|>", "<|im_end|>", "<|eot|>"]
+CHAT_TEMPLATE = (
+    "{% if add_bos %}{{ bos_token }}{% endif %}"
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+TEXT = """The quick brown fox jumps over the lazy dog. Paris is the capital of France, and Berlin is the
+capital of Germany. Attention is all you need: queries, keys and values. A sparse autoencoder keeps the
+top k latents of each key. The index maps every feature to the positions where it fired. Numbers like
+12345 and 3.14159 appear in text, as do emails (someone@example.com) and code: def f(x): return x * 2.
+Long documents are read once, in chunks of 4096 tokens, and the question is answered from the evidence.
+"""
+
+
+def _base(family: str) -> dict:
+    common = dict(
+        vocab_size=VOCAB_SIZE, hidden_size=64, intermediate_size=128, num_hidden_layers=4,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256, rms_norm_eps=1e-5,
+        bos_token_id=1, eos_token_id=2, pad_token_id=None, tie_word_embeddings=False,
+    )
+    if family == "llama":
+        return dict(common, model_type="llama", architectures=["LlamaForCausalLM"], rope_theta=10000.0)
+    if family == "llama3":
+        return dict(common, model_type="llama", architectures=["LlamaForCausalLM"], eos_token_id=[2, 5],
+                    rope_parameters={"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0,
+                                     "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                                     "original_max_position_embeddings": 64})
+    if family == "llama_linear":
+        return dict(common, model_type="llama", architectures=["LlamaForCausalLM"],
+                    rope_parameters={"rope_type": "linear", "rope_theta": 10000.0, "factor": 2.0})
+    if family == "llama_yarn":
+        return dict(common, model_type="llama", architectures=["LlamaForCausalLM"],
+                    rope_parameters={"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0,
+                                     "original_max_position_embeddings": 64})
+    if family == "smollm2":
+        return dict(common, model_type="llama", architectures=["LlamaForCausalLM"], rope_theta=100000.0,
+                    num_key_value_heads=1, tie_word_embeddings=True, bos_token_id=1, eos_token_id=4)
+    if family == "mistral":
+        return dict(common, model_type="mistral", architectures=["MistralForCausalLM"], rope_theta=10000.0,
+                    sliding_window=16, head_dim=16)
+    if family == "qwen2":
+        return dict(common, model_type="qwen2", architectures=["Qwen2ForCausalLM"], rope_theta=1000000.0,
+                    use_sliding_window=False, eos_token_id=4)
+    if family == "qwen2_swa":
+        return dict(common, model_type="qwen2", architectures=["Qwen2ForCausalLM"], rope_theta=10000.0,
+                    use_sliding_window=True, sliding_window=16, max_window_layers=2, eos_token_id=4)
+    raise ValueError(f"unknown tiny family {family!r}; known: {FAMILIES + EXTRA_FAMILIES}")
+
+
+def _adds_bos(family: str) -> bool:
+    return family in ("llama", "llama3", "llama_linear", "llama_yarn", "mistral")
+
+
+def make_tokenizer(add_bos: bool):
+    """A deterministic byte-level BPE `tokenizers.Tokenizer` (about 300 entries) trained on TEXT."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=SPECIAL_TOKENS, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator([line for line in TEXT.splitlines() if line] * 4, trainer=trainer)
+    if add_bos:
+        tok.post_processor = processors.TemplateProcessing(
+            single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", tok.token_to_id("<s>"))])
+    else:
+        tok.post_processor = processors.ByteLevel(trim_offsets=False)
+    return tok
+
+
+def write_tokenizer(out_dir: Path, add_bos: bool, eos_token: str = "</s>") -> None:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    make_tokenizer(add_bos).save(str(out_dir / "tokenizer.json"))
+    cfg = {
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "bos_token": "<s>", "eos_token": eos_token, "unk_token": "<unk>",
+        "clean_up_tokenization_spaces": False, "model_max_length": 256,
+        "chat_template": CHAT_TEMPLATE.replace("add_bos", "true" if add_bos else "false"),
+    }
+    (out_dir / "tokenizer_config.json").write_text(json.dumps(cfg, indent=2))
+
+
+def _randomize(model: torch.nn.Module, seed: int) -> None:
+    """Larger-than-init weights so logits are far from uniform, random norms and biases (HF inits
+    them to ones / zeros, which would hide a mapping mistake)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name:
+                p.copy_(1.0 + 0.2 * torch.randn(p.shape, generator=g))
+            elif name.endswith("bias"):
+                p.copy_(0.5 * torch.randn(p.shape, generator=g))
+            else:
+                p.copy_(0.15 * torch.randn(p.shape, generator=g))
+
+
+def make_tiny_model(family: str, out_dir: Path, seed: int = 0) -> Path:
+    """Writes a tiny random HF checkpoint of `family` (FAMILIES or EXTRA_FAMILIES) into out_dir."""
+    from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig
+
+    cfg = _base(family)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    mt = cfg.pop("model_type")
+    config = AutoConfig.for_model(mt, **cfg)
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    _randomize(model, seed + 1)
+    if config.tie_word_embeddings:
+        model.tie_weights()
+    model.generation_config = GenerationConfig(bos_token_id=cfg["bos_token_id"], eos_token_id=cfg["eos_token_id"])
+    model.save_pretrained(out_dir)
+    eos_id = cfg["eos_token_id"][0] if isinstance(cfg["eos_token_id"], list) else cfg["eos_token_id"]
+    write_tokenizer(out_dir, _adds_bos(family), eos_token=SPECIAL_TOKENS[eos_id])
+    return out_dir
+
+
+def make_all(root: Path) -> dict:
+    return {f: make_tiny_model(f, Path(root) / f) for f in FAMILIES + EXTRA_FAMILIES}
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: tiny_models.py OUT_DIR")
+    for fam, path in make_all(Path(sys.argv[1])).items():
+        print(fam, path)
