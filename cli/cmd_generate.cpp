@@ -17,6 +17,7 @@ Command add_generate(CLI::App& root) {
     std::string model, prompt, prompt_file, device = "cpu", dtype;
     bool chat = false, json = false, ignore_stop = false;
     int max_new_tokens = 128;
+    int repeat = 1;
   };
   auto args = std::make_shared<Args>();
   CLI::App* app = root.add_subcommand("generate", "Generate a greedy answer to a prompt");
@@ -30,6 +31,8 @@ Command add_generate(CLI::App& root) {
   app->add_option("--device", args->device, "cpu, cuda or cuda:N")->capture_default_str();
   app->add_option("--dtype", args->dtype, "float32, bfloat16 or float16 (default: the exported dtype)");
   app->add_flag("--ignore-stop", args->ignore_stop, "generate exactly --max-new-tokens tokens (benchmarks)");
+  app->add_option("--repeat", args->repeat, "run the generation N times in one process and report the last (benchmarks: the first run warms up the GPU)")
+      ->check(CLI::Range(1, 1000));
   app->add_flag("--json", args->json, "print a JSON object with text, tokens, prompt_tokens and timings");
 
   auto run = [args, prompt, prompt_file]() {
@@ -46,7 +49,8 @@ Command add_generate(CLI::App& root) {
     const Model model = Model::load(args->model, load);
     const std::string prompt = apply_chat_template(model.info(), args->prompt, args->chat);
     const std::vector<int32_t> prompt_ids = encode_prompt(model.info(), model.tokenizer(), prompt);
-    const GenerationResult result = generate(model, prompt_ids, options);
+    GenerationResult result = generate(model, prompt_ids, options);
+    for (int i = 1; i < args->repeat; ++i) result = generate(model, prompt_ids, options);
     const GenerationTimings& t = result.timings;
     if (args->json) {
       nlohmann::json timings = {{"prefill_s", t.prefill_s},

@@ -1,5 +1,6 @@
 #include "index/posting_accumulator.h"
 
+#include <algorithm>
 #include <bit>
 #include <cstdlib>
 #include <cstring>
@@ -52,38 +53,49 @@ void PostingAccumulator::add_bitmap(uint32_t begin, uint32_t n_tokens, const uin
   if (n_tokens == 0) return;
   const size_t words = (static_cast<size_t>(n_tokens) + 63) / 64;
   const uint64_t last_mask = n_tokens % 64 == 0 ? ~uint64_t{0} : (uint64_t{1} << (n_tokens % 64)) - 1;
-  // Gaps inside this range are < n_tokens; only the first one (from an earlier range) may be larger.
-  const size_t bytes_per_gap = varint::encoded_size(n_tokens);
+  // Room one word can need: its first gap may come from an earlier range (up to 5 bytes), the other
+  // gaps are < n_tokens. No popcount pass: the target may lack POPCNT, and one bound check per
+  // non-zero word is cheaper than counting first.
+  const size_t word_room = varint::kMaxBytes32 + 63 * std::max<size_t>(2, varint::encoded_size(n_tokens));
   const size_t n_features = features_.size();
   for (size_t f = 0; f < n_features; ++f) {
     const uint64_t* row = bits + f * words;
-    size_t count = 0;
-    for (size_t w = 0; w + 1 < words; ++w) count += static_cast<size_t>(std::popcount(row[w]));
-    count += static_cast<size_t>(std::popcount(row[words - 1] & last_mask));
-    if (count == 0) continue;
     Feature& ft = features_[f];
-    reserve(ft, varint::kMaxBytes32 + count * bytes_per_gap);
     uint8_t* p = ft.data + ft.size;
     uint32_t prev = ft.prev;
+    uint32_t count = 0;
     for (size_t w = 0; w < words; ++w) {
       uint64_t x = row[w];
       if (w + 1 == words) x &= last_mask;
+      if (x == 0) continue;
+      if (static_cast<size_t>(ft.data + ft.cap - p) < word_room) {
+        ft.size = static_cast<size_t>(p - ft.data);
+        reserve(ft, word_room);
+        p = ft.data + ft.size;
+      }
       const uint32_t base = begin + static_cast<uint32_t>(w * 64);
-      while (x != 0) {
+      do {
         const uint32_t pos = base + static_cast<uint32_t>(std::countr_zero(x));
         const uint32_t gap = pos - prev - 1;
-        if (gap < 0x80) {
-          *p++ = static_cast<uint8_t>(gap);
+        if (gap < (1u << 14)) [[likely]] {
+          // Branch-free 1- or 2-byte varint: always store two bytes, advance by one or two. The
+          // room check above leaves at least 2 bytes per posting, so the spare store stays in bounds.
+          const uint32_t two = gap >= 0x80;
+          p[0] = static_cast<uint8_t>((gap & 0x7F) | (two << 7));
+          p[1] = static_cast<uint8_t>(gap >> 7);
+          p += 1 + two;
         } else {
           p = varint::encode(gap, p);
         }
         prev = pos;
+        ++count;
         x &= x - 1;
-      }
+      } while (x != 0);
     }
+    if (count == 0) continue;
     ft.size = static_cast<size_t>(p - ft.data);
     ft.prev = prev;
-    ft.df += static_cast<uint32_t>(count);
+    ft.df += count;
   }
   frontier_ = begin + n_tokens;
 }

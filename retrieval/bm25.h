@@ -29,8 +29,8 @@
 namespace s3::retrieval {
 
 struct Bm25Options {
-  double k1 = 1.2;   // --bm25-k1: tf saturation, >= 0 (Lucene's default 1.2)
-  double b = 0.75;   // --bm25-b: length normalisation, in [0, 1] (Lucene's default 0.75)
+  double k1 = 1.2;  // --bm25-k1: tf saturation, >= 0 (Lucene's default 1.2)
+  double b = 0.75;  // --bm25-b: length normalisation, in [0, 1] (Lucene's default 0.75)
   // --bm25-unique-terms (sets false): count a repeated query term once per occurrence (Lucene).
   bool count_repeated_terms = true;
   // --bm25-max-passages: keep only the N best passages; 0 = all that match (the packer takes
@@ -57,6 +57,23 @@ std::vector<ScoredPassage> bm25_search(const LexicalSource& source,
                                        std::span<const std::string> terms,
                                        const Bm25Options& options,
                                        std::optional<TokenRange> within = std::nullopt);
+
+// --explain for a BM25 passage: one row per distinct query term found in it.
+struct TermContribution {
+  std::string term;
+  uint32_t qtf = 0;           // occurrences in the query (1 with count_repeated_terms off)
+  uint32_t tf = 0;            // occurrences in the passage
+  uint32_t n_containing = 0;  // passages containing the term
+  double idf = 0;
+  double contribution = 0;  // this term's part of the passage's score
+};
+void to_json(nlohmann::json& j, const TermContribution& c);
+
+// The terms behind passage p's score, by contribution descending (ties: query order). Their
+// contributions add up to the score bm25_search gives p.
+std::vector<TermContribution> explain_passage(const LexicalSource& source,
+                                              std::span<const std::string> terms, uint32_t passage,
+                                              const Bm25Options& options);
 
 // Passages as packer candidates: anchor = first token (a passage cut short keeps its beginning).
 std::vector<Candidate> passages_to_candidates(std::span<const ScoredPassage> passages);

@@ -131,7 +131,8 @@ class Packer {
     if (r.empty()) return {0, true};
     const uint32_t lo = r.begin - doc_.begin, hi = r.end - doc_.begin;
     uint32_t free = 0;
-    for (uint32_t i = lo; i < hi; ++i) free += owner_[i] < 0;
+    for (uint32_t i = lo; i < hi; ++i)
+      free += owner_[i] < 0;
     if (free == 0) return {0, true};
     limit = std::min(limit, remaining());
     if (limit == 0) return {0, false};
@@ -180,10 +181,12 @@ class Packer {
     bool lead_turn = true;
     while (remaining() > 0) {  // target <= n, so an unclaimed position exists
       if (lead_turn) {
-        while (owner_[front] >= 0) ++front;
+        while (owner_[front] >= 0)
+          ++front;
         owner_[front] = lead;
       } else {
-        while (owner_[back - 1] >= 0) --back;
+        while (owner_[back - 1] >= 0)
+          --back;
         owner_[back - 1] = tail;
       }
       ++used_;
@@ -197,7 +200,8 @@ class Packer {
       if (owner_[i] < 0) continue;
       const Claim& c = claims_[static_cast<size_t>(owner_[i])];
       const uint32_t t = doc_.begin + i;
-      if (!s.ranges.empty() && s.ranges.back().range.end == t && s.ranges.back().source == c.source) {
+      if (!s.ranges.empty() && s.ranges.back().range.end == t &&
+          s.ranges.back().source == c.source) {
         s.ranges.back().range.end = t + 1;
         s.ranges.back().score = std::max(s.ranges.back().score, c.score);
       } else {

@@ -54,8 +54,8 @@ struct BudgetOptions {
 void to_json(nlohmann::json& j, const BudgetOptions& o);
 
 struct Selection {
-  std::vector<SelectedRange> ranges;  // document order, non-overlapping, merged per source
-  uint32_t n_tokens = 0;              // Σ range sizes == min(budget, doc.size())
+  std::vector<SelectedRange> ranges;           // document order, non-overlapping, merged per source
+  uint32_t n_tokens = 0;                       // Σ range sizes == min(budget, doc.size())
   std::array<uint32_t, 4> tokens_by_source{};  // indexed by Source
 };
 void to_json(nlohmann::json& j, const Selection& s);

@@ -60,7 +60,8 @@ std::vector<QueryFeature> aggregate_query_layer(const QueryTopK& topk, Aggregati
 QueryFeatures aggregate_query(std::span<const QueryTopK> layers, Aggregation mode) {
   QueryFeatures out;
   out.reserve(layers.size());
-  for (const QueryTopK& l : layers) out.push_back(aggregate_query_layer(l, mode));
+  for (const QueryTopK& l : layers)
+    out.push_back(aggregate_query_layer(l, mode));
   return out;
 }
 

@@ -35,9 +35,9 @@ Aggregation parse_aggregation(std::string_view name);
 // token (or one (token, head) pair under head mode (a); rows are aggregated alike). Slots whose
 // activation is <= 0 are inactive and ignored (method.md §2: they are not indexed either).
 struct QueryTopK {
-  std::span<const uint32_t> ids;          // [n_rows * k] latent ids
-  std::span<const float> activations;     // [n_rows * k] post-TopK activations
-  size_t k = 0;                           // slots per row
+  std::span<const uint32_t> ids;       // [n_rows * k] latent ids
+  std::span<const float> activations;  // [n_rows * k] post-TopK activations
+  size_t k = 0;                        // slots per row
 };
 
 // Aggregates one layer slot: per feature, the sum (or max) of its positive activations over all

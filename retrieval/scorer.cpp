@@ -17,8 +17,8 @@ void ScoreOptions::validate() const {
     }
   }
   if (!(max_df_fraction > 0 && max_df_fraction <= 1)) {
-    throw UsageError("--max-df-fraction must be in (0, 1] (got " +
-                     std::to_string(max_df_fraction) + ")");
+    throw UsageError("--max-df-fraction must be in (0, 1] (got " + std::to_string(max_df_fraction) +
+                     ")");
   }
 }
 
@@ -30,12 +30,15 @@ void to_json(nlohmann::json& j, const ScoreOptions& o) {
 }
 
 void to_json(nlohmann::json& j, const FeatureContribution& c) {
-  j = nlohmann::json{{"layer", c.layer},   {"feature", c.feature},   {"df", c.df},
-                     {"hits", c.hits},     {"weight", c.weight},     {"idf", c.idf},
+  j = nlohmann::json{{"layer", c.layer},   {"feature", c.feature},
+                     {"df", c.df},         {"hits", c.hits},
+                     {"weight", c.weight}, {"idf", c.idf},
                      {"unit", c.unit},     {"contribution", c.contribution}};
 }
 
-double feature_idf(uint64_t df) { return 1.0 / (std::log1p(static_cast<double>(df)) + 1.0); }
+double feature_idf(uint64_t df) {
+  return 1.0 / (std::log1p(static_cast<double>(df)) + 1.0);
+}
 
 namespace {
 
@@ -61,8 +64,7 @@ std::vector<Planned> plan(const PostingSource& source, const QueryFeatures& quer
   if (!options.layer_weights.empty() &&
       options.layer_weights.size() != static_cast<size_t>(n_layers)) {
     throw UsageError("--layer-weights has " + std::to_string(options.layer_weights.size()) +
-                     " values but the index has " + std::to_string(n_layers) +
-                     " tapped layers");
+                     " values but the index has " + std::to_string(n_layers) + " tapped layers");
   }
   const double max_df = options.max_df_fraction * static_cast<double>(source.n_tokens());
   const bool stop_filter = options.max_df_fraction < 1.0;
@@ -85,7 +87,8 @@ std::vector<Planned> plan(const PostingSource& source, const QueryFeatures& quer
     if (options.max_query_features > 0 && layer_plan.size() > options.max_query_features) {
       // Keep the N strongest, then restore list order so the float summation order is stable.
       std::vector<size_t> idx(layer_plan.size());
-      for (size_t i = 0; i < idx.size(); ++i) idx[i] = i;
+      for (size_t i = 0; i < idx.size(); ++i)
+        idx[i] = i;
       std::partial_sort(idx.begin(), idx.begin() + options.max_query_features, idx.end(),
                         [&](size_t a, size_t b) {
                           if (layer_plan[a].unit != layer_plan[b].unit) {
@@ -95,7 +98,8 @@ std::vector<Planned> plan(const PostingSource& source, const QueryFeatures& quer
                         });
       idx.resize(options.max_query_features);
       std::sort(idx.begin(), idx.end());
-      for (size_t i : idx) out.push_back(layer_plan[i]);
+      for (size_t i : idx)
+        out.push_back(layer_plan[i]);
     } else {
       out.insert(out.end(), layer_plan.begin(), layer_plan.end());
     }
@@ -137,7 +141,8 @@ void score_positions(const PostingSource& source, const QueryFeatures& query, To
       acc[d] += c;
       acc[e] += c;
     }
-    for (; it != end; ++it) acc[*it - base] += c;
+    for (; it != end; ++it)
+      acc[*it - base] += c;
   }
 }
 

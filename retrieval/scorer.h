@@ -51,13 +51,13 @@ std::vector<float> score_positions(const PostingSource& source, const QueryFeatu
 
 // --explain: why a range scored. One row per query feature that fires inside the range.
 struct FeatureContribution {
-  int layer = 0;          // layer slot
+  int layer = 0;  // layer slot
   uint32_t feature = 0;
-  uint32_t df = 0;        // df_l(f)
-  uint32_t hits = 0;      // positions of the range in postings_l(f)
-  float weight = 0;       // w_q(l, f)
-  double idf = 0;         // idf_l(f)
-  double unit = 0;        // λ_l · w_q(l, f) · idf_l(f): what one hit adds to S[t]
+  uint32_t df = 0;          // df_l(f)
+  uint32_t hits = 0;        // positions of the range in postings_l(f)
+  float weight = 0;         // w_q(l, f)
+  double idf = 0;           // idf_l(f)
+  double unit = 0;          // λ_l · w_q(l, f) · idf_l(f): what one hit adds to S[t]
   double contribution = 0;  // hits · unit = this feature's share of Σ_{t ∈ range} S[t]
 };
 void to_json(nlohmann::json& j, const FeatureContribution& c);

@@ -39,7 +39,7 @@ def prompt_text(n_tokens: int, tokenizer_file: Path) -> str:
 
 def run_s3attn(binary: Path, model: Path, prompt_file: Path, new_tokens: int, device: str, dtype: str) -> dict:
     cmd = [str(binary), "generate", "--model", str(model), "--prompt-file", str(prompt_file), "--max-new-tokens",
-           str(new_tokens), "--ignore-stop", "--device", device, "--dtype", dtype, "--json"]
+           str(new_tokens), "--ignore-stop", "--repeat", "2", "--device", device, "--dtype", dtype, "--json"]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True)
     return json.loads(out.stdout)
 
@@ -100,7 +100,7 @@ def main() -> int:
         with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
             f.write(text)
         runs = [run_s3attn(args.binary, args.model, Path(f.name), args.new_tokens, args.device, args.dtype)
-                for _ in range(args.repeats + 1)][1:]  # first run warms up
+                for _ in range(args.repeats)]  # each process warms up with --repeat 2
         ids = runs[0]["prompt_tokens"]
         os.unlink(f.name)
         med = lambda key, rs: statistics.median(r["timings"][key] if "timings" in r else r[key] for r in rs)

@@ -89,6 +89,96 @@ def candidates_pipeline(p, k, margin, fix_rows, two_stage=0):
     return torch.where(active, ids, -1), torch.where(active, vals, 0), unresolved
 
 
+def group_candidates_strided(p, k, group, extra_groups):
+    """Like group_candidates, but group j = {a * ng + j : a < group} (strided members), so the group
+    max is a reduction over an outer dimension (coalesced) instead of a tiny innermost one."""
+    n, f = p.shape
+    ng = f // group
+    g = min(k + extra_groups, ng)
+    pv = p.view(n, group, ng)
+    if g < ng:
+        gmax = pv.amax(1)
+        gv, gi = gmax.topk(g + 1, dim=1, sorted=False)
+        theta = gv.amin(1)
+        drop = gv.argmin(1, keepdim=True)
+        keep = torch.ones_like(gv, dtype=torch.bool).scatter_(1, drop, False)
+        gi = gi[keep].view(n, g)
+    else:
+        gi = torch.arange(ng, device=p.device).expand(n, ng)
+        theta = torch.full((n,), float("-inf"), device=p.device, dtype=p.dtype)
+    cand = pv.gather(2, gi.unsqueeze(1).expand(n, group, g))
+    cid = torch.arange(group, device=p.device).view(1, group, 1) * ng + gi.unsqueeze(1)
+    return cand.reshape(n, group * g), cid.reshape(n, group * g), theta
+
+
+def group_candidates(p, k, group, extra_groups):
+    """Exact candidate prefilter: keep the top (k + extra) groups of `group` latents by group max.
+
+    Returns (values [n, G*group], ids [n, G*group], theta [n]): every latent whose value exceeds theta
+    (the best unselected group's max) is among the candidates."""
+    n, f = p.shape
+    ng = f // group
+    g = min(k + extra_groups, ng)
+    gmax = p.view(n, ng, group).amax(2)
+    if g < ng:
+        gv, gi = gmax.topk(g + 1, dim=1, sorted=False)
+        theta = gv.amin(1)  # the (g+1)-th largest group max
+        # Drop one of the g+1 groups: the one holding the minimum (the (g+1)-th).
+        drop = gv.argmin(1, keepdim=True)
+        keep = torch.ones_like(gv, dtype=torch.bool).scatter_(1, drop, False)
+        gi = gi[keep].view(n, g)
+    else:
+        gi = torch.arange(ng, device=p.device).expand(n, ng)
+        theta = torch.full((n,), float("-inf"), device=p.device, dtype=p.dtype)
+    cand = p.view(n, ng, group).gather(1, gi.unsqueeze(2).expand(n, g, group))
+    cid = (gi.unsqueeze(2) * group + torch.arange(group, device=p.device)).view(n, g * group)
+    return cand.view(n, g * group), cid, theta
+
+
+def key_of32(v, ids):
+    """int32 key for 16-bit floats (value desc, id asc), ids < 65536."""
+    pos = torch.where(v > 0, v, torch.zeros((), device=v.device, dtype=v.dtype))
+    return (pos.view(torch.int16).to(torch.int32) << 16) | (65535 - ids.to(torch.int32))
+
+
+def grouped_pipeline(p, k, margin, fix_rows, group=16, extra_groups=32, key32=True, strided=True):
+    n, f = p.shape
+    gc = group_candidates_strided if strided else group_candidates
+    cv_all, ci_all, theta = gc(p, k, group, extra_groups)
+    c = min(k + margin, cv_all.shape[1])
+    cv, cpos = cv_all.topk(c, dim=1, sorted=False)
+    ci = ci_all.gather(1, cpos)
+    key = key_of32(cv, ci) if key32 else key_of(cv, ci)
+    _, perm = key.sort(dim=1, descending=True)
+    ids = ci.gather(1, perm)
+    vals = cv.gather(1, perm)
+    tk = vals[:, k - 1]
+    unresolved = (tk > 0) & ((vals[:, c - 1] == tk) | (theta >= tk))
+    ids = ids[:, :k].contiguous()
+    vals = vals[:, :k].contiguous()
+    if fix_rows > 0:
+        r = min(fix_rows, n)
+        rows = unresolved.to(torch.int32).topk(r).indices
+        fi, fv = exact_dense(p.index_select(0, rows), k)
+        ids.index_copy_(0, rows, fi)
+        vals.index_copy_(0, rows, fv)
+    active = vals > 0
+    return torch.where(active, ids, -1), torch.where(active, vals, 0), unresolved
+
+
+def bitmap_tf(ids, t, h, f):
+    """Token-major mask [Tp, F] then pack along tokens and transpose."""
+    words = (t + 63) // 64
+    tp = words * 64
+    mask = torch.zeros(tp, f + 1, dtype=torch.uint8, device=ids.device)
+    idv = ids.view(t, h * ids.shape[1])
+    mask[:t].scatter_(1, torch.where(idv >= 0, idv, f), 1)
+    m = mask[:, :f].view(tp // 8, 8, f)
+    sh = torch.arange(8, device=ids.device, dtype=torch.uint8).view(1, 8, 1)
+    b = (m << sh).sum(1, dtype=torch.uint8)  # [tp/8, f]
+    return b.t().contiguous().view(torch.int64)
+
+
 def bitmap_from_ids(ids, t, h, f):
     """ids [T*H, k] (-1 = inactive) -> int64 [f, words], bit t%64 of word t/64 for token t."""
     words = (t + 63) // 64
@@ -125,6 +215,8 @@ def main():
     ap.add_argument("--k", type=int, default=128)
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--check", action="store_true", help="small correctness checks only")
+    ap.add_argument("--v2", action="store_true", help="second round: key sorts, group prefilter")
+    ap.add_argument("--v3", action="store_true", help="third round: strided groups")
     a = ap.parse_args()
     dev = torch.device(a.device)
     torch.manual_seed(0)
@@ -146,6 +238,22 @@ def main():
 
     if a.check:
         p = pre16()
+        ei, ev = exact_dense(p, k)
+        ei = torch.where(ev > 0, ei, -1)
+        for grp, xg, st in ((8, 32, True), (16, 0, True), (16, 32, False), (32, 4, True)):
+            ids, vals, unres = grouped_pipeline(p, k, 32, 0, grp, xg, strided=st)
+            print(f"grouped {grp} +{xg}: unresolved {int(unres.sum())} mismatching resolved rows "
+                  f"{int(((ids != ei).any(1) & ~unres).sum())}")
+            ids, vals, unres = grouped_pipeline(p, k, 32, n, grp, xg)
+            print(f"  with full fix: mismatching rows {int((ids != ei).any(1).sum())}")
+        # Grid data with many ties.
+        pg = torch.randint(-3, 6, p.shape, device=dev).to(torch.bfloat16)
+        ei, ev = exact_dense(pg, k)
+        ei = torch.where(ev > 0, ei, -1)
+        ids, vals, unres = grouped_pipeline(pg, k, 32, n)
+        print("grid: unresolved", int(unres.sum()), "mismatch", int((ids != ei).any(1).sum()))
+        ids, _, _ = candidates_pipeline(p, k, 32, 256)
+        print("bitmap_tf equal:", torch.equal(bitmap_tf(ids, t, h, f).cpu(), bitmap_oracle(ids, t, h, f)))
         for margin, fix in ((32, 0), (32, 256), (1, n)):
             ids, vals, unres = candidates_pipeline(p, k, margin, fix)
             ei, ev = exact_dense(p, k)
@@ -155,6 +263,70 @@ def main():
         ids, _, _ = candidates_pipeline(p, k, 32, 256)
         bm = bitmap_from_ids(ids, t, h, f)
         print("bitmap equal oracle:", torch.equal(bm.cpu(), bitmap_oracle(ids, t, h, f)))
+        return
+
+    if a.v3:
+        p16 = pre16()
+        row_ = lambda name, fn: print(f"{name:60s} {timeit(fn, dev, a.reps):8.3f} ms", flush=True)
+        row_("mm bf16", pre16)
+        row_("topk bf16 k+32 unsorted", lambda: p16.topk(k + 32, dim=1, sorted=False))
+        cv, ci = p16.topk(k + 32, dim=1, sorted=False)
+        k32 = key_of32(cv, ci)
+        row_("key32 topk k unsorted", lambda: k32.topk(k, dim=1, sorted=False))
+        row_("cand amin", lambda: cv.amin(1))
+        for grp in (4, 8, 16):
+            ng = f // grp
+            row_(f"strided amax g={grp}", lambda grp=grp: p16.view(n, grp, f // grp).amax(1))
+            row_(f"max_pool1d g={grp}", lambda grp=grp: torch.nn.functional.max_pool1d(p16.view(n, 1, f), grp, grp))
+            row_(f"  strided group_candidates g={grp}",
+                 lambda grp=grp: group_candidates_strided(p16, k, grp, 32))
+            for fix in (0, 64):
+                row_(f"  strided grouped pipeline g={grp} fix {fix}",
+                     lambda grp=grp, fix=fix: grouped_pipeline(p16, k, 32, fix, grp, 32))
+            ids, vals, unres = grouped_pipeline(p16, k, 32, 64, grp, 32)
+            print("    unresolved rows:", int(unres.sum()))
+            ei, ev = exact_dense(p16[:4096], k)
+            print("    == exact on 4096 rows:", torch.equal(ids[:4096], torch.where(ev > 0, ei, -1)))
+        row_("baseline pipeline margin 32 fix 64", lambda: candidates_pipeline(p16, k, 32, 64))
+        # Structured keys: a low-rank + sparse mixture (closer to trained SAE pre-activations).
+        return
+
+    if a.v2:
+        p16 = pre16()
+        row_ = lambda name, fn: print(f"{name:60s} {timeit(fn, dev, a.reps):8.3f} ms", flush=True)
+        row_("mm bf16", pre16)
+        row_("topk bf16 k+32 unsorted", lambda: p16.topk(k + 32, dim=1, sorted=False))
+        cv, ci = p16.topk(k + 32, dim=1, sorted=False)
+        row_("key64 build", lambda: key_of(cv, ci))
+        row_("key32 build", lambda: key_of32(cv, ci))
+        k64 = key_of(cv, ci); k32 = key_of32(cv, ci)
+        row_("key64 sort", lambda: k64.sort(dim=1, descending=True))
+        row_("key32 sort", lambda: k32.sort(dim=1, descending=True))
+        row_("key32 topk k sorted", lambda: k32.topk(k, dim=1))
+        row_("pipeline bf16 margin 32 fix 0", lambda: candidates_pipeline(p16, k, 32, 0))
+        for r in (64, 256):
+            row_(f"exact dense on {r} rows", lambda r=r: exact_dense(p16[:r], k))
+        for grp in (8, 16, 32, 64):
+            row_(f"group amax g={grp}", lambda grp=grp: p16.view(n, f // grp, grp).amax(2))
+            ng = f // grp
+            gm = p16.view(n, ng, grp).amax(2)
+            row_(f"  group topk {k + 33} of {ng}", lambda gm=gm: gm.topk(k + 33, dim=1, sorted=False))
+            row_(f"  group_candidates g={grp}", lambda grp=grp: group_candidates(p16, k, grp, 32))
+            cva, cia, th = group_candidates(p16, k, grp, 32)
+            row_(f"  topk {k + 32} of {cva.shape[1]}", lambda cva=cva: cva.topk(k + 32, dim=1, sorted=False))
+            for fix in (0, 64):
+                row_(f"  grouped pipeline g={grp} fix {fix}",
+                     lambda grp=grp, fix=fix: grouped_pipeline(p16, k, 32, fix, grp, 32))
+            ids, vals, unres = grouped_pipeline(p16, k, 32, 64, grp, 32)
+            print("    unresolved rows:", int(unres.sum()))
+        ids, _, _ = candidates_pipeline(p16, k, 32, 0)
+        row_("bitmap F-major index_fill", lambda: bitmap_from_ids(ids, t, h, f))
+        row_("bitmap T-major scatter", lambda: bitmap_tf(ids, t, h, f))
+        print("bitmaps equal:", torch.equal(bitmap_from_ids(ids, t, h, f), bitmap_tf(ids, t, h, f)))
+        ei, ev = exact_dense(p16[:4096], k)
+        ei = torch.where(ev > 0, ei, -1)
+        gi, _, _ = grouped_pipeline(p16, k, 32, 64, 16, 32)
+        print("grouped == exact on 4096 rows:", torch.equal(gi[:4096], ei))
         return
 
     p32 = pre32()

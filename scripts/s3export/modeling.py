@@ -359,10 +359,15 @@ def random_init(model: Decoder, dtype: torch.dtype, device: torch.device | str, 
 
 
 def script(model: Decoder) -> torch.jit.ScriptModule:
+    import warnings
+
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    return torch.jit.script(model)
+    with warnings.catch_warnings():
+        # TorchScript is deprecated upstream but it is what the C++ runtime loads.
+        warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*torch.jit")
+        return torch.jit.script(model)
 
 
 def param_count(model: nn.Module) -> int:

@@ -9,8 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-import torch
-
 from .errors import ExportError
 
 # HF class name -> (family, transformers module, rotary class)
@@ -118,8 +116,10 @@ class ModelSpec:
         ws = [w for w in self.sliding_windows if w]
         return ws[0] if ws else None
 
-    def rope_inv_freq(self) -> tuple[torch.Tensor, float]:
+    def rope_inv_freq(self):
         """(float32 inv_freq [D/2], attention_scaling) computed by transformers' own rotary module."""
+        import torch
+
         _, module, cls = ARCHITECTURES[self.architecture]
         rotary = getattr(importlib.import_module(module), cls)(config=self.hf_config)
         return rotary.inv_freq.detach().to(torch.float32).cpu().clone(), float(rotary.attention_scaling)

@@ -165,6 +165,84 @@ def make_tiny_model(family: str, out_dir: Path, seed: int = 0) -> Path:
     return out_dir
 
 
+def _permute_for_gguf(w, n_head: int):
+    """llama.cpp's convert permute of q/k rows (HF half-split rotary layout -> interleaved)."""
+    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def write_tiny_gguf(hf_dir: Path, out_file: Path) -> Path:
+    """Writes the tiny Llama-family checkpoint in `hf_dir` as a float32 GGUF file the way llama.cpp's
+    converter does (arch 'llama', permuted q/k, byte-level BPE vocabulary 'gpt2' with pre 'gpt-2')."""
+    import gguf
+    import numpy as np
+    from safetensors.numpy import load_file
+
+    hf_dir, out_file = Path(hf_dir), Path(out_file)
+    cfg = json.loads((hf_dir / "config.json").read_text())
+    if cfg["model_type"] != "llama":
+        raise ValueError("write_tiny_gguf handles the llama family only")
+    tok = json.loads((hf_dir / "tokenizer.json").read_text())
+    tok_cfg = json.loads((hf_dir / "tokenizer_config.json").read_text())
+    vocab = dict(tok["model"]["vocab"])
+    for t in tok["added_tokens"]:
+        vocab[t["content"]] = t["id"]
+    special = {t["id"] for t in tok["added_tokens"] if t["special"]}
+    n_vocab = cfg["vocab_size"]
+    tokens = [f"<unused_{i}>" for i in range(n_vocab)]
+    types = [gguf.TokenType.UNUSED] * n_vocab
+    for t, i in vocab.items():
+        tokens[i] = t
+        types[i] = gguf.TokenType.CONTROL if i in special else gguf.TokenType.NORMAL
+    merges = [m if isinstance(m, str) else " ".join(m) for m in tok["model"]["merges"]]
+    eos = cfg["eos_token_id"][0] if isinstance(cfg["eos_token_id"], list) else cfg["eos_token_id"]
+    n_head, n_kv = cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    head_dim = cfg.get("head_dim") or cfg["hidden_size"] // n_head
+
+    w = gguf.GGUFWriter(str(out_file), "llama")
+    w.add_block_count(cfg["num_hidden_layers"])
+    w.add_context_length(cfg["max_position_embeddings"])
+    w.add_embedding_length(cfg["hidden_size"])
+    w.add_feed_forward_length(cfg["intermediate_size"])
+    w.add_head_count(n_head)
+    w.add_head_count_kv(n_kv)
+    w.add_rope_freq_base(float(cfg.get("rope_theta") or cfg["rope_parameters"]["rope_theta"]))
+    w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
+    w.add_vocab_size(n_vocab)
+    w.add_rope_dimension_count(head_dim)
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("gpt-2")
+    w.add_token_list(tokens)
+    w.add_token_types(types)
+    w.add_token_merges(merges)
+    w.add_bos_token_id(cfg["bos_token_id"])
+    w.add_eos_token_id(eos)
+    w.add_add_bos_token((tok.get("post_processor") or {}).get("type") == "TemplateProcessing")
+    w.add_chat_template(tok_cfg["chat_template"])
+    names = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
+             "lm_head.weight": "output.weight"}
+    block = {"input_layernorm.weight": "attn_norm.weight", "post_attention_layernorm.weight": "ffn_norm.weight",
+             "self_attn.q_proj.weight": "attn_q.weight", "self_attn.k_proj.weight": "attn_k.weight",
+             "self_attn.v_proj.weight": "attn_v.weight", "self_attn.o_proj.weight": "attn_output.weight",
+             "mlp.gate_proj.weight": "ffn_gate.weight", "mlp.up_proj.weight": "ffn_up.weight",
+             "mlp.down_proj.weight": "ffn_down.weight"}
+    for name, t in sorted(load_file(str(hf_dir / "model.safetensors")).items()):
+        if name.startswith("model.layers."):
+            _, _, layer, rest = name.split(".", 3)
+            gname = f"blk.{layer}.{block[rest]}"
+        else:
+            gname = names[name]
+        if gname.endswith("attn_q.weight"):
+            t = _permute_for_gguf(t, n_head)
+        elif gname.endswith("attn_k.weight"):
+            t = _permute_for_gguf(t, n_kv)
+        w.add_tensor(gname, np.ascontiguousarray(t.astype(np.float32)))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return out_file
+
+
 def make_all(root: Path) -> dict:
     return {f: make_tiny_model(f, Path(root) / f) for f in FAMILIES + EXTRA_FAMILIES}
 

@@ -1,0 +1,332 @@
+// The tokenizer pipeline, in the order of Hugging Face tokenizers' TokenizerImpl::encode:
+//   1. added tokens with normalized=false are cut out of the original text;
+//   2. every other piece is normalized, then added tokens with normalized=true are cut out of it;
+//   3. the pre-tokenizer splits the remaining pieces into words;
+//   4. the BPE model turns each word into tokens.
+// Each piece keeps the original byte range of each of its bytes, which gives the token offsets.
+#include "core/tokenizer.h"
+
+#include <algorithm>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/tokenizer_added.h"
+#include "core/tokenizer_bpe.h"
+#include "core/tokenizer_config.h"
+#include "core/tokenizer_decoder.h"
+#include "core/tokenizer_normalizer.h"
+#include "core/tokenizer_pretokenizer.h"
+#include "core/unicode.h"
+
+namespace s3 {
+
+using tok::json;
+
+struct Tokenizer::Impl {
+  std::unique_ptr<tok::Normalizer> normalizer;
+  std::unique_ptr<tok::PreTokenizer> pre_tokenizer;
+  std::unique_ptr<tok::Bpe> model;
+  std::unique_ptr<tok::Decoder> decoder;
+  tok::AddedMatcher raw_added;         // added tokens matched in the original text
+  tok::AddedMatcher normalized_added;  // added tokens matched in the normalized text
+  tok::Vocab added_ids;                // added token content -> id
+  std::vector<tok::AddedToken> added;  // every added token, specials first
+  std::vector<std::string> tokens;     // id -> vocabulary string
+  std::vector<uint8_t> known;          // id -> 1 when `tokens[id]` is a real entry
+  std::vector<uint8_t> special;        // id -> 1 for added tokens marked special
+  std::vector<uint8_t> skip;           // id -> 1 when decode(ids, true) drops it
+
+  void encode(std::string_view text, std::vector<int32_t>& ids, std::vector<tok::Span>* offsets) const;
+};
+
+namespace {
+
+// Added tokens as tokenizers' AddedVocabulary::add_tokens registers them: the id is the model's
+// id for that string when it has one, else the next free id after the vocabulary (the "id" field
+// of the file is not used, as in tokenizers); a repeated content keeps its first id and place,
+// with the flags of its last entry.
+void load_added_tokens(const json& list, Tokenizer::Impl& impl, size_t model_vocab_entries) {
+  if (list.is_null()) return;
+  if (!list.is_array()) tok::bad_field("tokenizer", "added_tokens", "must be a list");
+  std::vector<tok::AddedToken> specials, plain;
+  int32_t max_added = -1;
+  for (const auto& entry : list) {
+    if (!entry.is_object()) tok::bad_field("tokenizer", "added_tokens", "must hold objects");
+    const char* where = "added_tokens entry";
+    tok::AddedToken t;
+    t.content = tok::get_string(entry, "content", "", where);
+    t.special = tok::get_bool(entry, "special", false, where);
+    t.single_word = tok::get_bool(entry, "single_word", false, where);
+    t.lstrip = tok::get_bool(entry, "lstrip", false, where);
+    t.rstrip = tok::get_bool(entry, "rstrip", false, where);
+    t.normalized = tok::get_bool(entry, "normalized", !t.special, where);
+    if (t.content.empty()) continue;
+    if (unicode::first_invalid_utf8(t.content) != t.content.size()) {
+      throw Error("added token content is not valid UTF-8");
+    }
+    if (auto it = impl.added_ids.find(t.content); it != impl.added_ids.end()) {
+      t.id = it->second;
+    } else if (auto m = impl.model->vocab().find(t.content); m != impl.model->vocab().end()) {
+      t.id = m->second;
+    } else {
+      const auto n = static_cast<int32_t>(model_vocab_entries);
+      t.id = max_added < 0 ? n : (max_added >= n || n == 0 ? max_added + 1 : n);
+    }
+    impl.added_ids[t.content] = t.id;
+    max_added = std::max(max_added, t.id);
+    tok::AddedToken* existing = nullptr;
+    for (auto* l : {&specials, &plain}) {
+      for (auto& other : *l) {
+        if (other.content == t.content) existing = &other;
+      }
+    }
+    if (existing) {
+      *existing = t;
+    } else {
+      (t.special ? specials : plain).push_back(t);
+    }
+  }
+  impl.added = std::move(specials);
+  impl.added.insert(impl.added.end(), plain.begin(), plain.end());
+}
+
+// The matchers, and the strings ids decode to: a normalized added token is matched, and decoded,
+// as its content after the normalizer (what tokenizers does too).
+void index_added_tokens(Tokenizer::Impl& impl, std::vector<std::string>& added_strings) {
+  std::vector<std::string> raw_patterns, norm_patterns;
+  std::vector<tok::AddedToken> raw_tokens, norm_tokens;
+  for (const tok::AddedToken& t : impl.added) {
+    if (t.normalized) {
+      tok::Piece p = tok::make_piece(t.content, 0);
+      if (impl.normalizer) impl.normalizer->normalize(p);
+      norm_patterns.push_back(p.text);
+      norm_tokens.push_back(t);
+      added_strings.push_back(p.text);
+    } else {
+      raw_patterns.push_back(t.content);
+      raw_tokens.push_back(t);
+      added_strings.push_back(t.content);
+    }
+  }
+  impl.raw_added = tok::AddedMatcher(std::move(raw_patterns), std::move(raw_tokens));
+  impl.normalized_added = tok::AddedMatcher(std::move(norm_patterns), std::move(norm_tokens));
+}
+
+std::unique_ptr<Tokenizer::Impl> build(const json& doc) {
+  if (!doc.is_object()) throw Error("not a tokenizer.json: the top level is not a JSON object");
+  for (const char* field : {"truncation", "padding"}) {
+    if (auto it = doc.find(field); it != doc.end() && !it->is_null()) {
+      throw Error(std::string("unsupported ") + field + " settings (set \"" + field + "\" to null)");
+    }
+  }
+  const json& model = doc.at("model");
+  if (!model.is_object()) tok::bad_field("tokenizer", "model", "must be an object");
+  const std::string model_type = tok::type_of(model);
+  if (!(model_type == "BPE" || (model_type.empty() && model.contains("merges")))) {
+    tok::unsupported("model", model_type.empty() ? "(none)" : model_type, "BPE");
+  }
+  auto impl = std::make_unique<Tokenizer::Impl>();
+  auto component = [&](const char* key) -> const json& {
+    static const json null_json;
+    auto it = doc.find(key);
+    return it == doc.end() ? null_json : *it;
+  };
+  impl->model = std::make_unique<tok::Bpe>(model);
+  impl->normalizer = tok::make_normalizer(component("normalizer"));
+  impl->pre_tokenizer = tok::make_pre_tokenizer(component("pre_tokenizer"));
+  impl->decoder = tok::make_decoder(component("decoder"));
+  // post_processor only acts when special tokens are added (add_special_tokens=True), which this
+  // tokenizer never does; it is ignored.
+  load_added_tokens(component("added_tokens"), *impl, impl->model->vocab().size());
+  std::vector<std::string> added_strings;
+  index_added_tokens(*impl, added_strings);
+
+  size_t size = 0;
+  for (const auto& [s, id] : impl->model->vocab()) size = std::max(size, static_cast<size_t>(id) + 1);
+  for (const tok::AddedToken& t : impl->added) size = std::max(size, static_cast<size_t>(t.id) + 1);
+  impl->tokens.resize(size);
+  impl->known.assign(size, 0);
+  impl->special.assign(size, 0);
+  impl->skip.assign(size, 0);
+  for (const auto& [s, id] : impl->model->vocab()) {
+    impl->tokens[static_cast<size_t>(id)] = s;
+    impl->known[static_cast<size_t>(id)] = 1;
+  }
+  tok::Vocab special_contents;
+  for (size_t i = 0; i < impl->added.size(); ++i) {  // added tokens take precedence, as in tokenizers
+    const auto id = static_cast<size_t>(impl->added[i].id);
+    impl->tokens[id] = added_strings[i];
+    impl->known[id] = 1;
+    if (impl->added[i].special) {
+      impl->special[id] = 1;
+      special_contents.emplace(impl->added[i].content, 0);
+    }
+  }
+  // tokenizers skips a token in decode(skip_special_tokens) when its string is the content of a
+  // special token (so a normalized special token whose string the normalizer changed is kept).
+  for (size_t id = 0; id < size; ++id) {
+    impl->skip[id] = impl->known[id] && special_contents.count(impl->tokens[id]) ? 1 : 0;
+  }
+  return impl;
+}
+
+}  // namespace
+
+void Tokenizer::Impl::encode(std::string_view text, std::vector<int32_t>& ids,
+                             std::vector<tok::Span>* offsets) const {
+  if (const size_t bad = unicode::first_invalid_utf8(text); bad != text.size()) {
+    throw Error("text is not valid UTF-8 (bad byte at offset " + std::to_string(bad) + ")");
+  }
+  if (text.size() > UINT32_MAX) throw Error("text is too long to tokenize (4 GiB or more)");
+
+  // 1. Added tokens matched in the original text.
+  std::vector<tok::Piece> pieces;
+  for (const tok::AddedSplit& s : raw_added.split(text)) {
+    if (s.b == s.e) continue;
+    if (s.id >= 0) {
+      pieces.push_back(tok::make_token_piece(s.id, {static_cast<uint32_t>(s.b), static_cast<uint32_t>(s.e)}));
+    } else {
+      pieces.push_back(tok::make_piece(text.substr(s.b, s.e - s.b), static_cast<uint32_t>(s.b)));
+    }
+  }
+  // 2. Normalization, then added tokens matched in the normalized text.
+  if (normalizer || !normalized_added.empty()) {
+    std::vector<tok::Piece> next;
+    next.reserve(pieces.size());
+    for (tok::Piece& p : pieces) {
+      if (p.is_token()) {
+        next.push_back(std::move(p));
+        continue;
+      }
+      if (normalizer) normalizer->normalize(p);
+      if (normalized_added.empty()) {
+        if (!p.text.empty()) next.push_back(std::move(p));
+        continue;
+      }
+      for (const tok::AddedSplit& s : normalized_added.split(p.text)) {
+        if (s.b == s.e) continue;
+        if (s.id >= 0) {
+          next.push_back(tok::make_token_piece(s.id, p.original(s.b, s.e)));
+        } else {
+          next.push_back(tok::slice(p, s.b, s.e));
+        }
+      }
+    }
+    pieces = std::move(next);
+  }
+  // 3. Pre-tokenization.
+  if (pre_tokenizer) pre_tokenizer->pre_tokenize(pieces);
+  // 4. The model.
+  std::vector<tok::BpeToken> word;
+  for (const tok::Piece& p : pieces) {
+    if (p.is_token()) {
+      ids.push_back(p.token_id);
+      if (offsets) offsets->push_back(p.token_span);
+      continue;
+    }
+    word.clear();
+    model->tokenize(p.text, word);
+    for (const tok::BpeToken& t : word) {
+      ids.push_back(t.id);
+      if (offsets) offsets->push_back(p.original(t.b, t.e));
+    }
+  }
+}
+
+Tokenizer::Tokenizer(std::unique_ptr<const Impl> impl) : impl_(std::move(impl)) {}
+Tokenizer::Tokenizer(Tokenizer&&) noexcept = default;
+Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
+Tokenizer::~Tokenizer() = default;
+
+Tokenizer Tokenizer::from_json(std::string_view json_text, const std::string& origin) {
+  json doc;
+  try {
+    doc = json::parse(json_text);
+  } catch (const json::exception& e) {
+    throw DataCorruption(origin, std::string("not valid JSON (") + e.what() + ")");
+  }
+  if (!doc.is_object() || !doc.contains("model")) {
+    throw DataCorruption(origin, "no \"model\" section: not a Hugging Face tokenizer.json");
+  }
+  try {
+    return Tokenizer(build(doc));
+  } catch (const DataCorruption&) {
+    throw;
+  } catch (const Error& e) {
+    throw Error(origin + ": " + e.what());
+  } catch (const json::exception& e) {
+    throw DataCorruption(origin, std::string("malformed tokenizer.json (") + e.what() + ")");
+  }
+}
+
+Tokenizer Tokenizer::from_file(const std::filesystem::path& tokenizer_json) {
+  const std::string name = tokenizer_json.string();
+  std::error_code ec;
+  if (!std::filesystem::exists(tokenizer_json, ec)) throw Error(name + ": no such tokenizer file");
+  if (std::filesystem::is_directory(tokenizer_json, ec)) {
+    throw Error(name + ": is a directory; expected a tokenizer.json file");
+  }
+  std::ifstream in(tokenizer_json, std::ios::binary);
+  if (!in) throw Error(name + ": cannot open the tokenizer file for reading");
+  std::ostringstream buf;
+  buf << in.rdbuf();
+  if (in.bad()) throw Error(name + ": error while reading the tokenizer file");
+  return from_json(buf.str(), name);
+}
+
+std::vector<int32_t> Tokenizer::encode(std::string_view text) const {
+  std::vector<int32_t> ids;
+  impl_->encode(text, ids, nullptr);
+  return ids;
+}
+
+Encoding Tokenizer::encode_with_offsets(std::string_view text) const {
+  Encoding e;
+  impl_->encode(text, e.ids, &e.offsets);
+  return e;
+}
+
+std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special_tokens) const {
+  std::vector<std::string> pieces;
+  pieces.reserve(ids.size());
+  for (const int32_t id : ids) {
+    if (id < 0 || static_cast<size_t>(id) >= impl_->tokens.size() || !impl_->known[static_cast<size_t>(id)]) continue;
+    if (skip_special_tokens && impl_->skip[static_cast<size_t>(id)]) continue;
+    pieces.push_back(impl_->tokens[static_cast<size_t>(id)]);
+  }
+  std::string out;
+  if (impl_->decoder) {
+    impl_->decoder->decode_chain(pieces);
+    for (const std::string& p : pieces) out += p;
+  } else {
+    for (size_t i = 0; i < pieces.size(); ++i) {
+      if (i) out += ' ';
+      out += pieces[i];
+    }
+  }
+  return out;
+}
+
+std::string Tokenizer::token_text(int32_t id) const {
+  if (id < 0 || static_cast<size_t>(id) >= impl_->tokens.size() || !impl_->known[static_cast<size_t>(id)]) {
+    throw Error("token id " + std::to_string(id) + " is not in the tokenizer's vocabulary (size " +
+                std::to_string(impl_->tokens.size()) + ")");
+  }
+  return impl_->tokens[static_cast<size_t>(id)];
+}
+
+std::optional<int32_t> Tokenizer::token_id(std::string_view token) const {
+  if (auto it = impl_->added_ids.find(token); it != impl_->added_ids.end()) return it->second;
+  if (auto it = impl_->model->vocab().find(token); it != impl_->model->vocab().end()) return it->second;
+  return std::nullopt;
+}
+
+int32_t Tokenizer::vocab_size() const { return static_cast<int32_t>(impl_->tokens.size()); }
+
+bool Tokenizer::is_special(int32_t id) const {
+  return id >= 0 && static_cast<size_t>(id) < impl_->special.size() && impl_->special[static_cast<size_t>(id)];
+}
+
+}  // namespace s3

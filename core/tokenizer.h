@@ -1,0 +1,70 @@
+// s3::Tokenizer: reads a Hugging Face tokenizer.json and encodes / decodes exactly as the Python
+// `tokenizers` library does (Tokenizer.encode(text, add_special_tokens=False)): same ids, same
+// offsets, same decoded text. Supported: BPE models (byte-level as in GPT-2 / Llama-3 / Qwen /
+// SmolLM2, SentencePiece-style with byte fallback as in Llama-2 / Mistral), the normalizers,
+// pre-tokenizers and decoders those use, and added tokens. Anything else is refused at load with
+// an error naming the component. See core/README.md, section "Tokenizer".
+//
+// No LibTorch, no third-party types in this header.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace s3 {
+
+struct Encoding {
+  std::vector<int32_t> ids;
+  // offsets[i] = [begin, end) byte range of token i in the ORIGINAL input text. Ranges start and
+  // end on UTF-8 code point boundaries and never decrease; tokens that share one code point (a
+  // character split into several byte tokens) share its range, as in `tokenizers`.
+  std::vector<std::pair<uint32_t, uint32_t>> offsets;
+};
+
+class Tokenizer {
+ public:
+  // Throws s3::Error (missing or unreadable file, unsupported component) or s3::DataCorruption
+  // (not JSON, no "model") with a one-line message that names the file.
+  static Tokenizer from_file(const std::filesystem::path& tokenizer_json);
+  // The same from the JSON text itself; `origin` names it in error messages.
+  static Tokenizer from_json(std::string_view json_text, const std::string& origin = "tokenizer.json");
+
+  Tokenizer(Tokenizer&&) noexcept;
+  Tokenizer& operator=(Tokenizer&&) noexcept;
+  ~Tokenizer();
+
+  // Token ids of `text` (UTF-8). No special tokens are added (no BOS); added/special-token strings
+  // inside the text become their ids. Throws s3::Error if `text` is not valid UTF-8. Thread-safe.
+  std::vector<int32_t> encode(std::string_view text) const;
+  // The same ids and the byte range of each token in `text`.
+  Encoding encode_with_offsets(std::string_view text) const;
+
+  // Text of `ids` through the tokenizer's decoder (invalid UTF-8 becomes U+FFFD). Ids that are not
+  // in the vocabulary are skipped; so are special tokens when skip_special_tokens is set.
+  std::string decode(std::span<const int32_t> ids, bool skip_special_tokens = false) const;
+
+  // The vocabulary string of `id` (e.g. "Ġworld", "<0x0A>", "<|begin_of_text|>"); throws
+  // s3::Error for an id outside the vocabulary.
+  std::string token_text(int32_t id) const;
+  // The id of a vocabulary string, added tokens included.
+  std::optional<int32_t> token_id(std::string_view token) const;
+  // One past the largest id (model vocabulary and added tokens).
+  int32_t vocab_size() const;
+  // Whether `id` is an added token marked "special" (skipped by decode(ids, true)).
+  bool is_special(int32_t id) const;
+
+  struct Impl;  // opaque
+
+ private:
+  explicit Tokenizer(std::unique_ptr<const Impl> impl);
+  std::unique_ptr<const Impl> impl_;
+};
+
+}  // namespace s3

@@ -1,0 +1,71 @@
+// tokenizer.json "model" of type BPE, merged exactly as Hugging Face tokenizers' BPE model does
+// (ranked merges through a priority queue, byte_fallback, unk fusing, ignore_merges,
+// continuing_subword_prefix / end_of_word_suffix), with a per-word cache. Internal.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <nlohmann/json_fwd.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+namespace s3::tok {
+
+struct StringHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+using Vocab = std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>>;
+
+// One token of a word: id and byte range [b, e) in the word.
+struct BpeToken {
+  int32_t id;
+  uint32_t b, e;
+};
+
+class Bpe {
+ public:
+  // Throws s3::Error for a malformed model (unknown merge tokens, bad merges, dropout).
+  explicit Bpe(const nlohmann::json& model);
+
+  // Appends the tokens of one pre-tokenized word. Thread-safe.
+  void tokenize(std::string_view word, std::vector<BpeToken>& out) const;
+
+  const Vocab& vocab() const { return vocab_; }
+
+ private:
+  void merge_word(std::string_view word, std::vector<BpeToken>& out) const;
+  // merge_word through the cache (words up to kCacheMaxWordBytes).
+  void merge_cached(std::string_view word, std::vector<BpeToken>& out) const;
+  // Where a long word can be cut without changing its tokens (see bpe.cpp); empty when nowhere.
+  std::vector<size_t> safe_cuts(std::string_view word) const;
+  std::optional<int32_t> find(std::string_view s) const;
+
+  Vocab vocab_;
+  std::unordered_map<uint64_t, std::pair<int32_t, int32_t>> merges_;  // (left<<32 | right) -> rank, id
+  std::string unk_token_;
+  int32_t unk_id_ = -1;
+  bool fuse_unk_ = false;
+  bool byte_fallback_ = false;
+  bool ignore_merges_ = false;
+  std::string prefix_;  // continuing_subword_prefix
+  std::string suffix_;  // end_of_word_suffix
+  std::array<int32_t, 256> byte_ids_{};  // ids of <0xXX>, -1 when absent
+  // Every pair of adjacent code points inside some vocabulary token (a << 32 | b); empty when
+  // words are never cut (a continuing_subword_prefix or end_of_word_suffix is set).
+  std::unordered_set<uint64_t> inner_pairs_;
+
+  // Words seen before and their tokens; cleared when it grows past kCacheCapacity.
+  static constexpr size_t kCacheCapacity = 1 << 17;
+  static constexpr size_t kCacheMaxWordBytes = 256;
+  mutable std::mutex cache_mutex_;
+  mutable std::unordered_map<std::string, std::vector<BpeToken>, StringHash, std::equal_to<>> cache_;
+};
+
+}  // namespace s3::tok

@@ -1,0 +1,300 @@
+// index_bench: microbenchmark of the index writer (not a test).
+//
+// Feeds synthetic feature-major bitmaps of SAE-like density to IndexWriter exactly as the scan does
+// (one document, chunk by chunk, layer by layer), then commits, then decodes every list back.
+// Prints a human summary on stderr and one JSON object per codec on stdout.
+//
+//   index_bench [--tokens 131072] [--layers 4] [--d-latent 16384] [--active 1000] [--chunk 4096]
+//               [--dist lognormal|zipf|uniform] [--sigma 1.5] [--run 1] [--codecs a,b]
+//               [--ids] [--slots 1024] [--threads 0] [--no-fsync] [--dir /tmp] [--seed 1]
+//
+// --active is the mean number of distinct active features per token per layer (8 heads x k 128
+// union ~ 1000). Feature firing rates follow --dist (lognormal: ln-rate ~ N(mu, sigma), the shape of
+// SAE latent frequency histograms); --run is the mean length of a feature's runs of consecutive
+// active tokens (1 = independent tokens). --ids feeds token-major ids instead of bitmaps.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <ctime>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <numeric>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "index/codec_registry.h"
+#include "index/index_reader.h"
+#include "index/index_writer.h"
+
+namespace fs = std::filesystem;
+using s3::index::IndexReader;
+using s3::index::IndexWriter;
+using s3::index::IndexWriterOptions;
+using s3::index::TokenOffset;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+struct Config {
+  uint32_t tokens = 131072;
+  uint32_t layers = 4;
+  uint32_t d_latent = 16384;
+  double active = 1000;
+  uint32_t chunk = 4096;
+  std::string dist = "lognormal";
+  double sigma = 1.5;
+  double run = 1;
+  std::vector<std::string> codecs;
+  bool ids = false;
+  uint32_t slots = 1024;
+  unsigned threads = 0;
+  bool fsync = true;
+  std::string dir = "/tmp";
+  uint64_t seed = 1;
+  uint32_t distinct_chunks = 8;
+};
+
+double thread_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+// Per-feature firing rates with mean sum `active`, each capped at 0.95.
+std::vector<double> make_rates(const Config& c, std::mt19937_64& rng) {
+  std::vector<double> w(c.d_latent);
+  if (c.dist == "uniform") {
+    std::fill(w.begin(), w.end(), 1.0);
+  } else if (c.dist == "zipf") {
+    for (uint32_t f = 0; f < c.d_latent; ++f) w[f] = 1.0 / (f + 10.0);
+    std::shuffle(w.begin(), w.end(), rng);
+  } else if (c.dist == "lognormal") {
+    std::normal_distribution<double> n(0.0, c.sigma);
+    for (double& x : w) x = std::exp(n(rng));
+  } else {
+    throw s3::UsageError("--dist must be lognormal, zipf or uniform");
+  }
+  std::vector<double> p(c.d_latent);
+  double scale = c.active / std::accumulate(w.begin(), w.end(), 0.0);
+  for (int iter = 0; iter < 20; ++iter) {  // cap, then rescale the rest
+    double sum = 0;
+    for (size_t f = 0; f < w.size(); ++f) sum += (p[f] = std::min(0.95, w[f] * scale));
+    if (std::abs(sum - c.active) < 1e-6 * c.active) break;
+    scale *= c.active / sum;
+  }
+  return p;
+}
+
+// One chunk's feature-major bitmap: runs of mean length `run` separated by geometric gaps.
+std::vector<uint64_t> make_chunk(const Config& c, const std::vector<double>& rate, std::mt19937_64& rng) {
+  const size_t words = (c.chunk + 63) / 64;
+  std::vector<uint64_t> bits(size_t{c.d_latent} * words, 0);
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  for (uint32_t f = 0; f < c.d_latent; ++f) {
+    const double p = rate[f];
+    if (p <= 0) continue;
+    const double run = std::max(1.0, std::min(c.run, 0.5 / (1.0 - p)));  // mean on-run length
+    const double off = run * (1.0 - p) / p;                             // mean off-gap length
+    uint64_t* row = bits.data() + f * words;
+    auto geometric = [&](double mean) {  // >= 0 with the given mean
+      if (mean <= 0) return uint64_t{0};
+      double q = 1.0 / (1.0 + mean);
+      return static_cast<uint64_t>(std::floor(std::log(1.0 - u(rng)) / std::log(1.0 - q)));
+    };
+    uint64_t t = geometric(off);
+    while (t < c.chunk) {
+      uint64_t len = 1 + geometric(run - 1);
+      for (uint64_t i = 0; i < len && t < c.chunk; ++i, ++t) row[t / 64] |= uint64_t{1} << (t % 64);
+      t += 1 + geometric(off - 1 > 0 ? off - 1 : 0);
+    }
+  }
+  return bits;
+}
+
+// Token-major ids of a bitmap chunk: each active feature once, some repeated (as other heads would),
+// padded with -1 to `slots` per token.
+std::vector<int32_t> to_ids(const Config& c, const std::vector<uint64_t>& bits, std::mt19937_64& rng) {
+  const size_t words = (c.chunk + 63) / 64;
+  std::vector<std::vector<int32_t>> per_token(c.chunk);
+  for (uint32_t f = 0; f < c.d_latent; ++f) {
+    for (size_t w = 0; w < words; ++w) {
+      uint64_t x = bits[f * words + w];
+      while (x) {
+        per_token[w * 64 + static_cast<size_t>(__builtin_ctzll(x))].push_back(static_cast<int32_t>(f));
+        x &= x - 1;
+      }
+    }
+  }
+  std::vector<int32_t> ids(size_t{c.chunk} * c.slots, -1);
+  for (uint32_t t = 0; t < c.chunk; ++t) {
+    auto& v = per_token[t];
+    const size_t n = v.size();
+    while (v.size() < c.slots && n > 0 && v.size() < n * 2) v.push_back(v[rng() % n]);  // duplicates
+    std::shuffle(v.begin(), v.end(), rng);
+    std::copy_n(v.begin(), std::min<size_t>(v.size(), c.slots), ids.begin() + size_t{t} * c.slots);
+  }
+  return ids;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  Config c;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) throw s3::UsageError(a + " needs a value");
+      return argv[++i];
+    };
+    if (a == "--tokens") c.tokens = static_cast<uint32_t>(std::stoul(next()));
+    else if (a == "--layers") c.layers = static_cast<uint32_t>(std::stoul(next()));
+    else if (a == "--d-latent") c.d_latent = static_cast<uint32_t>(std::stoul(next()));
+    else if (a == "--active") c.active = std::stod(next());
+    else if (a == "--chunk") c.chunk = static_cast<uint32_t>(std::stoul(next()));
+    else if (a == "--dist") c.dist = next();
+    else if (a == "--sigma") c.sigma = std::stod(next());
+    else if (a == "--run") c.run = std::stod(next());
+    else if (a == "--ids") c.ids = true;
+    else if (a == "--slots") c.slots = static_cast<uint32_t>(std::stoul(next()));
+    else if (a == "--threads") c.threads = static_cast<unsigned>(std::stoul(next()));
+    else if (a == "--no-fsync") c.fsync = false;
+    else if (a == "--dir") c.dir = next();
+    else if (a == "--seed") c.seed = std::stoull(next());
+    else if (a == "--codecs") {
+      std::string s = next();
+      for (size_t p = 0; p <= s.size();) {
+        size_t q = s.find(',', p);
+        if (q == std::string::npos) q = s.size();
+        c.codecs.push_back(s.substr(p, q - p));
+        p = q + 1;
+      }
+    } else {
+      throw s3::UsageError("unknown option " + a + " (see the comment at the top of index_bench.cpp)");
+    }
+  }
+  if (c.codecs.empty()) {
+    for (const auto* codec : s3::index::all_codecs()) c.codecs.emplace_back(codec->name());
+  }
+  std::mt19937_64 rng(c.seed);
+  const auto rates = make_rates(c, rng);
+  auto t_gen = Clock::now();
+  std::vector<std::vector<uint64_t>> chunks;
+  std::vector<std::vector<int32_t>> id_chunks;
+  for (uint32_t k = 0; k < c.distinct_chunks; ++k) {
+    chunks.push_back(make_chunk(c, rates, rng));
+    if (c.ids) id_chunks.push_back(to_ids(c, chunks.back(), rng));
+  }
+  std::fprintf(stderr, "generated %u distinct %u-token chunks in %.2f s\n", c.distinct_chunks, c.chunk,
+               seconds_since(t_gen));
+
+  // One synthetic document: "w0 w1 ... " with one token per word.
+  std::string text;
+  std::vector<TokenOffset> offsets(c.tokens);
+  std::vector<int32_t> token_ids(c.tokens);
+  const char* vocab[] = {"alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"};
+  for (uint32_t t = 0; t < c.tokens; ++t) {
+    offsets[t].begin = static_cast<uint32_t>(text.size());
+    text += vocab[rng() % 8];
+    offsets[t].end = static_cast<uint32_t>(text.size());
+    text += (t % 20 == 19) ? ". " : " ";
+    token_ids[t] = static_cast<int32_t>(rng() % 32000);
+  }
+
+  for (const std::string& codec : c.codecs) {
+    const fs::path out = fs::path(c.dir) / ("s3attn-index-bench-" + codec);
+    IndexWriterOptions o;
+    o.out = out;
+    o.mode = s3::index::WriteMode::kOverwrite;
+    for (uint32_t l = 0; l < c.layers; ++l) o.layers.push_back(static_cast<int>(l * 4));
+    o.d_latent = c.d_latent;
+    o.codec = codec;
+    o.commit_threads = c.threads;
+    o.fsync = c.fsync;
+    o.metadata = {{"bench", true}};
+    IndexWriter w(o);
+    auto doc = w.add_document("bench", text, token_ids, offsets);
+
+    auto t0 = Clock::now();
+    const double cpu0 = thread_cpu_seconds();
+    uint32_t k = 0;
+    for (uint32_t pos = 0; pos < c.tokens; pos += c.chunk, ++k) {
+      const uint32_t n = std::min(c.chunk, c.tokens - pos);
+      for (uint32_t l = 0; l < c.layers; ++l) {
+        const size_t which = (k + l * 3) % c.distinct_chunks;
+        if (c.ids) {
+          w.add_feature_ids(l, doc.token_begin + pos, n, c.slots, id_chunks[which].data());
+        } else {
+          w.add_feature_bitmap(l, doc.token_begin + pos, n, chunks[which].data());
+        }
+      }
+    }
+    const double absorb = seconds_since(t0);
+    const double absorb_cpu = thread_cpu_seconds() - cpu0;
+    uint64_t postings = 0;
+    for (uint32_t l = 0; l < c.layers; ++l) postings += w.n_postings(l);
+
+    auto st = w.commit();
+    uint64_t bytes = 0;
+    for (uint64_t b : st.postings_bytes) bytes += b;
+
+    auto t2 = Clock::now();
+    IndexReader r = IndexReader::open(out);
+    const double open_s = seconds_since(t2);
+    auto t3 = Clock::now();
+    std::vector<uint32_t> list;
+    uint64_t decoded = 0;
+    for (uint32_t l = 0; l < c.layers; ++l) {
+      for (uint32_t f = 0; f < c.d_latent; ++f) {
+        r.postings(l, f, list);
+        decoded += list.size();
+      }
+    }
+    const double decode_s = seconds_since(t3);
+
+    std::fprintf(stderr,
+                 "%-18s %s: %.0f M postings (%.0f per token per layer) absorbed in %.3f s (%.3f s "
+                 "CPU) = %.0f M postings/s; commit %.3f s; %.3f bytes/posting; open+verify %.3f s; "
+                 "decode %.0f M postings/s; files %.1f MiB\n",
+                 codec.c_str(), c.ids ? "ids" : "bitmap", postings / 1e6,
+                 double(postings) / c.tokens / c.layers, absorb, absorb_cpu, postings / absorb / 1e6,
+                 st.seconds,
+                 double(bytes) / postings, open_s, decoded / decode_s / 1e6, st.file_bytes / 1048576.0);
+    nlohmann::json j = {{"codec", codec},
+                        {"input", c.ids ? "ids" : "bitmap"},
+                        {"tokens", c.tokens},
+                        {"layers", c.layers},
+                        {"d_latent", c.d_latent},
+                        {"active", c.active},
+                        {"dist", c.dist},
+                        {"sigma", c.sigma},
+                        {"run", c.run},
+                        {"postings", postings},
+                        {"absorb_s", absorb},
+                        {"absorb_cpu_s", absorb_cpu},
+                        {"postings_per_s", postings / absorb},
+                        {"commit_s", st.seconds},
+                        {"bytes_per_posting", double(bytes) / postings},
+                        {"open_verify_s", open_s},
+                        {"decode_postings_per_s", decoded / decode_s},
+                        {"file_bytes", st.file_bytes},
+                        {"threads", c.threads},
+                        {"fsync", c.fsync}};
+    std::printf("%s\n", j.dump().c_str());
+    std::fflush(stdout);
+    std::error_code ec;
+    fs::remove_all(out, ec);
+  }
+  return 0;
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "index_bench: %s\n", e.what());
+  return 1;
+}

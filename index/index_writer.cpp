@@ -1,0 +1,454 @@
+#include "index/index_writer.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <set>
+#include <system_error>
+
+#include <unistd.h>
+
+#include "core/error.h"
+#include "index/file_format.h"
+#include "index/fs_util.h"
+#include "index/manifest.h"
+#include "index/parallel.h"
+#include "index/posting_accumulator.h"
+#include "index/segment_writer.h"
+#include "index/utf8.h"
+
+namespace s3::index {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+constexpr const char* kCreatedBy = "s3attn-index 1";
+
+std::string layers_text(const std::vector<int>& layers) {
+  std::string s = "[";
+  for (size_t i = 0; i < layers.size(); ++i) s += (i ? "," : "") + std::to_string(layers[i]);
+  return s + "]";
+}
+
+std::string segment_name(uint32_t n) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "seg-%06u", n);
+  return buf;
+}
+
+// "seg-NNNNNN" -> NNNNNN, else -1.
+int64_t segment_number(const std::string& name) {
+  if (name.size() != 10 || name.compare(0, 4, "seg-") != 0) return -1;
+  int64_t v = 0;
+  for (size_t i = 4; i < name.size(); ++i) {
+    if (name[i] < '0' || name[i] > '9') return -1;
+    v = v * 10 + (name[i] - '0');
+  }
+  return v;
+}
+
+fs::path normalize_out(const fs::path& out) {
+  fs::path p = fs::absolute(out).lexically_normal();
+  if (!p.has_filename()) p = p.parent_path();
+  return p;
+}
+
+bool is_empty_dir(const fs::path& p) {
+  std::error_code ec;
+  return fs::is_directory(p, ec) && fs::is_empty(p, ec);
+}
+
+std::string truncate_json(const json& j) {
+  std::string s = j.dump();
+  return s.size() > 80 ? s.substr(0, 77) + "..." : s;
+}
+
+// Differences between the index's metadata and this run's, for an actionable append error.
+std::string metadata_diff(const json& old_meta, const json& new_meta) {
+  std::string out;
+  std::set<std::string> keys;
+  for (const auto& [k, v] : old_meta.items()) keys.insert(k);
+  for (const auto& [k, v] : new_meta.items()) keys.insert(k);
+  for (const std::string& k : keys) {
+    const json a = old_meta.contains(k) ? old_meta.at(k) : json();
+    const json b = new_meta.contains(k) ? new_meta.at(k) : json();
+    if (a != b) {
+      out += (out.empty() ? "" : "; ") + k + " (index: " + truncate_json(a) + ", now: " +
+             truncate_json(b) + ")";
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+void IndexWriterOptions::validate() const {
+  if (out.empty()) throw UsageError("index writer: no output directory given (--out)");
+  if (layers.empty()) throw UsageError("index writer: no layers to index");
+  std::set<int> seen;
+  for (int l : layers) {
+    if (l < 0 || l > 999) throw UsageError("index writer: layer " + std::to_string(l) + " out of [0, 999]");
+    if (!seen.insert(l).second) {
+      throw UsageError("index writer: layer " + std::to_string(l) + " listed twice in " + layers_text(layers));
+    }
+  }
+  if (d_latent == 0 || d_latent > (1u << 24)) {
+    throw UsageError("index writer: d_latent must be in [1, 2^24], got " + std::to_string(d_latent));
+  }
+  if (d_latent > static_cast<uint32_t>(std::numeric_limits<int32_t>::max())) {
+    throw UsageError("index writer: d_latent too large");
+  }
+  codec_by_name(codec);
+  if (!metadata.is_object()) throw UsageError("index writer: metadata must be a JSON object");
+  lexical.validate();
+}
+
+struct IndexWriter::Impl {
+  IndexWriterOptions opt;
+  fs::path out;                         // normalized
+  const PostingCodec* codec = nullptr;
+  Manifest base;                        // the existing index when appending, else empty
+  bool appending = false;               // append to an existing index
+  std::unique_ptr<DirectoryLock> lock;  // held while appending
+  SegmentContent content;
+  std::vector<PostingAccumulator> layers;
+  bool done = false;                    // committed, or failed in commit
+  std::vector<fs::path> cleanup;        // temporary paths to remove if we do not finish
+
+  uint32_t token_base() const { return base.n_tokens(); }
+  uint32_t doc_base() const { return base.n_docs(); }
+  void stage(std::string_view s) const {
+    if (opt.commit_hook) opt.commit_hook(s);
+  }
+  void check_open() const {
+    if (done) throw Error("index writer for " + out.string() + " was already committed (or its commit failed)");
+  }
+  void check_range(uint32_t slot, uint32_t global_begin, uint32_t n_tokens) const;
+};
+
+IndexWriter::IndexWriter(IndexWriterOptions options) : impl_(std::make_unique<Impl>()) {
+  Impl& m = *impl_;
+  options.validate();
+  m.opt = std::move(options);
+  m.out = normalize_out(m.opt.out);
+  m.codec = &codec_by_name(m.opt.codec);
+  std::error_code ec;
+  const bool exists = fs::exists(fs::symlink_status(m.out, ec));
+  const std::string out_s = m.out.string();
+  switch (m.opt.mode) {
+    case WriteMode::kCreate:
+      if (exists) {
+        throw Error(out_s + " already exists; pass --overwrite to replace it or --append to add "
+                            "documents to it");
+      }
+      break;
+    case WriteMode::kOverwrite:
+      if (exists) {
+        if (!fs::is_directory(m.out, ec)) {
+          throw Error("refusing to overwrite " + out_s + ": it is not a directory");
+        }
+        if (!is_empty_dir(m.out) && !fs::exists(m.out / kManifestFile, ec)) {
+          throw Error("refusing to overwrite " + out_s +
+                      ": it is not an s3attn index (no manifest.json); remove it yourself or choose "
+                      "another --out");
+        }
+      }
+      break;
+    case WriteMode::kAppend:
+      if (exists && !is_empty_dir(m.out)) {
+        if (!fs::is_directory(m.out, ec)) throw Error("cannot append to " + out_s + ": not a directory");
+        m.lock = std::make_unique<DirectoryLock>(m.out);
+        m.base = Manifest::load(m.out);
+        m.appending = true;
+        const Manifest& b = m.base;
+        const std::string pre = "cannot append to " + out_s + ": ";
+        const std::string fix = "; use the same settings or rebuild with --overwrite";
+        if (b.layers != m.opt.layers) {
+          throw Error(pre + "it indexes layers " + layers_text(b.layers) + " but this run taps " +
+                      layers_text(m.opt.layers) + fix);
+        }
+        if (b.d_latent != m.opt.d_latent) {
+          throw Error(pre + "its SAE has " + std::to_string(b.d_latent) + " latents, this one " +
+                      std::to_string(m.opt.d_latent) + fix);
+        }
+        if (b.codec != m.codec->name()) {
+          throw Error(pre + "its postings use codec '" + b.codec + "', this run '" +
+                      std::string(m.codec->name()) + "'" + fix);
+        }
+        if (b.lexical.target_words != m.opt.lexical.target_words ||
+            b.lexical.language != m.opt.lexical.language || b.analyzer_version != kAnalyzerVersion) {
+          throw Error(pre + "its lexical index uses " + std::to_string(b.lexical.target_words) +
+                      "-word passages, stemmer '" + b.lexical.language + "', analyzer v" +
+                      std::to_string(b.analyzer_version) + "; this run " +
+                      std::to_string(m.opt.lexical.target_words) + ", '" + m.opt.lexical.language +
+                      "', v" + std::to_string(kAnalyzerVersion) + fix);
+        }
+        if (b.metadata != m.opt.metadata) {
+          throw Error(pre + "it was built with a different model, SAE, tokenizer or scan "
+                            "configuration: " + metadata_diff(b.metadata, m.opt.metadata) + fix);
+        }
+      }
+      break;
+  }
+  m.layers.reserve(m.opt.layers.size());
+  for (size_t l = 0; l < m.opt.layers.size(); ++l) m.layers.emplace_back(m.opt.d_latent);
+}
+
+IndexWriter::~IndexWriter() {
+  for (const fs::path& p : impl_->cleanup) remove_tree_quietly(p);
+}
+
+DocumentRange IndexWriter::add_document(std::string_view name, std::string_view text,
+                                        std::span<const int32_t> ids,
+                                        std::span<const TokenOffset> offsets) {
+  Impl& m = *impl_;
+  m.check_open();
+  const std::string who = "document '" + std::string(name) + "'";
+  if (ids.size() != offsets.size()) {
+    throw Error(who + ": " + std::to_string(ids.size()) + " token ids but " +
+                std::to_string(offsets.size()) + " offsets");
+  }
+  if (text.size() > std::numeric_limits<uint32_t>::max()) throw Error(who + " is larger than 4 GiB");
+  if (size_t bad = find_invalid_utf8(text); bad != std::string_view::npos) {
+    throw Error(who + " is not valid UTF-8 (byte " + std::to_string(bad) + "); convert it to UTF-8");
+  }
+  if (find_invalid_utf8(name) != std::string_view::npos) throw Error(who + ": name is not valid UTF-8");
+  uint32_t prev_begin = 0;
+  for (size_t i = 0; i < offsets.size(); ++i) {
+    const TokenOffset& o = offsets[i];
+    if (o.begin > o.end || o.end > text.size() || o.begin < prev_begin) {
+      throw Error(who + ": token " + std::to_string(i) + " has byte range [" + std::to_string(o.begin) +
+                  ", " + std::to_string(o.end) + ") which is " +
+                  (o.begin < prev_begin ? "before the previous token's start"
+                                        : "outside the text (" + std::to_string(text.size()) + " bytes)"));
+    }
+    prev_begin = o.begin;
+  }
+  const uint64_t local_begin = m.content.n_tokens();
+  if (uint64_t{m.token_base()} + local_begin + ids.size() > kMaxTokens) {
+    throw Error("index would exceed " + std::to_string(kMaxTokens) + " tokens; split it into several indexes");
+  }
+  if (uint64_t{m.doc_base()} + m.content.n_docs() + 1 > std::numeric_limits<uint32_t>::max()) {
+    throw Error("too many documents in one index");
+  }
+  SegmentContent& c = m.content;
+  c.names.emplace_back(name);
+  c.texts.append(text);
+  c.text_offsets.push_back(c.texts.size());
+  c.ids.insert(c.ids.end(), ids.begin(), ids.end());
+  c.offsets.insert(c.offsets.end(), offsets.begin(), offsets.end());
+  c.token_offsets.push_back(c.n_tokens());
+  DocumentRange r;
+  r.doc = m.doc_base() + c.n_docs() - 1;
+  r.token_begin = m.token_base() + static_cast<uint32_t>(local_begin);
+  r.token_end = m.token_base() + c.n_tokens();
+  return r;
+}
+
+void IndexWriter::Impl::check_range(uint32_t slot, uint32_t global_begin, uint32_t n_tokens) const {
+  check_open();
+  if (slot >= layers.size()) {
+    throw Error("layer slot " + std::to_string(slot) + " out of range: the index has " +
+                std::to_string(layers.size()) + " layers " + layers_text(opt.layers));
+  }
+  const uint64_t end = uint64_t{global_begin} + n_tokens;
+  const uint32_t lo = token_base(), hi = token_base() + content.n_tokens();
+  if (global_begin < lo || end > hi) {
+    throw Error("feature range [" + std::to_string(global_begin) + ", " + std::to_string(end) +
+                ") is outside the tokens added to this writer [" + std::to_string(lo) + ", " +
+                std::to_string(hi) + "); add the document first");
+  }
+  const uint32_t frontier = lo + layers[slot].frontier();
+  if (global_begin < frontier) {
+    throw Error("feature ranges of layer " + std::to_string(opt.layers[slot]) +
+                " must come in increasing position order: got one starting at " +
+                std::to_string(global_begin) + " after one ending at " + std::to_string(frontier));
+  }
+}
+
+void IndexWriter::add_feature_bitmap(uint32_t layer_slot, uint32_t global_begin, uint32_t n_tokens,
+                                     const uint64_t* bits) {
+  Impl& m = *impl_;
+  m.check_range(layer_slot, global_begin, n_tokens);
+  if (n_tokens == 0) return;
+  if (bits == nullptr) throw Error("add_feature_bitmap: null bitmap");
+  m.layers[layer_slot].add_bitmap(global_begin - m.token_base(), n_tokens, bits);
+}
+
+void IndexWriter::add_feature_ids(uint32_t layer_slot, uint32_t global_begin, uint32_t n_tokens,
+                                  uint32_t n_slots, const int32_t* ids) {
+  Impl& m = *impl_;
+  m.check_range(layer_slot, global_begin, n_tokens);
+  if (n_tokens == 0 || n_slots == 0) return;
+  if (ids == nullptr) throw Error("add_feature_ids: null ids");
+  // Validate the whole block first so a bad id leaves the writer unchanged.
+  const size_t n = size_t{n_tokens} * n_slots;
+  const auto d = static_cast<int32_t>(m.opt.d_latent);
+  int32_t max_id = -1;
+  for (size_t i = 0; i < n; ++i) max_id = std::max(max_id, ids[i]);
+  if (max_id >= d) {
+    throw Error("feature id " + std::to_string(max_id) + " is out of range: the SAE has " +
+                std::to_string(d) + " latents");
+  }
+  m.layers[layer_slot].add_ids(global_begin - m.token_base(), n_tokens, n_slots, ids);
+}
+
+uint32_t IndexWriter::n_documents() const { return impl_->content.n_docs(); }
+uint32_t IndexWriter::token_end() const { return impl_->token_base() + impl_->content.n_tokens(); }
+uint64_t IndexWriter::n_postings(uint32_t layer_slot) const {
+  return impl_->layers.at(layer_slot).n_postings();
+}
+
+CommitStats IndexWriter::commit() {
+  Impl& m = *impl_;
+  m.check_open();
+  if (m.content.n_docs() == 0) {
+    throw Error("nothing to index for " + m.out.string() + ": no documents were added (empty input)");
+  }
+  m.done = true;  // from here on the writer is spent, whatever happens
+  const auto t0 = std::chrono::steady_clock::now();
+  m.stage("begin");
+  const unsigned threads = resolve_threads(m.opt.commit_threads);
+  const bool fsync = m.opt.fsync;
+  const fs::path parent = m.out.parent_path();
+
+  // 1. Stage the new segment in a temporary directory.
+  fs::path stage_root;  // what gets published (the whole index, or one segment when appending)
+  fs::path seg_dir;
+  std::string seg_name;
+  if (m.appending) {
+    // We hold the directory lock: leftovers of killed appends (staging directories, segments the
+    // manifest never listed) can go.
+    std::set<std::string> listed;
+    uint32_t next = 0;
+    for (const SegmentEntry& s : m.base.segments) {
+      listed.insert(s.dir);
+      next = std::max<uint32_t>(next, static_cast<uint32_t>(segment_number(s.dir) + 1));
+    }
+    remove_stale_temp_dirs(m.out, ".tmp-");
+    remove_stale_temp_dirs(m.out, std::string(kManifestFile) + ".tmp-");
+    for (const auto& e : fs::directory_iterator(m.out)) {
+      const std::string name = e.path().filename().string();
+      if (segment_number(name) >= 0 && listed.count(name) == 0) remove_tree_quietly(e.path());
+    }
+    seg_name = segment_name(next);
+    stage_root = make_temp_dir(m.out, ".tmp-" + std::to_string(::getpid()) + "-");
+    m.cleanup.push_back(stage_root);
+    seg_dir = stage_root;
+  } else {
+    std::error_code ec;
+    fs::create_directories(parent, ec);
+    if (ec) throw Error("cannot create " + parent.string() + ": " + ec.message());
+    remove_stale_temp_dirs(parent, "." + m.out.filename().string() + ".tmp-");
+    remove_stale_temp_dirs(parent, "." + m.out.filename().string() + ".old-");
+    stage_root = make_temp_dir(
+        parent, "." + m.out.filename().string() + ".tmp-" + std::to_string(::getpid()) + "-");
+    m.cleanup.push_back(stage_root);
+    seg_name = segment_name(0);
+    seg_dir = stage_root / seg_name;
+    fs::create_directory(seg_dir, ec);
+    if (ec) throw Error("cannot create " + seg_dir.string() + ": " + ec.message());
+  }
+
+  SegmentWriteResult written = write_segment(seg_dir, m.content, m.layers, m.opt.layers, *m.codec,
+                                             m.opt.lexical, threads, fsync);
+  if (fsync) fsync_path(seg_dir);
+
+  Manifest manifest = m.base;
+  if (!m.appending) {
+    manifest = Manifest{};
+    manifest.created_by = kCreatedBy;
+    manifest.layers = m.opt.layers;
+    manifest.d_latent = m.opt.d_latent;
+    manifest.codec = std::string(m.codec->name());
+    manifest.codec_id = m.codec->id();
+    manifest.lexical = m.opt.lexical;
+    manifest.analyzer_version = kAnalyzerVersion;
+    manifest.metadata = m.opt.metadata;
+  }
+  SegmentEntry seg;
+  seg.dir = seg_name;
+  seg.doc_base = manifest.n_docs();
+  seg.n_docs = m.content.n_docs();
+  seg.token_base = manifest.n_tokens();
+  seg.n_tokens = m.content.n_tokens();
+  seg.passage_base = manifest.n_passages();
+  seg.n_passages = written.n_passages;
+  seg.postings = written.postings;
+  seg.postings_bytes = written.postings_bytes;
+  seg.files = written.files;
+  manifest.segments.push_back(seg);
+
+  // 2. Publish.
+  if (m.appending) {
+    const fs::path final_seg = m.out / seg_name;
+    m.stage("staged");
+    rename_noreplace(stage_root, final_seg);
+    m.cleanup = {final_seg};  // an orphan until the manifest lists it
+    if (fsync) fsync_path(m.out);
+    m.stage("segment-published");
+    manifest.save(m.out, fsync);  // the commit point
+    m.cleanup.clear();
+    m.stage("published");
+  } else {
+    manifest.save(stage_root, fsync);
+    if (fsync) fsync_path(stage_root);
+    m.stage("staged");
+    std::error_code ec;
+    const bool exists = fs::exists(fs::symlink_status(m.out, ec));
+    if (m.opt.mode == WriteMode::kCreate || !exists) {
+      try {
+        rename_noreplace(stage_root, m.out);
+      } catch (const Error&) {
+        throw Error(m.out.string() + " appeared while indexing; pass --overwrite to replace it");
+      }
+      m.cleanup.clear();
+    } else if (m.opt.mode == WriteMode::kAppend) {  // appending to an empty directory
+      if (!is_empty_dir(m.out) || !rename_exchange(stage_root, m.out)) {
+        throw Error(m.out.string() + " changed while indexing; retry");
+      }
+      m.stage("exchanged");
+    } else {
+      // Overwrite: swap atomically, then delete the old index (now at stage_root).
+      if (!rename_exchange(stage_root, m.out)) {
+        // No RENAME_EXCHANGE on this filesystem: move the old one aside first. A crash between the
+        // two renames leaves the old index complete at <out>.old-*.
+        const fs::path aside = make_temp_dir(
+            parent, "." + m.out.filename().string() + ".old-" + std::to_string(::getpid()) + "-");
+        fs::remove(aside, ec);
+        rename_replace(m.out, aside);
+        try {
+          rename_replace(stage_root, m.out);
+        } catch (...) {
+          rename_replace(aside, m.out);  // put the old index back
+          throw;
+        }
+        m.cleanup = {aside};
+      }
+      m.stage("exchanged");
+    }
+    if (fsync) fsync_path(parent);
+    m.stage("published");
+    for (const fs::path& p : m.cleanup) remove_tree_quietly(p);  // the old index, if any
+    m.cleanup.clear();
+  }
+
+  CommitStats st;
+  st.index_dir = m.out;
+  st.segment = seg_name;
+  st.docs = seg.n_docs;
+  st.tokens = seg.n_tokens;
+  st.passages = seg.n_passages;
+  st.postings = seg.postings;
+  st.postings_bytes = seg.postings_bytes;
+  for (const auto& [name, d] : seg.files) st.file_bytes += d.bytes;
+  st.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  // Release the memory now rather than at destruction.
+  m.layers.clear();
+  m.content = SegmentContent{};
+  return st;
+}
+
+}  // namespace s3::index

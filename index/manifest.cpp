@@ -1,0 +1,184 @@
+#include "index/manifest.h"
+
+#include <system_error>
+
+#include "core/error.h"
+#include "index/checksum.h"
+#include "index/fs_util.h"
+
+namespace s3::index {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+uint32_t Manifest::n_docs() const {
+  return segments.empty() ? 0 : segments.back().doc_base + segments.back().n_docs;
+}
+uint32_t Manifest::n_tokens() const {
+  return segments.empty() ? 0 : segments.back().token_base + segments.back().n_tokens;
+}
+uint32_t Manifest::n_passages() const {
+  return segments.empty() ? 0 : segments.back().passage_base + segments.back().n_passages;
+}
+
+json Manifest::to_json() const {
+  json j;
+  j["format"] = kFormatName;
+  j["format_version"] = format_version;
+  j["created_by"] = created_by;
+  j["layers"] = layers;
+  j["d_latent"] = d_latent;
+  j["codec"] = {{"name", codec}, {"id", codec_id}};
+  j["lexical"] = {{"target_words", lexical.target_words},
+                  {"language", lexical.language},
+                  {"analyzer_version", analyzer_version}};
+  j["metadata"] = metadata;
+  json segs = json::array();
+  std::vector<uint64_t> postings(layers.size(), 0), bytes(layers.size(), 0);
+  for (const SegmentEntry& s : segments) {
+    json files = json::object();
+    for (const auto& [name, d] : s.files) {
+      files[name] = {{"bytes", d.bytes}, {"xxh3_64", checksum_hex(d.xxh3)}};
+    }
+    segs.push_back({{"dir", s.dir},
+                    {"doc_base", s.doc_base},
+                    {"n_docs", s.n_docs},
+                    {"token_base", s.token_base},
+                    {"n_tokens", s.n_tokens},
+                    {"passage_base", s.passage_base},
+                    {"n_passages", s.n_passages},
+                    {"postings", s.postings},
+                    {"postings_bytes", s.postings_bytes},
+                    {"files", files}});
+    for (size_t l = 0; l < layers.size() && l < s.postings.size(); ++l) {
+      postings[l] += s.postings[l];
+      bytes[l] += s.postings_bytes[l];
+    }
+  }
+  j["segments"] = segs;
+  j["totals"] = {{"docs", n_docs()},
+                 {"tokens", n_tokens()},
+                 {"passages", n_passages()},
+                 {"postings", postings},
+                 {"postings_bytes", bytes}};
+  j["checksum"] = checksum_hex(xxh3_64(j.dump()));
+  return j;
+}
+
+namespace {
+template <class T>
+T get(const json& j, const char* key, const std::string& path) {
+  auto it = j.find(key);
+  if (it == j.end()) throw DataCorruption(path, std::string("missing field '") + key + "'");
+  try {
+    return it->get<T>();
+  } catch (const json::exception&) {
+    throw DataCorruption(path, std::string("field '") + key + "' has the wrong type");
+  }
+}
+}  // namespace
+
+Manifest Manifest::from_json(const json& j_in, const std::string& path) {
+  if (!j_in.is_object()) throw DataCorruption(path, "not a JSON object");
+  if (j_in.value("format", std::string()) != kFormatName) {
+    throw DataCorruption(path, "not an s3attn index manifest (format is not '" +
+                                   std::string(kFormatName) + "')");
+  }
+  Manifest m;
+  m.format_version = get<uint32_t>(j_in, "format_version", path);
+  if (m.format_version != kFormatVersion) {
+    throw DataCorruption(path, "index format version " + std::to_string(m.format_version) +
+                                   " is not supported by this build (it reads version " +
+                                   std::to_string(kFormatVersion) +
+                                   "); rebuild the index with --overwrite or use a matching s3attn");
+  }
+  json j = j_in;
+  const std::string stored = get<std::string>(j, "checksum", path);
+  j.erase("checksum");
+  if (checksum_hex(xxh3_64(j.dump())) != stored) {
+    throw DataCorruption(path, "checksum mismatch: the manifest was edited or corrupted; rebuild "
+                               "the index with --overwrite");
+  }
+  m.created_by = get<std::string>(j, "created_by", path);
+  m.layers = get<std::vector<int>>(j, "layers", path);
+  m.d_latent = get<uint32_t>(j, "d_latent", path);
+  const json codec = get<json>(j, "codec", path);
+  m.codec = get<std::string>(codec, "name", path);
+  m.codec_id = get<uint32_t>(codec, "id", path);
+  const json lex = get<json>(j, "lexical", path);
+  m.lexical.target_words = get<uint32_t>(lex, "target_words", path);
+  m.lexical.language = get<std::string>(lex, "language", path);
+  m.analyzer_version = get<uint32_t>(lex, "analyzer_version", path);
+  m.metadata = get<json>(j, "metadata", path);
+  const json segments = get<json>(j, "segments", path);
+  if (!segments.is_array()) throw DataCorruption(path, "field 'segments' is not an array");
+  for (const json& s : segments) {
+    SegmentEntry e;
+    e.dir = get<std::string>(s, "dir", path);
+    e.doc_base = get<uint32_t>(s, "doc_base", path);
+    e.n_docs = get<uint32_t>(s, "n_docs", path);
+    e.token_base = get<uint32_t>(s, "token_base", path);
+    e.n_tokens = get<uint32_t>(s, "n_tokens", path);
+    e.passage_base = get<uint32_t>(s, "passage_base", path);
+    e.n_passages = get<uint32_t>(s, "n_passages", path);
+    e.postings = get<std::vector<uint64_t>>(s, "postings", path);
+    e.postings_bytes = get<std::vector<uint64_t>>(s, "postings_bytes", path);
+    const json files = get<json>(s, "files", path);
+    if (!files.is_object()) throw DataCorruption(path, "field 'files' is not an object");
+    for (const auto& [name, f] : files.items()) {
+      auto sum = parse_checksum_hex(get<std::string>(f, "xxh3_64", path));
+      if (!sum) throw DataCorruption(path, "bad checksum string for " + e.dir + "/" + name);
+      e.files[name] = FileDigest{get<uint64_t>(f, "bytes", path), *sum};
+    }
+    m.segments.push_back(std::move(e));
+  }
+  // Structural consistency.
+  if (m.layers.empty()) throw DataCorruption(path, "no layers");
+  if (m.segments.empty()) throw DataCorruption(path, "no segments");
+  uint32_t docs = 0, tokens = 0, passages = 0;
+  for (const SegmentEntry& s : m.segments) {
+    if (s.doc_base != docs || s.token_base != tokens || s.passage_base != passages) {
+      throw DataCorruption(path, "segment " + s.dir + " bases do not follow the previous segment");
+    }
+    if (s.postings.size() != m.layers.size() || s.postings_bytes.size() != m.layers.size()) {
+      throw DataCorruption(path, "segment " + s.dir + " does not list every layer");
+    }
+    if (s.dir.find('/') != std::string::npos || s.dir.find("..") != std::string::npos) {
+      throw DataCorruption(path, "segment directory name '" + s.dir + "' is not a plain name");
+    }
+    if (uint64_t{tokens} + s.n_tokens > kMaxTokens) throw DataCorruption(path, "token count overflow");
+    docs += s.n_docs;
+    tokens += s.n_tokens;
+    passages += s.n_passages;
+  }
+  return m;
+}
+
+Manifest Manifest::load(const fs::path& dir) {
+  const fs::path p = dir / kManifestFile;
+  std::error_code ec;
+  if (!fs::exists(p, ec)) {
+    if (!fs::exists(dir, ec)) throw Error("index directory " + dir.string() + " does not exist");
+    throw DataCorruption(p.string(), "missing: " + dir.string() +
+                                         " is not a complete s3attn index; rebuild it with --overwrite");
+  }
+  std::string text;
+  try {
+    text = read_small_file(p);
+  } catch (const Error& e) {
+    throw DataCorruption(p.string(), e.what());
+  }
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::exception& e) {
+    throw DataCorruption(p.string(), std::string("not valid JSON (truncated or edited?): ") + e.what());
+  }
+  return from_json(j, p.string());
+}
+
+void Manifest::save(const fs::path& dir, bool fsync) const {
+  write_file_atomic(dir / kManifestFile, to_json().dump(2) + "\n", fsync);
+}
+
+}  // namespace s3::index

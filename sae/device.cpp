@@ -1,0 +1,46 @@
+#include "sae/device.h"
+
+#include <torch/cuda.h>
+
+#include "core/error.h"
+#include "sae/options.h"
+
+namespace s3::sae {
+
+c10::Device resolve_device(const std::string& name) {
+  validate_device(name);
+  if (name == "cpu") return c10::Device(c10::kCPU);
+  const int index = name == "cuda" ? 0 : std::stoi(name.substr(5));
+  const int count = torch::cuda::is_available() ? static_cast<int>(torch::cuda::device_count()) : 0;
+  if (count == 0) {
+    throw Error("--device " + name + ": no CUDA device is available here (use --device cpu)");
+  }
+  if (index >= count) {
+    throw Error("--device " + name + ": only " + std::to_string(count) +
+                " CUDA device(s) are available");
+  }
+  return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(index));
+}
+
+c10::ScalarType resolve_dtype(const std::string& name, const c10::Device& device) {
+  if (name == "auto") return device.is_cuda() ? c10::kBFloat16 : c10::kFloat;
+  if (name == "float32") return c10::kFloat;
+  if (name == "bfloat16") return c10::kBFloat16;
+  if (name == "float16") return c10::kHalf;
+  throw UsageError("--dtype must be auto, float32, bfloat16 or float16, not '" + name + "'");
+}
+
+std::string dtype_string(c10::ScalarType type) {
+  switch (type) {
+    case c10::kFloat: return "float32";
+    case c10::kBFloat16: return "bfloat16";
+    case c10::kHalf: return "float16";
+    default: return c10::toString(type);
+  }
+}
+
+void synchronize(const c10::Device& device) {
+  if (device.is_cuda()) torch::cuda::synchronize(device.index());
+}
+
+}  // namespace s3::sae

@@ -1,0 +1,260 @@
+"""The C++ tokenizer (core/tokenizer.h) against Hugging Face `tokenizers`, the reference.
+
+For the real Llama-2, Llama-3 and Qwen3 tokenizer.json files in $S3ATTN_DATA, for variants of them
+that switch on the other supported components (Metaspace, Digits, every Split behavior, GPT-2
+style ByteLevel, added tokens with lstrip / rstrip / single_word / normalized), and for a varied
+text set (tokenizer_texts.json) plus long real documents, the C++ side must give exactly the same
+ids, the same offsets (tokenizers' char offsets converted to byte offsets) and the same decoded
+text, with and without special tokens.
+
+The C++ side is driven through tests/core/tokenize_tool ($S3ATTN_TOKENIZE_TOOL, default
+build/tests/core/tokenize_tool); one test also checks `s3attn tokenize --json` ($S3ATTN_BIN).
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from tokenizers import Tokenizer
+
+REPO = Path(__file__).resolve().parents[2]
+TEXTS = json.loads((Path(__file__).parent / "tokenizer_texts.json").read_text(encoding="utf-8"))
+REAL = ("llama2", "llama3", "qwen3")
+
+
+def tool() -> Path:
+    path = Path(os.environ.get("S3ATTN_TOKENIZE_TOOL", REPO / "build" / "tests" / "core" / "tokenize_tool"))
+    if not path.exists():
+        pytest.fail(f"{path} is missing: build the tokenize_tool target (scripts/build.sh does)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def tokenizers_dir() -> Path:
+    value = os.environ.get("S3ATTN_DATA")
+    if not value:
+        pytest.skip("S3ATTN_DATA is not set (the shared data folder with tokenizers/)")
+    path = Path(value) / "tokenizers"
+    if not path.is_dir():
+        pytest.fail(f"S3ATTN_DATA={value} has no tokenizers/ folder")
+    return path
+
+
+def run_tool(tokenizer_file: Path, texts: list[str], tmp_path: Path) -> list[dict]:
+    batch = tmp_path / "texts.json"
+    batch.write_text(json.dumps(texts), encoding="utf-8")
+    proc = subprocess.run([str(tool()), str(tokenizer_file), "--batch", str(batch)], capture_output=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    return json.loads(proc.stdout)
+
+
+def byte_offsets(text: str, offsets) -> list[list[int]]:
+    """tokenizers' offsets are in chars for Python strings: convert them to UTF-8 byte offsets."""
+    cum = [0]
+    for ch in text:
+        cum.append(cum[-1] + len(ch.encode("utf-8")))
+    return [[cum[b], cum[e]] for b, e in offsets]
+
+
+def compare(tokenizer_file: Path, named_texts: list[tuple[str, str]], tmp_path: Path) -> None:
+    """Asserts ids, offsets and both decodes equal tokenizers' for every text; reports every mismatch."""
+    ref = Tokenizer.from_file(str(tokenizer_file))
+    ours = run_tool(tokenizer_file, [t for _, t in named_texts], tmp_path)
+    problems = []
+    for (name, text), got in zip(named_texts, ours, strict=True):
+        assert "error" not in got, f"{name}: {got.get('error')}"
+        enc = ref.encode(text, add_special_tokens=False)
+        if got["ids"] != enc.ids:
+            first = next((i for i, (a, b) in enumerate(zip(got["ids"], enc.ids)) if a != b),
+                         min(len(got["ids"]), len(enc.ids)))
+            problems.append(f"{name}: ids differ at token {first}: ours {got['ids'][first:first + 6]} "
+                            f"vs {enc.ids[first:first + 6]} ({len(got['ids'])} vs {len(enc.ids)} tokens)")
+            continue
+        if got["offsets"] != byte_offsets(text, enc.offsets):
+            expected = byte_offsets(text, enc.offsets)
+            first = next(i for i, (a, b) in enumerate(zip(got["offsets"], expected)) if a != b)
+            problems.append(f"{name}: offsets differ at token {first}: ours {got['offsets'][first]} "
+                            f"vs {expected[first]}")
+        if got["decoded"] != ref.decode(enc.ids, skip_special_tokens=False):
+            problems.append(f"{name}: decode differs: {got['decoded']!r} vs "
+                            f"{ref.decode(enc.ids, skip_special_tokens=False)!r}")
+        if got["decoded_skip_special"] != ref.decode(enc.ids, skip_special_tokens=True):
+            problems.append(f"{name}: decode(skip_special_tokens) differs: {got['decoded_skip_special']!r} vs "
+                            f"{ref.decode(enc.ids, skip_special_tokens=True)!r}")
+    assert not problems, f"{tokenizer_file.name}: {len(problems)} mismatches:\n" + "\n".join(problems)
+
+
+def text_set() -> list[tuple[str, str]]:
+    return [(t["name"], t["text"]) for t in TEXTS]
+
+
+def test_text_set_is_varied():
+    names = {t["name"] for t in TEXTS}
+    assert len(TEXTS) >= 40 and len(names) == len(TEXTS)
+    assert "" in {t["text"] for t in TEXTS}
+
+
+@pytest.mark.parametrize("name", REAL)
+def test_real_tokenizer_matches_tokenizers(name, tokenizers_dir, tmp_path):
+    compare(tokenizers_dir / name / "tokenizer.json", text_set(), tmp_path)
+
+
+@pytest.mark.parametrize("name", REAL)
+def test_decode_round_trips(name, tokenizers_dir, tmp_path):
+    """decode(encode(text)) gives the text back wherever tokenizers' does: byte-level BPE always (after NFC
+    for Qwen), SentencePiece-style except for the leading space its decoder strips."""
+    file = tokenizers_dir / name / "tokenizer.json"
+    ref = Tokenizer.from_file(str(file))
+    texts = [t for _, t in text_set()]
+    ours = run_tool(file, texts, tmp_path)
+    round_trips = 0
+    for text, got in zip(texts, ours, strict=True):
+        if ref.decode(ref.encode(text, add_special_tokens=False).ids, skip_special_tokens=False) == text:
+            assert got["decoded"] == text
+            round_trips += 1
+    assert round_trips >= (len(texts) * 2) // 3, f"only {round_trips} of {len(texts)} texts round-trip"
+
+
+def long_documents(data: Path) -> list[tuple[str, str]]:
+    docs = [("paul_graham_essays", json.loads((data / "haystack" / "PaulGrahamEssays.json").read_text())["text"])]
+    with open(data / "corpora" / "wikitext-2-v1_test.jsonl", encoding="utf-8") as f:
+        docs.append(("wikitext_first_article", json.loads(f.readline())["content"]))
+    with open(data / "longbench" / "lcc_waterbench200.jsonl", encoding="utf-8") as f:
+        docs.append(("lcc_code", json.loads(f.readline())["input"]))
+    with open(data / "longbench" / "v1" / "multi_news.jsonl", encoding="utf-8") as f:
+        docs.append(("multi_news", json.loads(f.readline())["context"]))
+    return docs
+
+
+@pytest.mark.parametrize("name", REAL)
+def test_long_documents_match_tokenizers(name, tokenizers_dir, tmp_path):
+    compare(tokenizers_dir / name / "tokenizer.json", long_documents(tokenizers_dir.parent), tmp_path)
+
+
+# --- variants of the real files that switch on the other supported components ---------------------
+
+def added(content, special=False, **flags):
+    token = {"id": 0, "content": content, "single_word": False, "lstrip": False, "rstrip": False,
+             "normalized": not special, "special": special}
+    token.update(flags)
+    return token
+
+
+def variants(base: dict[str, dict]) -> dict[str, dict]:
+    out = {}
+    llama2, llama3, qwen3 = base["llama2"], base["llama3"], base["qwen3"]
+
+    def metaspace(scheme, split):
+        v = copy.deepcopy(llama2)
+        v["normalizer"] = None
+        v["pre_tokenizer"] = {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": scheme, "split": split}
+        v["decoder"] = {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": scheme, "split": split}
+        return v
+    out["llama2_metaspace_first"] = metaspace("first", False)
+    out["llama2_metaspace_always_split"] = metaspace("always", True)
+    out["llama2_metaspace_never_split"] = metaspace("never", True)
+
+    def gpt2(add_prefix_space):
+        v = copy.deepcopy(llama3)
+        v["pre_tokenizer"] = {"type": "ByteLevel", "add_prefix_space": add_prefix_space, "trim_offsets": True,
+                              "use_regex": True}
+        v["post_processor"] = None
+        return v
+    out["gpt2_style"] = gpt2(False)
+    out["gpt2_style_prefix_space"] = gpt2(True)
+
+    for behavior in ("Removed", "Isolated", "MergedWithPrevious", "MergedWithNext", "Contiguous"):
+        v = copy.deepcopy(llama3)
+        v["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": r"\s+|[.,!?]"}, "behavior": behavior, "invert": False},
+            {"type": "Digits", "individual_digits": behavior == "Isolated"},
+            {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False}]}
+        out[f"split_{behavior}"] = v
+    v = copy.deepcopy(llama3)
+    v["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [
+        {"type": "Split", "pattern": {"String": " "}, "behavior": "MergedWithNext", "invert": True},
+        {"type": "Split", "pattern": {"Regex": r"\p{L}+"}, "behavior": "Isolated", "invert": True},
+        {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False}]}
+    out["split_inverted"] = v
+
+    v = copy.deepcopy(llama3)
+    v["added_tokens"] += [added("<mask>", special=True, lstrip=True, rstrip=True),
+                          added("world", single_word=True), added("user", normalized=False, rstrip=True),
+                          added("ZZ"), added("Hello", special=True, normalized=False)]
+    out["llama3_added_flags"] = v
+    v = copy.deepcopy(qwen3)
+    v["added_tokens"] += [added("caf\u00e9"), added("\u00e9t\u00e9", single_word=True), added("<mask>", lstrip=True)]
+    out["qwen3_normalized_added"] = v
+    v = copy.deepcopy(llama2)
+    v["normalizer"] = {"type": "Sequence", "normalizers": [
+        {"type": "Replace", "pattern": {"Regex": " {2,}"}, "content": " "},
+        {"type": "NFC"},
+        {"type": "Prepend", "prepend": "\u2581"},
+        {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"}]}
+    v["added_tokens"] += [added("\u2581foo"), added("bar", single_word=True, lstrip=True),
+                          added("<q>", special=True, normalized=True), added("<r>", special=True)]
+    v["decoder"]["decoders"].insert(0, {"type": "Replace", "pattern": {"Regex": "o+"}, "content": "0"})
+    out["llama2_regex_replace_nfc"] = v
+    return out
+
+
+@pytest.fixture(scope="module")
+def base_files(tokenizers_dir):
+    return {n: json.loads((tokenizers_dir / n / "tokenizer.json").read_text(encoding="utf-8")) for n in REAL}
+
+
+VARIANTS = ["llama2_metaspace_first", "llama2_metaspace_always_split", "llama2_metaspace_never_split",
+            "gpt2_style", "gpt2_style_prefix_space", "split_Removed", "split_Isolated",
+            "split_MergedWithPrevious", "split_MergedWithNext", "split_Contiguous", "split_inverted",
+            "llama3_added_flags", "qwen3_normalized_added", "llama2_regex_replace_nfc"]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_component_variants_match_tokenizers(variant, base_files, tmp_path):
+    file = tmp_path / "tokenizer.json"
+    file.write_text(json.dumps(variants(base_files)[variant]), encoding="utf-8")
+    extra = [("added_flags", "Hello world <mask> worlds world! user   x<mask>y ZZz caf\u00e9 cafe\u0301 "
+                             "\u00e9t\u00e9 e\u0301te\u0301s foo \u2581foo bar xbar bar. a<q>b <r> <q>")]
+    compare(file, text_set() + extra, tmp_path)
+
+
+# --- the s3attn binary ----------------------------------------------------------------------------
+
+def test_s3attn_tokenize_json_matches_tool(tokenizers_dir, tmp_path):
+    """`s3attn tokenize --json` gives the tool's ids ($S3ATTN_BIN; scripts/test.sh sets it)."""
+    binary = os.environ.get("S3ATTN_BIN")
+    if not binary:
+        pytest.skip("S3ATTN_BIN is not set (the s3attn binary to test)")
+    assert Path(binary).exists(), f"S3ATTN_BIN={binary} does not exist"
+    texts = [t for name, t in text_set() if name in ("english_paragraph", "emoji", "qwen_specials", "crlf", "empty")]
+    for name in REAL:
+        file = tokenizers_dir / name / "tokenizer.json"
+        expected = [r["ids"] for r in run_tool(file, texts, tmp_path)]
+        for text, ids in zip(texts, expected, strict=True):
+            input_file = tmp_path / "input.txt"
+            input_file.write_bytes(text.encode("utf-8"))
+            proc = subprocess.run([binary, "tokenize", "--tokenizer", str(file), "--input", str(input_file), "--json"],
+                                  capture_output=True, text=True, timeout=120)
+            assert proc.returncode == 0, proc.stderr
+            assert json.loads(proc.stdout)["ids"] == ids, (name, text)
+
+
+def test_tool_rejects_bad_input(tmp_path):
+    """Errors are one clear line, exit code 1: missing file, invalid JSON, invalid UTF-8 text."""
+    bad_json = tmp_path / "bad.json"
+    bad_json.write_text("{not json", encoding="utf-8")
+    text = tmp_path / "text.txt"
+    text.write_bytes(b"ok")
+    for file, needle in ((tmp_path / "missing.json", "no such tokenizer file"), (bad_json, "not valid JSON")):
+        proc = subprocess.run([str(tool()), str(file), str(text)], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 1 and needle in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"model": {"type": "BPE", "vocab": {"o": 0, "k": 1}, "merges": []}}), encoding="utf-8")
+    text.write_bytes(b"ok\xff")
+    proc = subprocess.run([str(tool()), str(good), str(text)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and "not valid UTF-8" in proc.stderr, proc.stderr
