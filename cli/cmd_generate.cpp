@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
+#include "core/error.h"
 #include "core/generation.h"
 #include "core/model.h"
 #include "core/prompt.h"
@@ -47,8 +48,8 @@ Command add_generate(CLI::App& root) {
     if (!args->dtype.empty()) load.dtype = validate_dtype(args->dtype);
 
     const Model model = Model::load(args->model, load);
-    const std::string prompt = apply_chat_template(model.info(), args->prompt, args->chat);
-    const std::vector<int32_t> prompt_ids = encode_prompt(model.info(), model.tokenizer(), prompt);
+    const std::string full_prompt = apply_chat_template(model.info(), args->prompt, args->chat);
+    const std::vector<int32_t> prompt_ids = encode_prompt(model.info(), model.tokenizer(), full_prompt);
     GenerationResult result = generate(model, prompt_ids, options);
     for (int i = 1; i < args->repeat; ++i) result = generate(model, prompt_ids, options);
     const GenerationTimings& t = result.timings;

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <unordered_set>
 
 #include "core/error.h"
 #include "core/tokenizer_added.h"
@@ -38,7 +39,8 @@ struct Tokenizer::Impl {
   std::vector<uint8_t> special;        // id -> 1 for added tokens marked special
   std::vector<uint8_t> skip;           // id -> 1 when decode(ids, true) drops it
 
-  void encode(std::string_view text, std::vector<int32_t>& ids, std::vector<tok::Span>* offsets) const;
+  void encode(std::string_view text, std::vector<int32_t>& ids,
+              std::vector<tok::Span>* offsets) const;
 };
 
 namespace {
@@ -118,7 +120,8 @@ std::unique_ptr<Tokenizer::Impl> build(const json& doc) {
   if (!doc.is_object()) throw Error("not a tokenizer.json: the top level is not a JSON object");
   for (const char* field : {"truncation", "padding"}) {
     if (auto it = doc.find(field); it != doc.end() && !it->is_null()) {
-      throw Error(std::string("unsupported ") + field + " settings (set \"" + field + "\" to null)");
+      throw Error(std::string("unsupported ") + field + " settings (set \"" + field +
+                  "\" to null)");
     }
   }
   const json& model = doc.at("model");
@@ -143,9 +146,12 @@ std::unique_ptr<Tokenizer::Impl> build(const json& doc) {
   std::vector<std::string> added_strings;
   index_added_tokens(*impl, added_strings);
 
-  size_t size = 0;
-  for (const auto& [s, id] : impl->model->vocab()) size = std::max(size, static_cast<size_t>(id) + 1);
-  for (const tok::AddedToken& t : impl->added) size = std::max(size, static_cast<size_t>(t.id) + 1);
+  size_t size = 0;  // one past the largest id
+  for (const auto& [s, id] : impl->model->vocab()) {
+    size = std::max(size, static_cast<size_t>(id) + 1);
+  }
+  for (const tok::AddedToken& t : impl->added)
+    size = std::max(size, static_cast<size_t>(t.id) + 1);
   impl->tokens.resize(size);
   impl->known.assign(size, 0);
   impl->special.assign(size, 0);
@@ -154,14 +160,15 @@ std::unique_ptr<Tokenizer::Impl> build(const json& doc) {
     impl->tokens[static_cast<size_t>(id)] = s;
     impl->known[static_cast<size_t>(id)] = 1;
   }
-  tok::Vocab special_contents;
-  for (size_t i = 0; i < impl->added.size(); ++i) {  // added tokens take precedence, as in tokenizers
+  // Added tokens take precedence over the model's strings for their ids, as in tokenizers.
+  std::unordered_set<std::string> special_contents;
+  for (size_t i = 0; i < impl->added.size(); ++i) {
     const auto id = static_cast<size_t>(impl->added[i].id);
     impl->tokens[id] = added_strings[i];
     impl->known[id] = 1;
     if (impl->added[i].special) {
       impl->special[id] = 1;
-      special_contents.emplace(impl->added[i].content, 0);
+      special_contents.insert(impl->added[i].content);
     }
   }
   // tokenizers skips a token in decode(skip_special_tokens) when its string is the content of a
@@ -186,7 +193,8 @@ void Tokenizer::Impl::encode(std::string_view text, std::vector<int32_t>& ids,
   for (const tok::AddedSplit& s : raw_added.split(text)) {
     if (s.b == s.e) continue;
     if (s.id >= 0) {
-      pieces.push_back(tok::make_token_piece(s.id, {static_cast<uint32_t>(s.b), static_cast<uint32_t>(s.e)}));
+      pieces.push_back(
+          tok::make_token_piece(s.id, {static_cast<uint32_t>(s.b), static_cast<uint32_t>(s.e)}));
     } else {
       pieces.push_back(tok::make_piece(text.substr(s.b, s.e - s.b), static_cast<uint32_t>(s.b)));
     }
@@ -292,14 +300,17 @@ std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special_to
   std::vector<std::string> pieces;
   pieces.reserve(ids.size());
   for (const int32_t id : ids) {
-    if (id < 0 || static_cast<size_t>(id) >= impl_->tokens.size() || !impl_->known[static_cast<size_t>(id)]) continue;
+    if (id < 0 || static_cast<size_t>(id) >= impl_->tokens.size() ||
+        !impl_->known[static_cast<size_t>(id)])
+      continue;
     if (skip_special_tokens && impl_->skip[static_cast<size_t>(id)]) continue;
     pieces.push_back(impl_->tokens[static_cast<size_t>(id)]);
   }
   std::string out;
   if (impl_->decoder) {
     impl_->decoder->decode_chain(pieces);
-    for (const std::string& p : pieces) out += p;
+    for (const std::string& p : pieces)
+      out += p;
   } else {
     for (size_t i = 0; i < pieces.size(); ++i) {
       if (i) out += ' ';
@@ -310,7 +321,8 @@ std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special_to
 }
 
 std::string Tokenizer::token_text(int32_t id) const {
-  if (id < 0 || static_cast<size_t>(id) >= impl_->tokens.size() || !impl_->known[static_cast<size_t>(id)]) {
+  if (id < 0 || static_cast<size_t>(id) >= impl_->tokens.size() ||
+      !impl_->known[static_cast<size_t>(id)]) {
     throw Error("token id " + std::to_string(id) + " is not in the tokenizer's vocabulary (size " +
                 std::to_string(impl_->tokens.size()) + ")");
   }
@@ -319,14 +331,18 @@ std::string Tokenizer::token_text(int32_t id) const {
 
 std::optional<int32_t> Tokenizer::token_id(std::string_view token) const {
   if (auto it = impl_->added_ids.find(token); it != impl_->added_ids.end()) return it->second;
-  if (auto it = impl_->model->vocab().find(token); it != impl_->model->vocab().end()) return it->second;
+  if (auto it = impl_->model->vocab().find(token); it != impl_->model->vocab().end())
+    return it->second;
   return std::nullopt;
 }
 
-int32_t Tokenizer::vocab_size() const { return static_cast<int32_t>(impl_->tokens.size()); }
+int32_t Tokenizer::vocab_size() const {
+  return static_cast<int32_t>(impl_->tokens.size());
+}
 
 bool Tokenizer::is_special(int32_t id) const {
-  return id >= 0 && static_cast<size_t>(id) < impl_->special.size() && impl_->special[static_cast<size_t>(id)];
+  return id >= 0 && static_cast<size_t>(id) < impl_->special.size() &&
+         impl_->special[static_cast<size_t>(id)];
 }
 
 }  // namespace s3

@@ -34,7 +34,8 @@ class Tokenizer {
   // (not JSON, no "model") with a one-line message that names the file.
   static Tokenizer from_file(const std::filesystem::path& tokenizer_json);
   // The same from the JSON text itself; `origin` names it in error messages.
-  static Tokenizer from_json(std::string_view json_text, const std::string& origin = "tokenizer.json");
+  static Tokenizer from_json(std::string_view json_text,
+                             const std::string& origin = "tokenizer.json");
 
   Tokenizer(Tokenizer&&) noexcept;
   Tokenizer& operator=(Tokenizer&&) noexcept;
@@ -47,17 +48,19 @@ class Tokenizer {
   Encoding encode_with_offsets(std::string_view text) const;
 
   // Text of `ids` through the tokenizer's decoder (invalid UTF-8 becomes U+FFFD). Ids that are not
-  // in the vocabulary are skipped; so are special tokens when skip_special_tokens is set.
+  // in the vocabulary are skipped; so are special tokens when skip_special_tokens is set (exactly:
+  // tokens whose string is the content of a special added token, which is what tokenizers does).
   std::string decode(std::span<const int32_t> ids, bool skip_special_tokens = false) const;
 
-  // The vocabulary string of `id` (e.g. "Ġworld", "<0x0A>", "<|begin_of_text|>"); throws
+  // The vocabulary string of `id` (e.g. "Ġworld", "<0x0A>", "<|begin_of_text|>"; for an added
+  // token with normalized=true, its content after the normalizer, as in tokenizers); throws
   // s3::Error for an id outside the vocabulary.
   std::string token_text(int32_t id) const;
   // The id of a vocabulary string, added tokens included.
   std::optional<int32_t> token_id(std::string_view token) const;
   // One past the largest id (model vocabulary and added tokens).
   int32_t vocab_size() const;
-  // Whether `id` is an added token marked "special" (skipped by decode(ids, true)).
+  // Whether `id` is an added token marked "special".
   bool is_special(int32_t id) const;
 
   struct Impl;  // opaque

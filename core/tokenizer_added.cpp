@@ -11,7 +11,8 @@ namespace {
 // The code point that ends s[0, end) (end > 0, valid UTF-8).
 char32_t last_char(std::string_view s, size_t end) {
   size_t b = end - 1;
-  while (b > 0 && (static_cast<unsigned char>(s[b]) & 0xC0) == 0x80) --b;
+  while (b > 0 && (static_cast<unsigned char>(s[b]) & 0xC0) == 0x80)
+    --b;
   size_t len = 0;
   return unicode::decode_utf8(s, b, &len);
 }
@@ -20,7 +21,8 @@ char32_t last_char(std::string_view s, size_t end) {
 size_t spaces_before(std::string_view s, size_t end) {
   while (end > 0) {
     size_t b = end - 1;
-    while (b > 0 && (static_cast<unsigned char>(s[b]) & 0xC0) == 0x80) --b;
+    while (b > 0 && (static_cast<unsigned char>(s[b]) & 0xC0) == 0x80)
+      --b;
     size_t len = 0;
     if (!unicode::is_white_space(unicode::decode_utf8(s, b, &len))) break;
     end = b;
@@ -51,8 +53,9 @@ AddedMatcher::AddedMatcher(std::vector<std::string> patterns, std::vector<AddedT
     for (char ch : pat) {
       const auto byte = static_cast<unsigned char>(ch);
       auto& next = nodes_[static_cast<size_t>(node)].next;
-      auto it = std::lower_bound(next.begin(), next.end(), byte,
-                                 [](const auto& entry, unsigned char b) { return entry.first < b; });
+      auto it =
+          std::lower_bound(next.begin(), next.end(), byte,
+                           [](const auto& entry, unsigned char b) { return entry.first < b; });
       if (it != next.end() && it->first == byte) {
         node = it->second;
       } else {
@@ -63,7 +66,8 @@ AddedMatcher::AddedMatcher(std::vector<std::string> patterns, std::vector<AddedT
       }
     }
     // Two tokens with the same pattern: the first one wins (aho-corasick keeps the lowest index).
-    if (nodes_[static_cast<size_t>(node)].token < 0) nodes_[static_cast<size_t>(node)].token = static_cast<int32_t>(t);
+    if (nodes_[static_cast<size_t>(node)].token < 0)
+      nodes_[static_cast<size_t>(node)].token = static_cast<int32_t>(t);
   }
 }
 
@@ -110,7 +114,8 @@ std::vector<AddedSplit> AddedMatcher::split(std::string_view s) const {
     if (tok.single_word) {
       const bool start_ok = start == 0 || !unicode::is_word_char(last_char(s, start));
       size_t clen = 0;
-      const bool stop_ok = stop == s.size() || !unicode::is_word_char(unicode::decode_utf8(s, stop, &clen));
+      const bool stop_ok =
+          stop == s.size() || !unicode::is_word_char(unicode::decode_utf8(s, stop, &clen));
       if (!start_ok || !stop_ok) continue;
     }
     if (tok.lstrip) start = std::max(spaces_before(s, start), start_offset);

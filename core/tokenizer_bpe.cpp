@@ -43,7 +43,8 @@ Bpe::Bpe(const json& model) {
     }
   }
   auto v = model.find("vocab");
-  if (v == model.end() || !v->is_object()) bad_field(kWhere, "vocab", "must be an object of token -> id");
+  if (v == model.end() || !v->is_object())
+    bad_field(kWhere, "vocab", "must be an object of token -> id");
   vocab_.reserve(v->size());
   for (const auto& [token, id] : v->items()) {
     if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > INT32_MAX) {
@@ -94,22 +95,29 @@ Bpe::Bpe(const json& model) {
       const std::string& line = entry.get_ref<const std::string&>();
       const size_t space = line.find(' ');
       if (space == std::string::npos || line.find(' ', space + 1) != std::string::npos) {
-        bad_field(kWhere, "merges", "entry " + std::to_string(rank + 1) + " is not of the form \"a b\": '" + line + "'");
+        bad_field(
+            kWhere, "merges",
+            "entry " + std::to_string(rank + 1) + " is not of the form \"a b\": '" + line + "'");
       }
       a = line.substr(0, space);
       b = line.substr(space + 1);
-    } else if (entry.is_array() && entry.size() == 2 && entry[0].is_string() && entry[1].is_string()) {
+    } else if (entry.is_array() && entry.size() == 2 && entry[0].is_string() &&
+               entry[1].is_string()) {
       a = entry[0].get<std::string>();
       b = entry[1].get<std::string>();
     } else {
-      bad_field(kWhere, "merges", "entry " + std::to_string(rank + 1) + " is neither \"a b\" nor [a, b]");
+      bad_field(kWhere, "merges",
+                "entry " + std::to_string(rank + 1) + " is neither \"a b\" nor [a, b]");
     }
     const auto ida = find(a), idb = find(b);
-    if (!ida || !idb) bad_field(kWhere, "merges", "uses token '" + (ida ? b : a) + "' that is not in the vocab");
-    if (b.size() < prefix_.size()) bad_field(kWhere, "merges", "entry '" + a + " " + b + "' is shorter than the prefix");
+    if (!ida || !idb)
+      bad_field(kWhere, "merges", "uses token '" + (ida ? b : a) + "' that is not in the vocab");
+    if (b.size() < prefix_.size())
+      bad_field(kWhere, "merges", "entry '" + a + " " + b + "' is shorter than the prefix");
     const std::string merged = a + b.substr(prefix_.size());
     const auto idm = find(merged);
-    if (!idm) bad_field(kWhere, "merges", "produces token '" + merged + "' that is not in the vocab");
+    if (!idm)
+      bad_field(kWhere, "merges", "produces token '" + merged + "' that is not in the vocab");
     merges_[pair_key(*ida, *idb)] = {rank, *idm};  // a later duplicate wins, as in tokenizers
     ++rank;
   }
@@ -177,8 +185,8 @@ std::vector<size_t> Bpe::safe_cuts(std::string_view word) const {
     size_t len = 0;
     const char32_t c = unicode::decode_utf8(word, pos, &len);
     const bool in_vocab = vocab_.find(word.substr(pos, len)) != vocab_.end();
-    if (pos > 0 && prev_in_vocab && in_vocab && !inner_pairs_.count((static_cast<uint64_t>(prev) << 32) | c) &&
-        pos - last_cut >= 8) {
+    if (pos > 0 && prev_in_vocab && in_vocab &&
+        !inner_pairs_.count((static_cast<uint64_t>(prev) << 32) | c) && pos - last_cut >= 8) {
       cuts.push_back(pos);
       last_cut = pos;
     }
@@ -217,14 +225,17 @@ void Bpe::merge_word(std::string_view word, std::vector<BpeToken>& out) const {
     }
     if (byte_fallback_) {
       bool all = true;
-      for (char c : s) all = all && byte_ids_[static_cast<unsigned char>(c)] >= 0;
+      for (char c : s)
+        all = all && byte_ids_[static_cast<unsigned char>(c)] >= 0;
       if (all) {
-        for (char c : s) add(byte_ids_[static_cast<unsigned char>(c)], 1);
+        for (char c : s)
+          add(byte_ids_[static_cast<unsigned char>(c)], 1);
         continue;
       }
     }
     if (!unk_token_.empty()) {
-      if (unk_id_ < 0) throw Error("tokenizer's unk_token '" + unk_token_ + "' is not in its vocab");
+      if (unk_id_ < 0)
+        throw Error("tokenizer's unk_token '" + unk_token_ + "' is not in its vocab");
       if (unk_pending >= 0 && fuse_unk_) {
         unk_len += len;
       } else {

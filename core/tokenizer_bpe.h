@@ -48,14 +48,15 @@ class Bpe {
   std::optional<int32_t> find(std::string_view s) const;
 
   Vocab vocab_;
-  std::unordered_map<uint64_t, std::pair<int32_t, int32_t>> merges_;  // (left<<32 | right) -> rank, id
+  std::unordered_map<uint64_t, std::pair<int32_t, int32_t>>
+      merges_;  // (left<<32 | right) -> rank, id
   std::string unk_token_;
   int32_t unk_id_ = -1;
   bool fuse_unk_ = false;
   bool byte_fallback_ = false;
   bool ignore_merges_ = false;
-  std::string prefix_;  // continuing_subword_prefix
-  std::string suffix_;  // end_of_word_suffix
+  std::string prefix_;                   // continuing_subword_prefix
+  std::string suffix_;                   // end_of_word_suffix
   std::array<int32_t, 256> byte_ids_{};  // ids of <0xXX>, -1 when absent
   // Every pair of adjacent code points inside some vocabulary token (a << 32 | b); empty when
   // words are never cut (a continuing_subword_prefix or end_of_word_suffix is set).
@@ -65,7 +66,8 @@ class Bpe {
   static constexpr size_t kCacheCapacity = 1 << 17;
   static constexpr size_t kCacheMaxWordBytes = 256;
   mutable std::mutex cache_mutex_;
-  mutable std::unordered_map<std::string, std::vector<BpeToken>, StringHash, std::equal_to<>> cache_;
+  mutable std::unordered_map<std::string, std::vector<BpeToken>, StringHash, std::equal_to<>>
+      cache_;
 };
 
 }  // namespace s3::tok

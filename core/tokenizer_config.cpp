@@ -12,8 +12,8 @@ std::string type_of(const json& config) {
 }
 
 void unsupported(std::string_view kind, std::string_view type, std::string_view supported) {
-  throw Error("unsupported " + std::string(kind) + " type '" + std::string(type) + "' (supported: " +
-              std::string(supported) + ")");
+  throw Error("unsupported " + std::string(kind) + " type '" + std::string(type) +
+              "' (supported: " + std::string(supported) + ")");
 }
 
 void bad_field(std::string_view where, std::string_view field, std::string_view what) {
@@ -27,7 +27,8 @@ bool get_bool(const json& config, const char* field, bool fallback, std::string_
   return it->get<bool>();
 }
 
-std::string get_string(const json& config, const char* field, const std::string& fallback, std::string_view where) {
+std::string get_string(const json& config, const char* field, const std::string& fallback,
+                       std::string_view where) {
   auto it = config.find(field);
   if (it == config.end() || it->is_null()) return fallback;
   if (!it->is_string()) bad_field(where, field, "must be a string");
@@ -41,13 +42,15 @@ int64_t get_int(const json& config, const char* field, int64_t fallback, std::st
   return it->get<int64_t>();
 }
 
-char32_t get_char(const json& config, const char* field, char32_t fallback, std::string_view where) {
+char32_t get_char(const json& config, const char* field, char32_t fallback,
+                  std::string_view where) {
   auto it = config.find(field);
   if (it == config.end() || it->is_null()) return fallback;
   if (!it->is_string()) bad_field(where, field, "must be a string of one character");
   const std::string s = it->get<std::string>();
   size_t len = 0;
-  if (s.empty() || unicode::first_invalid_utf8(s) != s.size() || (unicode::decode_utf8(s, 0, &len), len != s.size())) {
+  if (s.empty() || unicode::first_invalid_utf8(s) != s.size() ||
+      (unicode::decode_utf8(s, 0, &len), len != s.size())) {
     bad_field(where, field, "must be a string of one character");
   }
   return unicode::decode_utf8(s, 0, &len);
@@ -55,9 +58,12 @@ char32_t get_char(const json& config, const char* field, char32_t fallback, std:
 
 Pattern get_pattern(const json& config, const char* field, std::string_view where) {
   auto it = config.find(field);
-  if (it == config.end() || !it->is_object()) bad_field(where, field, "must be {\"String\": ...} or {\"Regex\": ...}");
-  if (auto s = it->find("String"); s != it->end() && s->is_string()) return Pattern::literal(s->get<std::string>());
-  if (auto r = it->find("Regex"); r != it->end() && r->is_string()) return Pattern::regex(r->get<std::string>());
+  if (it == config.end() || !it->is_object())
+    bad_field(where, field, "must be {\"String\": ...} or {\"Regex\": ...}");
+  if (auto s = it->find("String"); s != it->end() && s->is_string())
+    return Pattern::literal(s->get<std::string>());
+  if (auto r = it->find("Regex"); r != it->end() && r->is_string())
+    return Pattern::regex(r->get<std::string>());
   bad_field(where, field, "must be {\"String\": ...} or {\"Regex\": ...}");
 }
 

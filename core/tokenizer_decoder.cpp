@@ -69,7 +69,8 @@ class ByteFallback final : public Decoder {
       if (unicode::first_invalid_utf8(pending) == pending.size()) {
         out.push_back(pending);
       } else {
-        for (size_t i = 0; i < pending.size(); ++i) out.emplace_back("\xEF\xBF\xBD");
+        for (size_t i = 0; i < pending.size(); ++i)
+          out.emplace_back("\xEF\xBF\xBD");
       }
       pending.clear();
     };
@@ -91,14 +92,16 @@ class Fuse final : public Decoder {
  public:
   void decode_chain(std::vector<std::string>& tokens) const override {
     std::string all;
-    for (const std::string& t : tokens) all += t;
+    for (const std::string& t : tokens)
+      all += t;
     tokens.assign(1, std::move(all));
   }
 };
 
 class Replace final : public Decoder {
  public:
-  Replace(Pattern pattern, std::string content) : pattern_(std::move(pattern)), content_(std::move(content)) {}
+  Replace(Pattern pattern, std::string content)
+      : pattern_(std::move(pattern)), content_(std::move(content)) {}
   void decode_chain(std::vector<std::string>& tokens) const override {
     Matches m;
     for (std::string& t : tokens) {
@@ -124,18 +127,21 @@ class Replace final : public Decoder {
 
 class Strip final : public Decoder {
  public:
-  Strip(char32_t content, size_t start, size_t stop) : content_(content), start_(start), stop_(stop) {}
+  Strip(char32_t content, size_t start, size_t stop)
+      : content_(content), start_(start), stop_(stop) {}
   void decode_chain(std::vector<std::string>& tokens) const override {
     for (std::string& t : tokens) {
       const std::vector<char32_t> cps = code_points(t);
       size_t start_cut = 0;
-      for (size_t i = 0; i < start_ && i < cps.size() && cps[i] == content_; ++i) start_cut = i + 1;
+      for (size_t i = 0; i < start_ && i < cps.size() && cps[i] == content_; ++i)
+        start_cut = i + 1;
       size_t stop_cut = cps.size();
       for (size_t i = 0; i < stop_ && i < cps.size() && cps[cps.size() - i - 1] == content_; ++i) {
         stop_cut = cps.size() - i - 1;
       }
       std::string r;
-      for (size_t i = start_cut; i < stop_cut; ++i) unicode::append_utf8(r, cps[i]);
+      for (size_t i = start_cut; i < stop_cut; ++i)
+        unicode::append_utf8(r, cps[i]);
       t = std::move(r);
     }
   }
@@ -171,7 +177,8 @@ class Sequence final : public Decoder {
  public:
   explicit Sequence(std::vector<std::unique_ptr<Decoder>> steps) : steps_(std::move(steps)) {}
   void decode_chain(std::vector<std::string>& tokens) const override {
-    for (const auto& s : steps_) s->decode_chain(tokens);
+    for (const auto& s : steps_)
+      s->decode_chain(tokens);
   }
 
  private:
@@ -192,10 +199,11 @@ std::unique_ptr<Decoder> make_decoder(const json& config) {
   }
   if (type == "Strip") {
     const char* where = "decoder Strip";
-    const int64_t start = get_int(config, "start", 0, where), stop = get_int(config, "stop", 0, where);
+    const int64_t start = get_int(config, "start", 0, where),
+                  stop = get_int(config, "stop", 0, where);
     if (start < 0 || stop < 0) bad_field(where, "start/stop", "must not be negative");
-    return std::make_unique<Strip>(get_char(config, "content", U' ', where), static_cast<size_t>(start),
-                                   static_cast<size_t>(stop));
+    return std::make_unique<Strip>(get_char(config, "content", U' ', where),
+                                   static_cast<size_t>(start), static_cast<size_t>(stop));
   }
   if (type == "Metaspace") {
     const char* where = "decoder Metaspace";
@@ -206,14 +214,16 @@ std::unique_ptr<Decoder> make_decoder(const json& config) {
   }
   if (type == "Sequence") {
     auto it = config.find("decoders");
-    if (it == config.end() || !it->is_array()) bad_field("decoder Sequence", "decoders", "must be a list");
+    if (it == config.end() || !it->is_array())
+      bad_field("decoder Sequence", "decoders", "must be a list");
     std::vector<std::unique_ptr<Decoder>> steps;
     for (const auto& step : *it) {
       if (auto d = make_decoder(step)) steps.push_back(std::move(d));
     }
     return std::make_unique<Sequence>(std::move(steps));
   }
-  unsupported("decoder", type, "ByteFallback, ByteLevel, Fuse, Metaspace, Replace, Sequence, Strip");
+  unsupported("decoder", type,
+              "ByteFallback, ByteLevel, Fuse, Metaspace, Replace, Sequence, Strip");
 }
 
 }  // namespace s3::tok

@@ -28,7 +28,8 @@ class Prepend final : public Normalizer {
 
 class Replace final : public Normalizer {
  public:
-  Replace(Pattern pattern, std::string content) : pattern_(std::move(pattern)), content_(std::move(content)) {}
+  Replace(Pattern pattern, std::string content)
+      : pattern_(std::move(pattern)), content_(std::move(content)) {}
   void normalize(Piece& p) const override {
     Matches m;
     pattern_.find_all(p.text, m);
@@ -44,7 +45,8 @@ class Sequence final : public Normalizer {
  public:
   explicit Sequence(std::vector<std::unique_ptr<Normalizer>> steps) : steps_(std::move(steps)) {}
   void normalize(Piece& p) const override {
-    for (const auto& s : steps_) s->normalize(p);
+    for (const auto& s : steps_)
+      s->normalize(p);
   }
 
  private:
@@ -57,14 +59,16 @@ std::unique_ptr<Normalizer> make_normalizer(const json& config) {
   if (config.is_null()) return nullptr;
   const std::string type = type_of(config);
   if (type == "NFC") return std::make_unique<Nfc>();
-  if (type == "Prepend") return std::make_unique<Prepend>(get_string(config, "prepend", "", "normalizer Prepend"));
+  if (type == "Prepend")
+    return std::make_unique<Prepend>(get_string(config, "prepend", "", "normalizer Prepend"));
   if (type == "Replace") {
     return std::make_unique<Replace>(get_pattern(config, "pattern", "normalizer Replace"),
                                      get_string(config, "content", "", "normalizer Replace"));
   }
   if (type == "Sequence") {
     auto it = config.find("normalizers");
-    if (it == config.end() || !it->is_array()) bad_field("normalizer Sequence", "normalizers", "must be a list");
+    if (it == config.end() || !it->is_array())
+      bad_field("normalizer Sequence", "normalizers", "must be a list");
     std::vector<std::unique_ptr<Normalizer>> steps;
     for (const auto& step : *it) {
       if (auto n = make_normalizer(step)) steps.push_back(std::move(n));

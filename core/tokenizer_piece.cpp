@@ -13,9 +13,11 @@ Piece make_piece(std::string_view text, uint32_t base) {
   p.orig_begin = base;
   size_t pos = 0;
   while (pos < text.size()) {
-    const size_t len = std::min(unicode::utf8_len(static_cast<unsigned char>(text[pos])), text.size() - pos);
+    const size_t len =
+        std::min(unicode::utf8_len(static_cast<unsigned char>(text[pos])), text.size() - pos);
     const Span span{base + static_cast<uint32_t>(pos), base + static_cast<uint32_t>(pos + len)};
-    for (size_t k = 0; k < len; ++k) p.align[pos + k] = span;
+    for (size_t k = 0; k < len; ++k)
+      p.align[pos + k] = span;
     pos += len;
   }
   return p;
@@ -32,7 +34,8 @@ Piece make_token_piece(int32_t id, Span span) {
 Piece slice(const Piece& p, size_t b, size_t e) {
   Piece s;
   s.text.assign(p.text, b, e - b);
-  s.align.assign(p.align.begin() + static_cast<std::ptrdiff_t>(b), p.align.begin() + static_cast<std::ptrdiff_t>(e));
+  s.align.assign(p.align.begin() + static_cast<std::ptrdiff_t>(b),
+                 p.align.begin() + static_cast<std::ptrdiff_t>(e));
   s.orig_begin = b < e ? p.align[b].first : p.orig_begin;
   return s;
 }
@@ -44,7 +47,8 @@ void transform(Piece& p, const std::vector<unicode::CharChange>& changes) {
   align.reserve(p.text.size() + 8);
   size_t offset = 0;  // byte position in the old text
   auto skip_char = [&] {
-    if (offset < p.text.size()) offset += unicode::utf8_len(static_cast<unsigned char>(p.text[offset]));
+    if (offset < p.text.size())
+      offset += unicode::utf8_len(static_cast<unsigned char>(p.text[offset]));
   };
   for (const auto& [c, change] : changes) {
     Span span;
@@ -53,7 +57,8 @@ void transform(Piece& p, const std::vector<unicode::CharChange>& changes) {
     } else {
       span = offset < p.align.size() ? p.align[offset] : Span{p.orig_begin, p.orig_begin};
       skip_char();
-      for (int k = 0; k < -change; ++k) skip_char();
+      for (int k = 0; k < -change; ++k)
+        skip_char();
     }
     const size_t before = text.size();
     unicode::append_utf8(text, c);
@@ -70,7 +75,8 @@ void prepend(Piece& p, std::string_view s) {
   p.align.insert(p.align.begin(), s.size(), first);
 }
 
-void replace(Piece& p, const std::vector<std::pair<size_t, size_t>>& matches, std::string_view content) {
+void replace(Piece& p, const std::vector<std::pair<size_t, size_t>>& matches,
+             std::string_view content) {
   if (matches.empty()) return;
   std::string text;
   std::vector<Span> align;

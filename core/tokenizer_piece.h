@@ -46,7 +46,8 @@ void prepend(Piece& p, std::string_view s);
 
 // tokenizers' replace: every match [b, e) is replaced with `content`, whose bytes all take the
 // alignment of the last byte of the match. `matches` are sorted and disjoint.
-void replace(Piece& p, const std::vector<std::pair<size_t, size_t>>& matches, std::string_view content);
+void replace(Piece& p, const std::vector<std::pair<size_t, size_t>>& matches,
+             std::string_view content);
 
 // The GPT-2 byte-level mapping: every byte becomes its code point of the byte-level alphabet.
 void byte_level_map(Piece& p);

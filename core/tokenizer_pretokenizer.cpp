@@ -39,15 +39,18 @@ std::vector<Range> cover(const Matches& matches, size_t size, bool invert) {
 
 // tokenizers' NormalizedString::split: applies the delimiter behavior, then slices (dropping empty
 // slices, as PreTokenizedString::split does).
-void split_piece(const Piece& p, const std::vector<Range>& ranges, Behavior behavior, std::vector<Piece>& out) {
+void split_piece(const Piece& p, const std::vector<Range>& ranges, Behavior behavior,
+                 std::vector<Piece>& out) {
   std::vector<std::pair<Range, bool>> splits;  // range, remove
   bool previous_match = false;
   switch (behavior) {
     case Behavior::Isolated:
-      for (const Range& r : ranges) splits.push_back({r, false});
+      for (const Range& r : ranges)
+        splits.push_back({r, false});
       break;
     case Behavior::Removed:
-      for (const Range& r : ranges) splits.push_back({r, r.match});
+      for (const Range& r : ranges)
+        splits.push_back({r, r.match});
       break;
     case Behavior::Contiguous:
       for (const Range& r : ranges) {
@@ -108,7 +111,8 @@ Behavior parse_behavior(const std::string& s) {
   if (s == "MergedWithNext") return Behavior::MergedWithNext;
   if (s == "Contiguous") return Behavior::Contiguous;
   bad_field("pre_tokenizer Split", "behavior",
-            "must be Removed, Isolated, MergedWithPrevious, MergedWithNext or Contiguous, not '" + s + "'");
+            "must be Removed, Isolated, MergedWithPrevious, MergedWithNext or Contiguous, not '" +
+                s + "'");
 }
 
 class Split final : public PreTokenizer {
@@ -133,7 +137,8 @@ class Split final : public PreTokenizer {
 class ByteLevel final : public PreTokenizer {
  public:
   ByteLevel(bool add_prefix_space, bool use_regex)
-      : add_prefix_space_(add_prefix_space), regex_(use_regex ? std::make_unique<Regex>(kGpt2Pattern) : nullptr) {}
+      : add_prefix_space_(add_prefix_space),
+        regex_(use_regex ? std::make_unique<Regex>(kGpt2Pattern) : nullptr) {}
   void pre_tokenize(std::vector<Piece>& pieces) const override {
     Matches m;
     for_each_text(pieces, [&](Piece& p, std::vector<Piece>& out) {
@@ -166,11 +171,12 @@ class Digits final : public PreTokenizer {
       size_t pos = 0;
       while (pos < p.text.size()) {
         size_t len = 0;
-        if (unicode::is_numeric(unicode::decode_utf8(p.text, pos, &len))) m.emplace_back(pos, pos + len);
+        if (unicode::is_numeric(unicode::decode_utf8(p.text, pos, &len)))
+          m.emplace_back(pos, pos + len);
         pos += len;
       }
-      split_piece(p, cover(m, p.text.size(), false), individual_ ? Behavior::Isolated : Behavior::Contiguous,
-                  out);
+      split_piece(p, cover(m, p.text.size(), false),
+                  individual_ ? Behavior::Isolated : Behavior::Contiguous, out);
     });
   }
 
@@ -191,7 +197,8 @@ class Metaspace final : public PreTokenizer {
       find_literal(p.text, " ", m);
       replace(p, m, replacement_);
       const bool starts = p.text.compare(0, replacement_.size(), replacement_) == 0;
-      if (!starts && (scheme_ == Prepend::Always || (scheme_ == Prepend::First && p.orig_begin == 0))) {
+      if (!starts &&
+          (scheme_ == Prepend::Always || (scheme_ == Prepend::First && p.orig_begin == 0))) {
         prepend(p, replacement_);
       }
       if (!split_) {
@@ -214,7 +221,8 @@ class Sequence final : public PreTokenizer {
  public:
   explicit Sequence(std::vector<std::unique_ptr<PreTokenizer>> steps) : steps_(std::move(steps)) {}
   void pre_tokenize(std::vector<Piece>& pieces) const override {
-    for (const auto& s : steps_) s->pre_tokenize(pieces);
+    for (const auto& s : steps_)
+      s->pre_tokenize(pieces);
   }
 
  private:
@@ -228,7 +236,8 @@ std::unique_ptr<PreTokenizer> make_pre_tokenizer(const json& config) {
   const std::string type = type_of(config);
   if (type == "Sequence") {
     auto it = config.find("pretokenizers");
-    if (it == config.end() || !it->is_array()) bad_field("pre_tokenizer Sequence", "pretokenizers", "must be a list");
+    if (it == config.end() || !it->is_array())
+      bad_field("pre_tokenizer Sequence", "pretokenizers", "must be a list");
     std::vector<std::unique_ptr<PreTokenizer>> steps;
     for (const auto& step : *it) {
       if (auto p = make_pre_tokenizer(step)) steps.push_back(std::move(p));
@@ -247,13 +256,15 @@ std::unique_ptr<PreTokenizer> make_pre_tokenizer(const json& config) {
                                        get_bool(config, "use_regex", true, where));
   }
   if (type == "Digits") {
-    return std::make_unique<Digits>(get_bool(config, "individual_digits", false, "pre_tokenizer Digits"));
+    return std::make_unique<Digits>(
+        get_bool(config, "individual_digits", false, "pre_tokenizer Digits"));
   }
   if (type == "Metaspace") {
     const char* where = "pre_tokenizer Metaspace";
     const char32_t replacement = get_char(config, "replacement", U'\u2581', where);
-    Metaspace::Prepend scheme = get_bool(config, "add_prefix_space", true, where) ? Metaspace::Prepend::Always
-                                                                                    : Metaspace::Prepend::Never;
+    Metaspace::Prepend scheme = get_bool(config, "add_prefix_space", true, where)
+                                    ? Metaspace::Prepend::Always
+                                    : Metaspace::Prepend::Never;
     const std::string s = get_string(config, "prepend_scheme", "", where);
     if (s == "always") {
       scheme = Metaspace::Prepend::Always;

@@ -110,15 +110,16 @@ std::string translate_oniguruma(std::string_view p) {
   return out;
 }
 
-Regex::Regex(std::string_view oniguruma_pattern) : pattern_(oniguruma_pattern), code_(std::make_unique<Code>()) {
+Regex::Regex(std::string_view oniguruma_pattern)
+    : pattern_(oniguruma_pattern), code_(std::make_unique<Code>()) {
   const std::string translated = translate_oniguruma(oniguruma_pattern);
   int error = 0;
   PCRE2_SIZE error_offset = 0;
   code_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(translated.data()), translated.size(),
                               PCRE2_UTF | PCRE2_UCP, &error, &error_offset, nullptr);
   if (!code_->code) {
-    throw Error("cannot compile tokenizer regex '" + pattern_ + "': " + pcre2_message(error) + " at offset " +
-                std::to_string(error_offset));
+    throw Error("cannot compile tokenizer regex '" + pattern_ + "': " + pcre2_message(error) +
+                " at offset " + std::to_string(error_offset));
   }
   pcre2_jit_compile(code_->code, PCRE2_JIT_COMPLETE);  // falls back to the interpreter on failure
 }
@@ -134,7 +135,8 @@ void Regex::find_all(std::string_view subject, Matches& out) const {
   bool have_last = false;
   size_t last_end = 0;
   while (start <= subject.size()) {
-    const int rc = pcre2_match(code_->code, s, subject.size(), start, PCRE2_NO_UTF_CHECK, md, context);
+    const int rc =
+        pcre2_match(code_->code, s, subject.size(), start, PCRE2_NO_UTF_CHECK, md, context);
     if (rc == PCRE2_ERROR_NOMATCH) break;
     if (rc < 0) {
       pcre2_match_data_free(md);
@@ -145,7 +147,8 @@ void Regex::find_all(std::string_view subject, Matches& out) const {
     if (b == e && have_last && last_end == e) {
       if (start >= subject.size()) break;
       size_t step = 1;
-      while (start + step < subject.size() && (static_cast<unsigned char>(subject[start + step]) & 0xC0) == 0x80) {
+      while (start + step < subject.size() &&
+             (static_cast<unsigned char>(subject[start + step]) & 0xC0) == 0x80) {
         ++step;
       }
       start += step;

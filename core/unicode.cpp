@@ -8,7 +8,9 @@ namespace s3::unicode {
 
 namespace {
 
-bool in(unsigned char b, unsigned char lo, unsigned char hi) { return b >= lo && b <= hi; }
+bool in(unsigned char b, unsigned char lo, unsigned char hi) {
+  return b >= lo && b <= hi;
+}
 
 // Number of bytes of the well-formed prefix of the sequence at s[pos] (Unicode Table 3-7), and
 // whether that prefix is a complete code point.
@@ -93,7 +95,8 @@ char32_t decode_utf8(std::string_view s, size_t pos, size_t* len) {
   *len = n;
   if (n == 1) return b0;
   char32_t c = b0 & (0x7F >> n);
-  for (size_t k = 1; k < n; ++k) c = (c << 6) | (static_cast<unsigned char>(s[pos + k]) & 0x3F);
+  for (size_t k = 1; k < n; ++k)
+    c = (c << 6) | (static_cast<unsigned char>(s[pos + k]) & 0x3F);
   return c;
 }
 
@@ -166,9 +169,13 @@ bool is_numeric(char32_t c) {
   return cat == UTF8PROC_CATEGORY_ND || cat == UTF8PROC_CATEGORY_NL || cat == UTF8PROC_CATEGORY_NO;
 }
 
-char32_t byte_to_char(uint8_t b) { return byte_table().to_char[b]; }
+char32_t byte_to_char(uint8_t b) {
+  return byte_table().to_char[b];
+}
 
-std::string_view byte_to_utf8(uint8_t b) { return byte_table().to_utf8[b]; }
+std::string_view byte_to_utf8(uint8_t b) {
+  return byte_table().to_utf8[b];
+}
 
 int char_to_byte(char32_t c) {
   const auto& t = byte_table().to_byte;

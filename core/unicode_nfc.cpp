@@ -28,7 +28,7 @@ int ccc_of(char32_t c) {
 // those with bit 0x8000 of comb_index). Conservative by design: a code point that is not stable
 // only makes its segment longer.
 bool is_stable(char32_t c) {
-  if (c < 0x300) return c < 0xC0;  // Latin-1 letters above 0xBF decompose
+  if (c < 0x300) return c < 0xC0;                // Latin-1 letters above 0xBF decompose
   if (c >= 0x1100 && c <= 0x11FF) return false;  // Hangul jamo (algorithmic composition)
   if (c >= 0xAC00 && c <= 0xD7A3) return false;  // Hangul syllables
   const utf8proc_property_t* p = utf8proc_get_property(static_cast<utf8proc_int32_t>(c));
@@ -41,16 +41,16 @@ bool is_stable(char32_t c) {
 // The primary composite of (a, b), or 0 when there is none (composition exclusions included).
 char32_t compose_pair(char32_t a, char32_t b) {
   utf8proc_int32_t buf[2] = {static_cast<utf8proc_int32_t>(a), static_cast<utf8proc_int32_t>(b)};
-  const utf8proc_ssize_t n =
-      utf8proc_normalize_utf32(buf, 2, static_cast<utf8proc_option_t>(UTF8PROC_COMPOSE | UTF8PROC_STABLE));
+  const utf8proc_ssize_t n = utf8proc_normalize_utf32(
+      buf, 2, static_cast<utf8proc_option_t>(UTF8PROC_COMPOSE | UTF8PROC_STABLE));
   return n == 1 ? static_cast<char32_t>(buf[0]) : 0;
 }
 
 std::string nfc_string(std::string_view s) {
   utf8proc_uint8_t* out = nullptr;
-  const utf8proc_ssize_t n =
-      utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(s.data()), static_cast<utf8proc_ssize_t>(s.size()),
-                   &out, static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
+  const utf8proc_ssize_t n = utf8proc_map(
+      reinterpret_cast<const utf8proc_uint8_t*>(s.data()), static_cast<utf8proc_ssize_t>(s.size()),
+      &out, static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
   std::string result;
   if (n >= 0) result.assign(reinterpret_cast<const char*>(out), static_cast<size_t>(n));
   std::free(out);
@@ -83,8 +83,10 @@ void segment_changes(const std::vector<char32_t>& input, std::vector<CharChange>
       continue;
     }
     size_t j = i;
-    while (j < d.size() && d[j].ccc != 0) ++j;
-    std::stable_sort(d.begin() + static_cast<std::ptrdiff_t>(i), d.begin() + static_cast<std::ptrdiff_t>(j),
+    while (j < d.size() && d[j].ccc != 0)
+      ++j;
+    std::stable_sort(d.begin() + static_cast<std::ptrdiff_t>(i),
+                     d.begin() + static_cast<std::ptrdiff_t>(j),
                      [](const Cp& x, const Cp& y) { return x.ccc < y.ccc; });
     i = j;
   }
@@ -109,7 +111,8 @@ void segment_changes(const std::vector<char32_t>& input, std::vector<CharChange>
     }
     r.push_back(x);
   }
-  for (const Cp& x : r) out.push_back({x.c, x.change});
+  for (const Cp& x : r)
+    out.push_back({x.c, x.change});
 }
 
 }  // namespace
@@ -142,9 +145,11 @@ bool nfc_with_changes(std::string_view text, std::vector<CharChange>& out) {
     if (seg.empty()) return;
     const std::string_view bytes = text.substr(seg_begin, seg_end - seg_begin);
     bool simple = true;
-    for (char32_t c : seg) simple = simple && is_stable(c);
+    for (char32_t c : seg)
+      simple = simple && is_stable(c);
     if (simple || nfc_string(bytes) == bytes) {
-      for (char32_t c : seg) changes.push_back({c, 0});
+      for (char32_t c : seg)
+        changes.push_back({c, 0});
     } else {
       changed = true;
       segment_changes(seg, changes);

@@ -6,7 +6,9 @@
 
 namespace s3::index {
 
-uint64_t xxh3_64(const void* data, size_t size) { return XXH3_64bits(data, size); }
+uint64_t xxh3_64(const void* data, size_t size) {
+  return XXH3_64bits(data, size);
+}
 
 struct StreamingHash::State {
   XXH3_state_t* s = nullptr;
@@ -29,7 +31,9 @@ void StreamingHash::update(const void* data, size_t size) {
   if (size != 0) XXH3_64bits_update(state_->s, data, size);
 }
 
-uint64_t StreamingHash::digest() const { return XXH3_64bits_digest(state_->s); }
+uint64_t StreamingHash::digest() const {
+  return XXH3_64bits_digest(state_->s);
+}
 
 std::string checksum_hex(uint64_t value) {
   static constexpr char kDigits[] = "0123456789abcdef";

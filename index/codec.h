@@ -1,6 +1,6 @@
 // Posting-list codecs: one small interface, implementations found by name or by a stable integer id
-// (codec_registry.h). A posting list is a strictly increasing sequence of uint32 token positions; its
-// length is stored outside the encoding (the df array), so decode() is told n.
+// (codec_registry.h). A posting list is a strictly increasing sequence of uint32 token positions;
+// its length is stored outside the encoding (the df array), so decode() is told n.
 #pragma once
 
 #include <cstddef>

@@ -44,7 +44,8 @@ const PostingCodec& codec_by_name(std::string_view name) {
 
 std::vector<const PostingCodec*> all_codecs() {
   std::vector<const PostingCodec*> out;
-  for (const auto& c : registry()) out.push_back(c.get());
+  for (const auto& c : registry())
+    out.push_back(c.get());
   return out;
 }
 

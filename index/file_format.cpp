@@ -18,7 +18,9 @@ constexpr char kMagic[4] = {'S', '3', 'I', 'X'};
 constexpr char kFooterMagic[8] = {'S', '3', 'I', 'X', 'E', 'N', 'D', '\0'};
 constexpr size_t kBufferBytes = size_t{1} << 20;
 
-std::string errno_text(int e) { return std::strerror(e); }
+std::string errno_text(int e) {
+  return std::strerror(e);
+}
 }  // namespace
 
 std::string_view kind_tag(FileKind kind) {
@@ -116,8 +118,8 @@ FileDigest FileWriter::finish(bool fsync) {
   return d;
 }
 
-CheckedFile open_checked(const std::filesystem::path& path, FileKind kind, const FileDigest& expected,
-                         bool verify_checksum) {
+CheckedFile open_checked(const std::filesystem::path& path, FileKind kind,
+                         const FileDigest& expected, bool verify_checksum) {
   CheckedFile out;
   out.file = MappedFile::open(path);
   const std::string& p = out.file.path();
@@ -133,7 +135,8 @@ CheckedFile open_checked(const std::filesystem::path& path, FileKind kind, const
                                 " bytes more than the manifest says" + rebuild);
   }
   if (size < kHeaderBytes + kFooterBytes) throw DataCorruption(p, "too short to be an index file");
-  if (std::memcmp(d, kMagic, 4) != 0) throw DataCorruption(p, "not an s3attn index file (bad magic)");
+  if (std::memcmp(d, kMagic, 4) != 0)
+    throw DataCorruption(p, "not an s3attn index file (bad magic)");
   if (std::memcmp(d + 4, kind_tag(kind).data(), 4) != 0) {
     throw DataCorruption(p, "wrong file kind: expected " + std::string(kind_tag(kind)));
   }

@@ -8,8 +8,8 @@
 //   size-16    u64      XXH3-64 of bytes [0, size-16)
 //   size-8     char[8]  footer magic "S3IXEND\0"
 //
-// All integers are little-endian. FileWriter writes this envelope around a body streamed through it;
-// open_checked() maps a file and checks it against the manifest before handing out the body.
+// All integers are little-endian. FileWriter writes this envelope around a body streamed through
+// it; open_checked() maps a file and checks it against the manifest before handing out the body.
 #pragma once
 
 #include <cstdint>
@@ -83,16 +83,17 @@ struct CheckedFile {
 };
 
 // Maps `path` and checks, in this order, each failure a s3::DataCorruption naming the file: it
-// exists; its size equals expected.bytes (else "truncated"/"has extra bytes"); header magic and kind;
-// format version; footer magic; footer checksum equals expected.xxh3; and, when verify_checksum, that
-// the bytes hash to it.
-CheckedFile open_checked(const std::filesystem::path& path, FileKind kind, const FileDigest& expected,
-                         bool verify_checksum);
+// exists; its size equals expected.bytes (else "truncated"/"has extra bytes"); header magic and
+// kind; format version; footer magic; footer checksum equals expected.xxh3; and, when
+// verify_checksum, that the bytes hash to it.
+CheckedFile open_checked(const std::filesystem::path& path, FileKind kind,
+                         const FileDigest& expected, bool verify_checksum);
 
 // Cursor over a body with bounds checks; every overrun is a DataCorruption naming the file.
 class BodyReader {
  public:
-  BodyReader(std::span<const uint8_t> body, std::string path) : body_(body), path_(std::move(path)) {}
+  BodyReader(std::span<const uint8_t> body, std::string path)
+      : body_(body), path_(std::move(path)) {}
   template <class T>
   T read_pod() {
     static_assert(std::is_trivially_copyable_v<T>);
@@ -102,18 +103,21 @@ class BodyReader {
     pos_ += sizeof(T);
     return v;
   }
-  // A typed array view into the mapping. The position must be suitably aligned for T (the writer pads).
+  // A typed array view into the mapping. The position must be suitably aligned for T (the writer
+  // pads).
   template <class T>
   std::span<const T> read_array(uint64_t count) {
     static_assert(std::is_trivially_copyable_v<T>);
     if (count > (body_.size() - pos_) / sizeof(T)) fail("truncated array");
-    if (reinterpret_cast<uintptr_t>(body_.data() + pos_) % alignof(T) != 0) fail("misaligned array");
+    if (reinterpret_cast<uintptr_t>(body_.data() + pos_) % alignof(T) != 0)
+      fail("misaligned array");
     std::span<const T> out(reinterpret_cast<const T*>(body_.data() + pos_), count);
     pos_ += count * sizeof(T);
     return out;
   }
   std::span<const uint8_t> read_bytes(uint64_t count) { return read_array<uint8_t>(count); }
-  void skip_to_alignment(size_t alignment);  // body starts at file offset 16, so body alignment == file alignment for 8 and 16
+  void skip_to_alignment(size_t alignment);  // body starts at file offset 16, so body alignment ==
+                                             // file alignment for 8 and 16
   size_t remaining() const { return body_.size() - pos_; }
   size_t position() const { return pos_; }
   [[noreturn]] void fail(const std::string& what) const;

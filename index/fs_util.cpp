@@ -19,7 +19,9 @@ namespace s3::index {
 namespace fs = std::filesystem;
 
 namespace {
-std::string os_error(int e) { return std::strerror(e); }
+std::string os_error(int e) {
+  return std::strerror(e);
+}
 }  // namespace
 
 void fsync_path(const fs::path& path) {
@@ -36,7 +38,8 @@ fs::path make_temp_dir(const fs::path& parent, std::string_view prefix) {
   std::vector<char> buf(templ.begin(), templ.end());
   buf.push_back('\0');
   if (::mkdtemp(buf.data()) == nullptr) {
-    throw Error("cannot create a temporary directory in " + parent.string() + ": " + os_error(errno));
+    throw Error("cannot create a temporary directory in " + parent.string() + ": " +
+                os_error(errno));
   }
   return fs::path(buf.data());
 }
@@ -57,7 +60,8 @@ void remove_stale_temp_dirs(const fs::path& parent, std::string_view prefix) noe
       continue;
     }
     if (pid <= 0) continue;
-    if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) remove_tree_quietly(entry.path());
+    if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH)
+      remove_tree_quietly(entry.path());
   }
 }
 

@@ -60,10 +60,11 @@ class IndexReader {
   // Documents and tokens (global ids and positions).
   uint32_t n_documents() const;
   uint32_t n_tokens() const;
-  DocumentView document(uint32_t doc) const;        // throws std::out_of_range
-  uint32_t document_at(uint32_t position) const;    // the document holding a global position
+  DocumentView document(uint32_t doc) const;      // throws std::out_of_range
+  uint32_t document_at(uint32_t position) const;  // the document holding a global position
   std::span<const int32_t> token_ids(uint32_t doc) const;
-  std::span<const TokenOffset> token_offsets(uint32_t doc) const;  // byte ranges in document(doc).text
+  std::span<const TokenOffset> token_offsets(
+      uint32_t doc) const;  // byte ranges in document(doc).text
   // Exact text of tokens [token_begin, token_end) of one document: from the first token's begin to
   // the last token's end. Throws std::out_of_range if the range is empty or crosses documents.
   std::string_view text_of(uint32_t token_begin, uint32_t token_end) const;
@@ -73,6 +74,11 @@ class IndexReader {
   std::span<const uint32_t> df(uint32_t layer_slot) const;  // d_latent entries, contiguous
   // Replaces `out` with the sorted global positions where `feature` was active at `layer_slot`.
   void postings(uint32_t layer_slot, uint32_t feature, std::vector<uint32_t>& out) const;
+  // The same, but segments holding no position of [begin, end) are skipped (positions outside it
+  // may still appear: the caller ignores them). `out` keeps its capacity, so steady state allocates
+  // nothing.
+  void postings(uint32_t layer_slot, uint32_t feature, uint32_t begin, uint32_t end,
+                std::vector<uint32_t>& out) const;
   LayerTotals totals(uint32_t layer_slot) const;
   uint64_t total_postings() const;
   uint64_t total_file_bytes() const;  // every file of every segment (manifest.json excluded)

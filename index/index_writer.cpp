@@ -28,7 +28,8 @@ constexpr const char* kCreatedBy = "s3attn-index 1";
 
 std::string layers_text(const std::vector<int>& layers) {
   std::string s = "[";
-  for (size_t i = 0; i < layers.size(); ++i) s += (i ? "," : "") + std::to_string(layers[i]);
+  for (size_t i = 0; i < layers.size(); ++i)
+    s += (i ? "," : "") + std::to_string(layers[i]);
   return s + "]";
 }
 
@@ -69,14 +70,16 @@ std::string truncate_json(const json& j) {
 std::string metadata_diff(const json& old_meta, const json& new_meta) {
   std::string out;
   std::set<std::string> keys;
-  for (const auto& [k, v] : old_meta.items()) keys.insert(k);
-  for (const auto& [k, v] : new_meta.items()) keys.insert(k);
+  for (const auto& [k, v] : old_meta.items())
+    keys.insert(k);
+  for (const auto& [k, v] : new_meta.items())
+    keys.insert(k);
   for (const std::string& k : keys) {
     const json a = old_meta.contains(k) ? old_meta.at(k) : json();
     const json b = new_meta.contains(k) ? new_meta.at(k) : json();
     if (a != b) {
-      out += (out.empty() ? "" : "; ") + k + " (index: " + truncate_json(a) + ", now: " +
-             truncate_json(b) + ")";
+      out += (out.empty() ? "" : "; ") + k + " (index: " + truncate_json(a) +
+             ", now: " + truncate_json(b) + ")";
     }
   }
   return out;
@@ -89,13 +92,16 @@ void IndexWriterOptions::validate() const {
   if (layers.empty()) throw UsageError("index writer: no layers to index");
   std::set<int> seen;
   for (int l : layers) {
-    if (l < 0 || l > 999) throw UsageError("index writer: layer " + std::to_string(l) + " out of [0, 999]");
+    if (l < 0 || l > 999)
+      throw UsageError("index writer: layer " + std::to_string(l) + " out of [0, 999]");
     if (!seen.insert(l).second) {
-      throw UsageError("index writer: layer " + std::to_string(l) + " listed twice in " + layers_text(layers));
+      throw UsageError("index writer: layer " + std::to_string(l) + " listed twice in " +
+                       layers_text(layers));
     }
   }
   if (d_latent == 0 || d_latent > (1u << 24)) {
-    throw UsageError("index writer: d_latent must be in [1, 2^24], got " + std::to_string(d_latent));
+    throw UsageError("index writer: d_latent must be in [1, 2^24], got " +
+                     std::to_string(d_latent));
   }
   if (d_latent > static_cast<uint32_t>(std::numeric_limits<int32_t>::max())) {
     throw UsageError("index writer: d_latent too large");
@@ -107,15 +113,15 @@ void IndexWriterOptions::validate() const {
 
 struct IndexWriter::Impl {
   IndexWriterOptions opt;
-  fs::path out;                         // normalized
+  fs::path out;  // normalized
   const PostingCodec* codec = nullptr;
   Manifest base;                        // the existing index when appending, else empty
   bool appending = false;               // append to an existing index
   std::unique_ptr<DirectoryLock> lock;  // held while appending
   SegmentContent content;
   std::vector<PostingAccumulator> layers;
-  bool done = false;                    // committed, or failed in commit
-  std::vector<fs::path> cleanup;        // temporary paths to remove if we do not finish
+  bool done = false;              // committed, or failed in commit
+  std::vector<fs::path> cleanup;  // temporary paths to remove if we do not finish
 
   uint32_t token_base() const { return base.n_tokens(); }
   uint32_t doc_base() const { return base.n_docs(); }
@@ -123,7 +129,9 @@ struct IndexWriter::Impl {
     if (opt.commit_hook) opt.commit_hook(s);
   }
   void check_open() const {
-    if (done) throw Error("index writer for " + out.string() + " was already committed (or its commit failed)");
+    if (done)
+      throw Error("index writer for " + out.string() +
+                  " was already committed (or its commit failed)");
   }
   void check_range(uint32_t slot, uint32_t global_begin, uint32_t n_tokens) const;
 };
@@ -140,8 +148,9 @@ IndexWriter::IndexWriter(IndexWriterOptions options) : impl_(std::make_unique<Im
   switch (m.opt.mode) {
     case WriteMode::kCreate:
       if (exists) {
-        throw Error(out_s + " already exists; pass --overwrite to replace it or --append to add "
-                            "documents to it");
+        throw Error(out_s +
+                    " already exists; pass --overwrite to replace it or --append to add "
+                    "documents to it");
       }
       break;
     case WriteMode::kOverwrite:
@@ -150,15 +159,17 @@ IndexWriter::IndexWriter(IndexWriterOptions options) : impl_(std::make_unique<Im
           throw Error("refusing to overwrite " + out_s + ": it is not a directory");
         }
         if (!is_empty_dir(m.out) && !fs::exists(m.out / kManifestFile, ec)) {
-          throw Error("refusing to overwrite " + out_s +
-                      ": it is not an s3attn index (no manifest.json); remove it yourself or choose "
-                      "another --out");
+          throw Error(
+              "refusing to overwrite " + out_s +
+              ": it is not an s3attn index (no manifest.json); remove it yourself or choose "
+              "another --out");
         }
       }
       break;
     case WriteMode::kAppend:
       if (exists && !is_empty_dir(m.out)) {
-        if (!fs::is_directory(m.out, ec)) throw Error("cannot append to " + out_s + ": not a directory");
+        if (!fs::is_directory(m.out, ec))
+          throw Error("cannot append to " + out_s + ": not a directory");
         m.lock = std::make_unique<DirectoryLock>(m.out);
         m.base = Manifest::load(m.out);
         m.appending = true;
@@ -178,7 +189,8 @@ IndexWriter::IndexWriter(IndexWriterOptions options) : impl_(std::make_unique<Im
                       std::string(m.codec->name()) + "'" + fix);
         }
         if (b.lexical.target_words != m.opt.lexical.target_words ||
-            b.lexical.language != m.opt.lexical.language || b.analyzer_version != kAnalyzerVersion) {
+            b.lexical.language != m.opt.lexical.language ||
+            b.analyzer_version != kAnalyzerVersion) {
           throw Error(pre + "its lexical index uses " + std::to_string(b.lexical.target_words) +
                       "-word passages, stemmer '" + b.lexical.language + "', analyzer v" +
                       std::to_string(b.analyzer_version) + "; this run " +
@@ -186,18 +198,22 @@ IndexWriter::IndexWriter(IndexWriterOptions options) : impl_(std::make_unique<Im
                       "', v" + std::to_string(kAnalyzerVersion) + fix);
         }
         if (b.metadata != m.opt.metadata) {
-          throw Error(pre + "it was built with a different model, SAE, tokenizer or scan "
-                            "configuration: " + metadata_diff(b.metadata, m.opt.metadata) + fix);
+          throw Error(pre +
+                      "it was built with a different model, SAE, tokenizer or scan "
+                      "configuration: " +
+                      metadata_diff(b.metadata, m.opt.metadata) + fix);
         }
       }
       break;
   }
   m.layers.reserve(m.opt.layers.size());
-  for (size_t l = 0; l < m.opt.layers.size(); ++l) m.layers.emplace_back(m.opt.d_latent);
+  for (size_t l = 0; l < m.opt.layers.size(); ++l)
+    m.layers.emplace_back(m.opt.d_latent);
 }
 
 IndexWriter::~IndexWriter() {
-  for (const fs::path& p : impl_->cleanup) remove_tree_quietly(p);
+  for (const fs::path& p : impl_->cleanup)
+    remove_tree_quietly(p);
 }
 
 DocumentRange IndexWriter::add_document(std::string_view name, std::string_view text,
@@ -210,25 +226,30 @@ DocumentRange IndexWriter::add_document(std::string_view name, std::string_view 
     throw Error(who + ": " + std::to_string(ids.size()) + " token ids but " +
                 std::to_string(offsets.size()) + " offsets");
   }
-  if (text.size() > std::numeric_limits<uint32_t>::max()) throw Error(who + " is larger than 4 GiB");
+  if (text.size() > std::numeric_limits<uint32_t>::max())
+    throw Error(who + " is larger than 4 GiB");
   if (size_t bad = find_invalid_utf8(text); bad != std::string_view::npos) {
-    throw Error(who + " is not valid UTF-8 (byte " + std::to_string(bad) + "); convert it to UTF-8");
+    throw Error(who + " is not valid UTF-8 (byte " + std::to_string(bad) +
+                "); convert it to UTF-8");
   }
-  if (find_invalid_utf8(name) != std::string_view::npos) throw Error(who + ": name is not valid UTF-8");
+  if (find_invalid_utf8(name) != std::string_view::npos)
+    throw Error(who + ": name is not valid UTF-8");
   uint32_t prev_begin = 0;
   for (size_t i = 0; i < offsets.size(); ++i) {
     const TokenOffset& o = offsets[i];
     if (o.begin > o.end || o.end > text.size() || o.begin < prev_begin) {
-      throw Error(who + ": token " + std::to_string(i) + " has byte range [" + std::to_string(o.begin) +
-                  ", " + std::to_string(o.end) + ") which is " +
-                  (o.begin < prev_begin ? "before the previous token's start"
-                                        : "outside the text (" + std::to_string(text.size()) + " bytes)"));
+      throw Error(who + ": token " + std::to_string(i) + " has byte range [" +
+                  std::to_string(o.begin) + ", " + std::to_string(o.end) + ") which is " +
+                  (o.begin < prev_begin
+                       ? "before the previous token's start"
+                       : "outside the text (" + std::to_string(text.size()) + " bytes)"));
     }
     prev_begin = o.begin;
   }
   const uint64_t local_begin = m.content.n_tokens();
   if (uint64_t{m.token_base()} + local_begin + ids.size() > kMaxTokens) {
-    throw Error("index would exceed " + std::to_string(kMaxTokens) + " tokens; split it into several indexes");
+    throw Error("index would exceed " + std::to_string(kMaxTokens) +
+                " tokens; split it into several indexes");
   }
   if (uint64_t{m.doc_base()} + m.content.n_docs() + 1 > std::numeric_limits<uint32_t>::max()) {
     throw Error("too many documents in one index");
@@ -287,7 +308,8 @@ void IndexWriter::add_feature_ids(uint32_t layer_slot, uint32_t global_begin, ui
   const size_t n = size_t{n_tokens} * n_slots;
   const auto d = static_cast<int32_t>(m.opt.d_latent);
   int32_t max_id = -1;
-  for (size_t i = 0; i < n; ++i) max_id = std::max(max_id, ids[i]);
+  for (size_t i = 0; i < n; ++i)
+    max_id = std::max(max_id, ids[i]);
   if (max_id >= d) {
     throw Error("feature id " + std::to_string(max_id) + " is out of range: the SAE has " +
                 std::to_string(d) + " latents");
@@ -295,8 +317,12 @@ void IndexWriter::add_feature_ids(uint32_t layer_slot, uint32_t global_begin, ui
   m.layers[layer_slot].add_ids(global_begin - m.token_base(), n_tokens, n_slots, ids);
 }
 
-uint32_t IndexWriter::n_documents() const { return impl_->content.n_docs(); }
-uint32_t IndexWriter::token_end() const { return impl_->token_base() + impl_->content.n_tokens(); }
+uint32_t IndexWriter::n_documents() const {
+  return impl_->content.n_docs();
+}
+uint32_t IndexWriter::token_end() const {
+  return impl_->token_base() + impl_->content.n_tokens();
+}
 uint64_t IndexWriter::n_postings(uint32_t layer_slot) const {
   return impl_->layers.at(layer_slot).n_postings();
 }
@@ -305,7 +331,8 @@ CommitStats IndexWriter::commit() {
   Impl& m = *impl_;
   m.check_open();
   if (m.content.n_docs() == 0) {
-    throw Error("nothing to index for " + m.out.string() + ": no documents were added (empty input)");
+    throw Error("nothing to index for " + m.out.string() +
+                ": no documents were added (empty input)");
   }
   m.done = true;  // from here on the writer is spent, whatever happens
   const auto t0 = std::chrono::steady_clock::now();
@@ -431,7 +458,8 @@ CommitStats IndexWriter::commit() {
     }
     if (fsync) fsync_path(parent);
     m.stage("published");
-    for (const fs::path& p : m.cleanup) remove_tree_quietly(p);  // the old index, if any
+    for (const fs::path& p : m.cleanup)
+      remove_tree_quietly(p);  // the old index, if any
     m.cleanup.clear();
   }
 
@@ -443,7 +471,8 @@ CommitStats IndexWriter::commit() {
   st.passages = seg.n_passages;
   st.postings = seg.postings;
   st.postings_bytes = seg.postings_bytes;
-  for (const auto& [name, d] : seg.files) st.file_bytes += d.bytes;
+  for (const auto& [name, d] : seg.files)
+    st.file_bytes += d.bytes;
   st.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   // Release the memory now rather than at destruction.
   m.layers.clear();

@@ -3,10 +3,12 @@
 // Usage (one thread):
 //   IndexWriter w(options);                          // checks `out` against the mode, fails early
 //   auto d = w.add_document(name, text, ids, offsets);   // -> global token range of the document
-//   w.add_feature_bitmap(slot, d.token_begin, n, bits);  // per chunk and layer, increasing positions
+//   w.add_feature_bitmap(slot, d.token_begin, n, bits);  // per chunk and layer, increasing
+//   positions
 //   ...
 //   w.commit();                                      // writes and publishes atomically
-// A writer destroyed before commit() leaves the previous index untouched and removes its temp files.
+// A writer destroyed before commit() leaves the previous index untouched and removes its temp
+// files.
 #pragma once
 
 #include <cstdint>
@@ -33,36 +35,36 @@ enum class WriteMode {
 };
 
 struct IndexWriterOptions {
-  std::filesystem::path out;           // index directory
+  std::filesystem::path out;  // index directory
   WriteMode mode = WriteMode::kCreate;
-  std::vector<int> layers;             // real layer numbers of the tapped layers; slot = position here
-  uint32_t d_latent = 0;               // SAE latents per layer (feature ids are in [0, d_latent))
+  std::vector<int> layers;  // real layer numbers of the tapped layers; slot = position here
+  uint32_t d_latent = 0;    // SAE latents per layer (feature ids are in [0, d_latent))
   std::string codec = std::string(kDefaultCodec);  // posting codec name (codec_registry.h)
-  // Fingerprints of model / SAE / tokenizer and the scan configuration, filled by the caller, stored
-  // verbatim in the manifest. Must be a JSON object. Appends require an equal object.
+  // Fingerprints of model / SAE / tokenizer and the scan configuration, filled by the caller,
+  // stored verbatim in the manifest. Must be a JSON object. Appends require an equal object.
   nlohmann::json metadata = nlohmann::json::object();
-  LexicalOptions lexical;              // BM25 passages and analyzer
-  unsigned commit_threads = 0;         // threads for commit (0 = min(4, hardware threads))
-  bool fsync = true;                   // fsync files and directories before publishing (durability)
+  LexicalOptions lexical;       // BM25 passages and analyzer
+  unsigned commit_threads = 0;  // threads for commit (0 = min(4, hardware threads))
+  bool fsync = true;            // fsync files and directories before publishing (durability)
   // Testing hook: called with the name of each commit stage ("begin", "staged", "exchanged",
   // "published", "segment-published"), so crash tests can die at a chosen point.
   std::function<void(std::string_view)> commit_hook;
 
-  // Throws s3::UsageError on a bad value (empty out, no layers, duplicate layers, d_latent 0, unknown
-  // codec, metadata not an object, bad lexical options).
+  // Throws s3::UsageError on a bad value (empty out, no layers, duplicate layers, d_latent 0,
+  // unknown codec, metadata not an object, bad lexical options).
   void validate() const;
 };
 
 struct CommitStats {
   std::filesystem::path index_dir;
-  std::string segment;                  // directory of the segment written
-  uint32_t docs = 0;                    // documents of this commit
+  std::string segment;  // directory of the segment written
+  uint32_t docs = 0;    // documents of this commit
   uint32_t tokens = 0;
   uint32_t passages = 0;
-  std::vector<uint64_t> postings;       // per layer slot
+  std::vector<uint64_t> postings;        // per layer slot
   std::vector<uint64_t> postings_bytes;  // encoded bytes per layer slot
-  uint64_t file_bytes = 0;              // all files of the segment
-  double seconds = 0;                   // wall time of commit()
+  uint64_t file_bytes = 0;               // all files of the segment
+  double seconds = 0;                    // wall time of commit()
 };
 
 class IndexWriter {
@@ -80,8 +82,9 @@ class IndexWriter {
   // Feature activity of tokens [global_begin, global_begin + n_tokens), which must lie in documents
   // already added (to this writer) and come after every range fed before for this layer slot.
   //
-  // Fast path: feature-major bitmap, bits[f * words + w], words = ceil(n_tokens / 64): bit t % 64 of
-  // word t / 64 is set iff feature f is active at token global_begin + t (bits past n_tokens ignored).
+  // Fast path: feature-major bitmap, bits[f * words + w], words = ceil(n_tokens / 64): bit t % 64
+  // of word t / 64 is set iff feature f is active at token global_begin + t (bits past n_tokens
+  // ignored).
   void add_feature_bitmap(uint32_t layer_slot, uint32_t global_begin, uint32_t n_tokens,
                           const uint64_t* bits);
   // Token-major ids [n_tokens][n_slots] (n_slots = heads x k): ids < 0 mean inactive, a feature
@@ -93,8 +96,8 @@ class IndexWriter {
   // s3::Error (nothing published) on failure, e.g. when no document was added.
   CommitStats commit();
 
-  uint32_t n_documents() const;  // added by this writer
-  uint32_t token_end() const;    // global position after the last token added
+  uint32_t n_documents() const;                    // added by this writer
+  uint32_t token_end() const;                      // global position after the last token added
   uint64_t n_postings(uint32_t layer_slot) const;  // accumulated so far by this writer
 
  private:

@@ -22,7 +22,8 @@ LexicalBuilder::LexicalBuilder(const LexicalOptions& options)
 }
 
 void LexicalBuilder::add_document(uint32_t local_doc, std::string_view text,
-                                  std::span<const TokenOffset> offsets, uint32_t local_token_begin) {
+                                  std::span<const TokenOffset> offsets,
+                                  uint32_t local_token_begin) {
   std::vector<WordSpan> words;
   TextAnalyzer::split_words(text, words);
   const std::vector<PassageSpan> spans = split_passages(text, words, options_.target_words);
@@ -39,8 +40,8 @@ void LexicalBuilder::add_document(uint32_t local_doc, std::string_view text,
     PassageRecord rec{};
     rec.doc = local_doc;
     rec.token_begin = local_token_begin + (s == 0 ? 0 : first_token_at_or_after(sp.byte_begin));
-    rec.token_end =
-        local_token_begin + (s + 1 == spans.size() ? n_tokens : first_token_at_or_after(sp.byte_end));
+    rec.token_end = local_token_begin +
+                    (s + 1 == spans.size() ? n_tokens : first_token_at_or_after(sp.byte_end));
     rec.byte_begin = sp.byte_begin;
     rec.byte_end = sp.byte_end;
     rec.length = sp.word_end - sp.word_begin;
@@ -49,7 +50,8 @@ void LexicalBuilder::add_document(uint32_t local_doc, std::string_view text,
     for (uint32_t w = sp.word_begin; w < sp.word_end; ++w) {
       const WordSpan& ws = words[w];
       std::string term = analyzer_.normalize(text.substr(ws.begin, ws.end - ws.begin), ws.cjk);
-      auto [it, inserted] = term_ids_.try_emplace(std::move(term), static_cast<uint32_t>(terms_.size()));
+      auto [it, inserted] =
+          term_ids_.try_emplace(std::move(term), static_cast<uint32_t>(terms_.size()));
       if (inserted) {
         terms_.push_back(it->first);
         postings_.emplace_back();
@@ -59,7 +61,8 @@ void LexicalBuilder::add_document(uint32_t local_doc, std::string_view text,
     std::sort(ids.begin(), ids.end());
     for (size_t i = 0; i < ids.size();) {
       size_t j = i;
-      while (j < ids.size() && ids[j] == ids[i]) ++j;
+      while (j < ids.size() && ids[j] == ids[i])
+        ++j;
       postings_[ids[i]].emplace_back(pid, static_cast<uint32_t>(j - i));
       i = j;
     }
@@ -70,10 +73,13 @@ void LexicalBuilder::add_document(uint32_t local_doc, std::string_view text,
 
 FileDigest LexicalBuilder::write(const std::filesystem::path& path, bool fsync) const {
   std::vector<uint32_t> order(terms_.size());
-  for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) { return terms_[a] < terms_[b]; });
+  for (uint32_t i = 0; i < order.size(); ++i)
+    order[i] = i;
+  std::sort(order.begin(), order.end(),
+            [&](uint32_t a, uint32_t b) { return terms_[a] < terms_[b]; });
   uint64_t n_postings = 0;
-  for (const auto& p : postings_) n_postings += p.size();
+  for (const auto& p : postings_)
+    n_postings += p.size();
 
   FileWriter w(path, FileKind::kLexical);
   LexicalHeader h{};
@@ -98,12 +104,15 @@ FileDigest LexicalBuilder::write(const std::filesystem::path& path, bool fsync) 
     w.write_pod(off);
   }
   for (uint32_t t : order) {
-    for (const auto& [pid, tf] : postings_[t]) w.write_pod(pid);
+    for (const auto& [pid, tf] : postings_[t])
+      w.write_pod(pid);
   }
   for (uint32_t t : order) {
-    for (const auto& [pid, tf] : postings_[t]) w.write_pod(tf);
+    for (const auto& [pid, tf] : postings_[t])
+      w.write_pod(tf);
   }
-  for (uint32_t t : order) w.write(terms_[t].data(), terms_[t].size());
+  for (uint32_t t : order)
+    w.write(terms_[t].data(), terms_[t].size());
   return w.finish(fsync);
 }
 
@@ -134,7 +143,8 @@ LexicalSegment LexicalSegment::parse(std::span<const uint8_t> body, const std::s
     r.fail("vocabulary offsets inconsistent");
   }
   for (uint32_t t = 0; t < h.n_terms; ++t) {
-    if (s.term_offsets[t] > s.term_offsets[t + 1] || s.posting_offsets[t] > s.posting_offsets[t + 1]) {
+    if (s.term_offsets[t] > s.term_offsets[t + 1] ||
+        s.posting_offsets[t] > s.posting_offsets[t + 1]) {
       r.fail("vocabulary offsets not increasing");
     }
   }
@@ -175,12 +185,17 @@ Passage LexicalIndex::passage(uint32_t p) const {
     throw std::out_of_range("passage " + std::to_string(p) + " out of range (" +
                             std::to_string(n_passages_) + " passages)");
   }
-  auto it = std::upper_bound(segments_.begin(), segments_.end(), p,
-                             [](uint32_t v, const LexicalSegment& s) { return v < s.passage_base; });
+  auto it =
+      std::upper_bound(segments_.begin(), segments_.end(), p,
+                       [](uint32_t v, const LexicalSegment& s) { return v < s.passage_base; });
   const LexicalSegment& s = *(it - 1);
   const PassageRecord& r = s.passages[p - s.passage_base];
-  return Passage{s.doc_base + r.doc,  s.token_base + r.token_begin, s.token_base + r.token_end,
-                 r.byte_begin,        r.byte_end,                   r.length};
+  return Passage{s.doc_base + r.doc,
+                 s.token_base + r.token_begin,
+                 s.token_base + r.token_end,
+                 r.byte_begin,
+                 r.byte_end,
+                 r.length};
 }
 
 double LexicalIndex::avg_length() const {
@@ -198,6 +213,8 @@ uint32_t LexicalIndex::doc_freq(std::string_view term) const {
 
 void LexicalIndex::term_postings(std::string_view term, std::vector<uint32_t>& passages,
                                  std::vector<uint32_t>& tfs) const {
+  passages.clear();
+  tfs.clear();
   for (const LexicalSegment& s : segments_) {
     const int64_t t = s.find(term);
     if (t < 0) continue;
@@ -210,7 +227,8 @@ void LexicalIndex::term_postings(std::string_view term, std::vector<uint32_t>& p
 
 uint64_t LexicalIndex::vocabulary_size() const {
   uint64_t n = 0;
-  for (const LexicalSegment& s : segments_) n += s.header.n_terms;
+  for (const LexicalSegment& s : segments_)
+    n += s.header.n_terms;
   return n;
 }
 

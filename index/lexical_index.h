@@ -79,14 +79,15 @@ class LexicalIndex {
   AnalyzerOptions analyzer_options() const { return options_.analyzer(); }
 
   uint32_t n_passages() const { return n_passages_; }  // N
-  Passage passage(uint32_t p) const;                     // global ids, positions
-  double avg_length() const;                             // avgdl: mean passage length in terms
+  Passage passage(uint32_t p) const;                   // global ids, positions
+  double avg_length() const;                           // avgdl: mean passage length in terms
   uint64_t total_length() const { return total_length_; }
 
   // Number of passages containing the (already analyzed) term.
   uint32_t doc_freq(std::string_view term) const;
-  // Appends the passages holding `term` (increasing global passage id) and the term's frequency in
-  // each. `term` must be analyzed (TextAnalyzer with analyzer_options()).
+  // Replaces `passages` with the passages holding `term` (strictly increasing global ids) and `tfs`
+  // with the term's frequency in each (>= 1); both empty for an unknown term. `term` must be
+  // analyzed (TextAnalyzer with analyzer_options()).
   void term_postings(std::string_view term, std::vector<uint32_t>& passages,
                      std::vector<uint32_t>& tfs) const;
   // Vocabulary entries summed over segments (a term present in two segments counts twice).

@@ -81,23 +81,25 @@ T get(const json& j, const char* key, const std::string& path) {
 Manifest Manifest::from_json(const json& j_in, const std::string& path) {
   if (!j_in.is_object()) throw DataCorruption(path, "not a JSON object");
   if (j_in.value("format", std::string()) != kFormatName) {
-    throw DataCorruption(path, "not an s3attn index manifest (format is not '" +
-                                   std::string(kFormatName) + "')");
+    throw DataCorruption(
+        path, "not an s3attn index manifest (format is not '" + std::string(kFormatName) + "')");
   }
   Manifest m;
   m.format_version = get<uint32_t>(j_in, "format_version", path);
   if (m.format_version != kFormatVersion) {
-    throw DataCorruption(path, "index format version " + std::to_string(m.format_version) +
-                                   " is not supported by this build (it reads version " +
-                                   std::to_string(kFormatVersion) +
-                                   "); rebuild the index with --overwrite or use a matching s3attn");
+    throw DataCorruption(path,
+                         "index format version " + std::to_string(m.format_version) +
+                             " is not supported by this build (it reads version " +
+                             std::to_string(kFormatVersion) +
+                             "); rebuild the index with --overwrite or use a matching s3attn");
   }
   json j = j_in;
   const std::string stored = get<std::string>(j, "checksum", path);
   j.erase("checksum");
   if (checksum_hex(xxh3_64(j.dump())) != stored) {
-    throw DataCorruption(path, "checksum mismatch: the manifest was edited or corrupted; rebuild "
-                               "the index with --overwrite");
+    throw DataCorruption(path,
+                         "checksum mismatch: the manifest was edited or corrupted; rebuild "
+                         "the index with --overwrite");
   }
   m.created_by = get<std::string>(j, "created_by", path);
   m.layers = get<std::vector<int>>(j, "layers", path);
@@ -146,7 +148,8 @@ Manifest Manifest::from_json(const json& j_in, const std::string& path) {
     if (s.dir.find('/') != std::string::npos || s.dir.find("..") != std::string::npos) {
       throw DataCorruption(path, "segment directory name '" + s.dir + "' is not a plain name");
     }
-    if (uint64_t{tokens} + s.n_tokens > kMaxTokens) throw DataCorruption(path, "token count overflow");
+    if (uint64_t{tokens} + s.n_tokens > kMaxTokens)
+      throw DataCorruption(path, "token count overflow");
     docs += s.n_docs;
     tokens += s.n_tokens;
     passages += s.n_passages;
@@ -159,8 +162,9 @@ Manifest Manifest::load(const fs::path& dir) {
   std::error_code ec;
   if (!fs::exists(p, ec)) {
     if (!fs::exists(dir, ec)) throw Error("index directory " + dir.string() + " does not exist");
-    throw DataCorruption(p.string(), "missing: " + dir.string() +
-                                         " is not a complete s3attn index; rebuild it with --overwrite");
+    throw DataCorruption(p.string(),
+                         "missing: " + dir.string() +
+                             " is not a complete s3attn index; rebuild it with --overwrite");
   }
   std::string text;
   try {
@@ -172,7 +176,8 @@ Manifest Manifest::load(const fs::path& dir) {
   try {
     j = json::parse(text);
   } catch (const json::exception& e) {
-    throw DataCorruption(p.string(), std::string("not valid JSON (truncated or edited?): ") + e.what());
+    throw DataCorruption(p.string(),
+                         std::string("not valid JSON (truncated or edited?): ") + e.what());
   }
   return from_json(j, p.string());
 }

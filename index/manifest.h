@@ -27,21 +27,22 @@ struct SegmentEntry {
   uint32_t n_tokens = 0;
   uint32_t passage_base = 0;
   uint32_t n_passages = 0;
-  std::vector<uint64_t> postings;        // per layer slot
-  std::vector<uint64_t> postings_bytes;  // encoded posting bytes per layer slot (data area only)
+  std::vector<uint64_t> postings;           // per layer slot
+  std::vector<uint64_t> postings_bytes;     // encoded posting bytes per layer slot (data area only)
   std::map<std::string, FileDigest> files;  // file name -> size and XXH3-64
 };
 
 struct Manifest {
   uint32_t format_version = kFormatVersion;
-  std::string created_by;         // "s3attn-index <version>"
-  std::vector<int> layers;        // real layer numbers; position = layer slot
+  std::string created_by;   // "s3attn-index <version>"
+  std::vector<int> layers;  // real layer numbers; position = layer slot
   uint32_t d_latent = 0;
-  std::string codec;              // codec name
-  uint32_t codec_id = 0;          // its stable id
+  std::string codec;      // codec name
+  uint32_t codec_id = 0;  // its stable id
   LexicalOptions lexical;
   uint32_t analyzer_version = 0;
-  nlohmann::json metadata = nlohmann::json::object();  // caller's fingerprints and scan config, verbatim
+  nlohmann::json metadata =
+      nlohmann::json::object();  // caller's fingerprints and scan config, verbatim
   std::vector<SegmentEntry> segments;
 
   uint32_t n_docs() const;

@@ -20,7 +20,8 @@ MappedFile MappedFile::open(const std::filesystem::path& path) {
   if (fd < 0) {
     int e = errno;
     if (e == ENOENT) {
-      throw DataCorruption(m.path_, "missing: the index is incomplete; rebuild it with --overwrite");
+      throw DataCorruption(m.path_,
+                           "missing: the index is incomplete; rebuild it with --overwrite");
     }
     throw DataCorruption(m.path_, std::string("cannot open: ") + std::strerror(e));
   }
@@ -54,7 +55,9 @@ void MappedFile::reset() noexcept {
   size_ = 0;
 }
 
-MappedFile::~MappedFile() { reset(); }
+MappedFile::~MappedFile() {
+  reset();
+}
 
 MappedFile::MappedFile(MappedFile&& other) noexcept
     : data_(std::exchange(other.data_, nullptr)),

@@ -37,14 +37,17 @@ void run_tasks(size_t n_tasks, unsigned threads, const std::function<void(size_t
     }
   };
   std::vector<std::thread> pool;
-  for (size_t t = 1; t < n_threads; ++t) pool.emplace_back(worker);
+  for (size_t t = 1; t < n_threads; ++t)
+    pool.emplace_back(worker);
   worker();
-  for (auto& th : pool) th.join();
+  for (auto& th : pool)
+    th.join();
   if (error) std::rethrow_exception(error);
 }
 }  // namespace
 
-void parallel_for_chunks(size_t n, unsigned threads, const std::function<void(size_t, size_t)>& fn) {
+void parallel_for_chunks(size_t n, unsigned threads,
+                         const std::function<void(size_t, size_t)>& fn) {
   if (n == 0) return;
   const size_t n_chunks = std::min<size_t>(n, static_cast<size_t>(std::max(threads, 1u)) * 8);
   const size_t per = (n + n_chunks - 1) / n_chunks;

@@ -10,8 +10,8 @@ namespace s3::index {
 // Number of threads to use when the caller asked for `requested` (0 = min(4, hardware threads)).
 unsigned resolve_threads(unsigned requested);
 
-// Calls fn(lo, hi) on disjoint sub-ranges covering [0, n), from up to `threads` threads (the calling
-// thread included). Rethrows the first exception after all threads have stopped.
+// Calls fn(lo, hi) on disjoint sub-ranges covering [0, n), from up to `threads` threads (the
+// calling thread included). Rethrows the first exception after all threads have stopped.
 void parallel_for_chunks(size_t n, unsigned threads, const std::function<void(size_t, size_t)>& fn);
 
 // Calls fn(i) for i in [0, n), one task per index, from up to `threads` threads.

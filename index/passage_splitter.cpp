@@ -5,8 +5,12 @@
 namespace s3::index {
 
 namespace {
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
-bool is_closer(char c) { return c == '"' || c == '\'' || c == ')' || c == ']' || c == '}'; }
+bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+bool is_closer(char c) {
+  return c == '"' || c == '\'' || c == ')' || c == ']' || c == '}';
+}
 }  // namespace
 
 bool is_sentence_break(std::string_view gap) {
@@ -20,7 +24,8 @@ bool is_sentence_break(std::string_view gap) {
   for (size_t i = 0; i < gap.size(); ++i) {
     if (gap[i] != '\n') continue;
     size_t j = i + 1;
-    while (j < gap.size() && (gap[j] == ' ' || gap[j] == '\t' || gap[j] == '\r')) ++j;
+    while (j < gap.size() && (gap[j] == ' ' || gap[j] == '\t' || gap[j] == '\r'))
+      ++j;
     if (j < gap.size() && gap[j] == '\n') return true;
   }
   // Terminal punctuation followed by whitespace (closing quotes/brackets may come between).
@@ -33,12 +38,13 @@ bool is_sentence_break(std::string_view gap) {
     } else {
       continue;
     }
-    while (after < gap.size() && (is_closer(gap[after]) || gap[after] == '.' || gap[after] == '!' ||
-                                  gap[after] == '?')) {
+    while (after < gap.size() &&
+           (is_closer(gap[after]) || gap[after] == '.' || gap[after] == '!' || gap[after] == '?')) {
       ++after;
     }
     // Closing curly quotes U+201D / U+2019 are 3 bytes each.
-    while (gap.compare(after, 3, "\xE2\x80\x9D") == 0 || gap.compare(after, 3, "\xE2\x80\x99") == 0) {
+    while (gap.compare(after, 3, "\xE2\x80\x9D") == 0 ||
+           gap.compare(after, 3, "\xE2\x80\x99") == 0) {
       after += 3;
     }
     if (after < gap.size() && is_space(gap[after])) return true;
@@ -62,7 +68,8 @@ std::vector<PassageSpan> split_passages(std::string_view text, std::span<const W
       sentences.emplace_back(b, e);
       return;
     }
-    for (uint32_t p = b; p < e; p += target_words) sentences.emplace_back(p, std::min(e, p + target_words));
+    for (uint32_t p = b; p < e; p += target_words)
+      sentences.emplace_back(p, std::min(e, p + target_words));
   };
   for (uint32_t i = 0; i < n; ++i) {
     const bool last = i + 1 == n;

@@ -1,12 +1,12 @@
 // Cuts a document into BM25 passages of about `target_words` words made of whole sentences.
 //
 // Sentence ends (after a word, looking at the text between it and the next word): '.', '!', '?' or
-// U+2026 followed by whitespace (possibly after closing quotes/brackets), the CJK terminators U+3002
-// U+FF01 U+FF1F (anywhere), a blank line, or the end of the text.
-// Greedy packing: sentences are added to the current passage while that brings its word count closer
-// to target_words; a sentence longer than 1.5 × target_words is cut into target_words-word pieces.
-// Passages tile the text: the first starts at byte 0, each next one at its first word, the last one
-// ends at the end of the text (a text without words has no passage).
+// U+2026 followed by whitespace (possibly after closing quotes/brackets), the CJK terminators
+// U+3002 U+FF01 U+FF1F (anywhere), a blank line, or the end of the text. Greedy packing: sentences
+// are added to the current passage while that brings its word count closer to target_words; a
+// sentence longer than 1.5 × target_words is cut into target_words-word pieces. Passages tile the
+// text: the first starts at byte 0, each next one at its first word, the last one ends at the end
+// of the text (a text without words has no passage).
 #pragma once
 
 #include <cstdint>

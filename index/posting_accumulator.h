@@ -26,25 +26,28 @@ class PostingAccumulator {
   PostingAccumulator& operator=(const PostingAccumulator&) = delete;
 
   // Feature-major bitmap of tokens [begin, begin + n_tokens) (segment-local positions):
-  // bits[f * words + w], words = ceil(n_tokens / 64), bit (t % 64) of word (t / 64) set iff feature f
-  // is active at token begin + t. Bits at t >= n_tokens are ignored.
-  // Preconditions (checked by IndexWriter): begin >= frontier(), begin + n_tokens <= kMaxTokens.
+  // bits[f * words + w], words = ceil(n_tokens / 64), bit (t % 64) of word (t / 64) set iff feature
+  // f is active at token begin + t. Bits at t >= n_tokens are ignored. Preconditions (checked by
+  // IndexWriter): begin >= frontier(), begin + n_tokens <= kMaxTokens.
   void add_bitmap(uint32_t begin, uint32_t n_tokens, const uint64_t* bits);
 
-  // Token-major ids [n_tokens][n_slots]; negative ids are skipped, repeated ids of one token give one
-  // posting. Preconditions as add_bitmap, plus every id < d_latent.
+  // Token-major ids [n_tokens][n_slots]; negative ids are skipped, repeated ids of one token give
+  // one posting. Preconditions as add_bitmap, plus every id < d_latent.
   void add_ids(uint32_t begin, uint32_t n_tokens, uint32_t n_slots, const int32_t* ids);
 
   // End of the last range fed (ranges must come in increasing position order).
   uint32_t frontier() const { return frontier_; }
   uint32_t d_latent() const { return static_cast<uint32_t>(features_.size()); }
   uint32_t df(uint32_t f) const { return features_[f].df; }
-  std::span<const uint8_t> bytes(uint32_t f) const { return {features_[f].data, features_[f].size}; }
+  std::span<const uint8_t> bytes(uint32_t f) const {
+    return {features_[f].data, features_[f].size};
+  }
   uint64_t n_postings() const;
   uint64_t n_bytes() const;
 
   // Re-encodes every feature's list with `codec` (no-op for varint-delta), spreading features over
-  // `threads` threads. Afterwards bytes(f) holds the codec's encoding; no more postings may be added.
+  // `threads` threads. Afterwards bytes(f) holds the codec's encoding; no more postings may be
+  // added.
   void transcode(const PostingCodec& codec, unsigned threads);
 
   // Decodes feature f (only before transcode()); for tests and the bench.

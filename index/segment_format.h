@@ -47,7 +47,7 @@ struct PostingsHeader {
   int32_t layer;        // real layer number
   uint32_t layer_slot;  // index into the manifest's layer list
   uint32_t d_latent;
-  uint32_t n_tokens;    // of the segment: every position is < n_tokens
+  uint32_t n_tokens;  // of the segment: every position is < n_tokens
   uint32_t reserved;
   uint64_t n_postings;  // sum of df
   uint64_t data_bytes;
@@ -68,15 +68,16 @@ struct PassageRecord {
   uint32_t doc;          // segment-local document
   uint32_t token_begin;  // segment-local token range
   uint32_t token_end;
-  uint32_t byte_begin;   // byte range in the document's text
+  uint32_t byte_begin;  // byte range in the document's text
   uint32_t byte_end;
-  uint32_t length;       // number of terms
+  uint32_t length;  // number of terms
 };
 
 static_assert(sizeof(DocsHeader) == 16 && sizeof(DocRecord) == 40);
 static_assert(sizeof(TokensHeader) == 8);
 static_assert(sizeof(PostingsHeader) == 40);
 static_assert(sizeof(LexicalHeader) == 32 && sizeof(PassageRecord) == 24);
-static_assert(std::is_trivially_copyable_v<DocRecord> && std::is_trivially_copyable_v<PassageRecord>);
+static_assert(std::is_trivially_copyable_v<DocRecord> &&
+              std::is_trivially_copyable_v<PassageRecord>);
 
 }  // namespace s3::index

@@ -22,7 +22,8 @@ FileDigest write_docs(const fs::path& path, const SegmentContent& c, bool fsync)
   FileWriter w(path, FileKind::kDocs);
   DocsHeader h{};
   h.n_docs = c.n_docs();
-  for (const std::string& n : c.names) h.names_bytes += n.size();
+  for (const std::string& n : c.names)
+    h.names_bytes += n.size();
   w.write_pod(h);
   uint64_t name_off = 0;
   for (uint32_t d = 0; d < c.n_docs(); ++d) {
@@ -36,7 +37,8 @@ FileDigest write_docs(const fs::path& path, const SegmentContent& c, bool fsync)
     name_off += r.name_bytes;
     w.write_pod(r);
   }
-  for (const std::string& n : c.names) w.write(n.data(), n.size());
+  for (const std::string& n : c.names)
+    w.write(n.data(), n.size());
   return w.finish(fsync);
 }
 
@@ -57,8 +59,9 @@ FileDigest write_tokens(const fs::path& path, const SegmentContent& c, bool fsyn
   return w.finish(fsync);
 }
 
-FileDigest write_postings(const fs::path& path, const PostingAccumulator& acc, const PostingCodec& codec,
-                          int layer, uint32_t slot, uint32_t n_tokens, bool fsync) {
+FileDigest write_postings(const fs::path& path, const PostingAccumulator& acc,
+                          const PostingCodec& codec, int layer, uint32_t slot, uint32_t n_tokens,
+                          bool fsync) {
   const uint32_t d = acc.d_latent();
   std::vector<uint32_t> df(d);
   std::vector<uint64_t> offsets(size_t{d} + 1, 0);
@@ -95,7 +98,8 @@ SegmentWriteResult write_segment(const fs::path& dir, const SegmentContent& cont
                                  const std::vector<int>& layer_ids, const PostingCodec& codec,
                                  const LexicalOptions& lexical, unsigned threads, bool fsync) {
   // Transcoding is parallel over features inside each layer.
-  for (PostingAccumulator& acc : layers) acc.transcode(codec, threads);
+  for (PostingAccumulator& acc : layers)
+    acc.transcode(codec, threads);
 
   SegmentWriteResult res;
   const size_t n_layers = layers.size();
@@ -114,7 +118,8 @@ SegmentWriteResult write_segment(const fs::path& dir, const SegmentContent& cont
         const uint32_t tb = content.token_offsets[d], te = content.token_offsets[d + 1];
         std::string_view text(content.texts.data() + content.text_offsets[d],
                               content.text_offsets[d + 1] - content.text_offsets[d]);
-        lex.add_document(d, text, std::span<const TokenOffset>(content.offsets).subspan(tb, te - tb), tb);
+        lex.add_document(d, text,
+                         std::span<const TokenOffset>(content.offsets).subspan(tb, te - tb), tb);
       }
       record(kLexicalFile, lex.write(dir / kLexicalFile, fsync));
       std::lock_guard<std::mutex> lock(mu);
@@ -126,8 +131,8 @@ SegmentWriteResult write_segment(const fs::path& dir, const SegmentContent& cont
     } else {
       const size_t l = task - 2;
       const std::string name = postings_file_name(layer_ids[l]);
-      record(name, write_postings(dir / name, layers[l], codec, layer_ids[l], static_cast<uint32_t>(l),
-                                  content.n_tokens(), fsync));
+      record(name, write_postings(dir / name, layers[l], codec, layer_ids[l],
+                                  static_cast<uint32_t>(l), content.n_tokens(), fsync));
       std::lock_guard<std::mutex> lock(mu);
       res.postings[l] = layers[l].n_postings();
       res.postings_bytes[l] = layers[l].n_bytes();

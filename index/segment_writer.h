@@ -19,9 +19,11 @@ namespace s3::index {
 // Documents of one segment, all positions segment-local.
 struct SegmentContent {
   std::vector<std::string> names;
-  std::string texts;                    // concatenated texts
-  std::vector<uint64_t> text_offsets{0};  // doc d's text is texts[text_offsets[d], text_offsets[d+1])
-  std::vector<uint32_t> token_offsets{0};  // doc d's tokens are [token_offsets[d], token_offsets[d+1])
+  std::string texts;  // concatenated texts
+  std::vector<uint64_t> text_offsets{
+      0};  // doc d's text is texts[text_offsets[d], text_offsets[d+1])
+  std::vector<uint32_t> token_offsets{
+      0};  // doc d's tokens are [token_offsets[d], token_offsets[d+1])
   std::vector<int32_t> ids;
   std::vector<TokenOffset> offsets;
   uint32_t n_docs() const { return static_cast<uint32_t>(names.size()); }

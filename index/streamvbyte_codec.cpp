@@ -30,8 +30,10 @@ size_t encoded_size(std::span<const uint8_t> data, size_t n) {
   if (n_keys > data.size()) return PostingCodec::kDecodeError;
   size_t total = n_keys;
   const size_t full = n / 4;
-  for (size_t i = 0; i < full; ++i) total += kKeyLengths[data[i]];
-  for (size_t j = 0; j < n % 4; ++j) total += ((data[full] >> (2 * j)) & 3) + 1;
+  for (size_t i = 0; i < full; ++i)
+    total += kKeyLengths[data[i]];
+  for (size_t j = 0; j < n % 4; ++j)
+    total += ((data[full] >> (2 * j)) & 3) + 1;
   return total;
 }
 

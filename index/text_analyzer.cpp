@@ -15,12 +15,12 @@ namespace {
 constexpr int32_t kRightSingleQuote = 0x2019;
 
 bool is_cjk(int32_t cp) {
-  return (cp >= 0x3040 && cp <= 0x30FF) ||    // Hiragana, Katakana
-         (cp >= 0x31F0 && cp <= 0x31FF) ||    // Katakana phonetic extensions
-         (cp >= 0x3400 && cp <= 0x4DBF) ||    // CJK Extension A
-         (cp >= 0x4E00 && cp <= 0x9FFF) ||    // CJK Unified Ideographs
-         (cp >= 0xF900 && cp <= 0xFAFF) ||    // CJK Compatibility Ideographs
-         (cp >= 0x20000 && cp <= 0x323AF);    // Extensions B..H and compatibility supplement
+  return (cp >= 0x3040 && cp <= 0x30FF) ||  // Hiragana, Katakana
+         (cp >= 0x31F0 && cp <= 0x31FF) ||  // Katakana phonetic extensions
+         (cp >= 0x3400 && cp <= 0x4DBF) ||  // CJK Extension A
+         (cp >= 0x4E00 && cp <= 0x9FFF) ||  // CJK Unified Ideographs
+         (cp >= 0xF900 && cp <= 0xFAFF) ||  // CJK Compatibility Ideographs
+         (cp >= 0x20000 && cp <= 0x323AF);  // Extensions B..H and compatibility supplement
 }
 
 bool is_word_cp(int32_t cp) {
@@ -72,13 +72,15 @@ void AnalyzerOptions::validate() const {
     if (l == language) return;
   }
   std::string known;
-  for (const std::string& l : stemmer_languages()) known += (known.empty() ? "" : ", ") + l;
+  for (const std::string& l : stemmer_languages())
+    known += (known.empty() ? "" : ", ") + l;
   throw UsageError("unknown stemmer language '" + language + "'; known: " + known);
 }
 
 std::vector<std::string> stemmer_languages() {
   std::vector<std::string> out{"none"};
-  for (const char** l = sb_stemmer_list(); *l != nullptr; ++l) out.emplace_back(*l);
+  for (const char** l = sb_stemmer_list(); *l != nullptr; ++l)
+    out.emplace_back(*l);
   return out;
 }
 
@@ -105,7 +107,9 @@ TextAnalyzer::~TextAnalyzer() = default;
 TextAnalyzer::TextAnalyzer(TextAnalyzer&&) noexcept = default;
 TextAnalyzer& TextAnalyzer::operator=(TextAnalyzer&&) noexcept = default;
 
-const AnalyzerOptions& TextAnalyzer::options() const { return impl_->options; }
+const AnalyzerOptions& TextAnalyzer::options() const {
+  return impl_->options;
+}
 
 void TextAnalyzer::split_words(std::string_view text, std::vector<WordSpan>& out) {
   size_t i = 0;
@@ -116,7 +120,8 @@ void TextAnalyzer::split_words(std::string_view text, std::vector<WordSpan>& out
     int32_t cp;
     const size_t len = next_cp(text, i, cp);
     if (cp >= 0 && is_cjk(cp)) {
-      if (in_word) out.push_back({static_cast<uint32_t>(word_begin), static_cast<uint32_t>(i), false});
+      if (in_word)
+        out.push_back({static_cast<uint32_t>(word_begin), static_cast<uint32_t>(i), false});
       in_word = false;
       out.push_back({static_cast<uint32_t>(i), static_cast<uint32_t>(i + len), true});
     } else if (cp >= 0 && is_word_cp(cp)) {
@@ -159,8 +164,9 @@ std::string TextAnalyzer::normalize(std::string_view word, bool cjk) {
     i += len;
   }
   if (cjk || impl_->stemmer == nullptr || lower.empty()) return lower;
-  const sb_symbol* s = sb_stemmer_stem(impl_->stemmer, reinterpret_cast<const sb_symbol*>(lower.data()),
-                                       static_cast<int>(lower.size()));
+  const sb_symbol* s =
+      sb_stemmer_stem(impl_->stemmer, reinterpret_cast<const sb_symbol*>(lower.data()),
+                      static_cast<int>(lower.size()));
   if (s == nullptr) throw std::bad_alloc();
   return std::string(reinterpret_cast<const char*>(s),
                      static_cast<size_t>(sb_stemmer_length(impl_->stemmer)));
@@ -180,7 +186,8 @@ std::vector<std::string> TextAnalyzer::analyze(std::string_view text) {
   analyze(text, terms);
   std::vector<std::string> out;
   out.reserve(terms.size());
-  for (Term& t : terms) out.push_back(std::move(t.text));
+  for (Term& t : terms)
+    out.push_back(std::move(t.text));
   return out;
 }
 

@@ -3,12 +3,12 @@
 //
 // Words: maximal runs of word characters, where a word character is an ASCII letter or digit, or a
 // non-ASCII code point of Unicode category L*, M* or N* (utf8proc). An apostrophe (' or U+2019)
-// between two word characters stays inside the word ("don't"). CJK ideographs and kana are each a word
-// of their own. Everything else (punctuation, spaces, symbols, invalid UTF-8 bytes) separates words.
-// Terms: words lowercased (Unicode simple lowercase; U+2019 becomes ') and stemmed with the Snowball
-// stemmer of `language` (libstemmer, UTF-8); CJK words are not stemmed.
-// kAnalyzerVersion changes whenever these rules change; the manifest records it and a reader refuses
-// an index built with another version (its terms would not match the queries').
+// between two word characters stays inside the word ("don't"). CJK ideographs and kana are each a
+// word of their own. Everything else (punctuation, spaces, symbols, invalid UTF-8 bytes) separates
+// words. Terms: words lowercased (Unicode simple lowercase; U+2019 becomes ') and stemmed with the
+// Snowball stemmer of `language` (libstemmer, UTF-8); CJK words are not stemmed. kAnalyzerVersion
+// changes whenever these rules change; the manifest records it and a reader refuses an index built
+// with another version (its terms would not match the queries').
 #pragma once
 
 #include <cstdint>
@@ -22,8 +22,8 @@ namespace s3::index {
 inline constexpr uint32_t kAnalyzerVersion = 1;
 
 struct AnalyzerOptions {
-  // Snowball algorithm name ("english", "porter", "german", ...; see stemmer_languages()), or "none"
-  // to disable stemming.
+  // Snowball algorithm name ("english", "porter", "german", ...; see stemmer_languages()), or
+  // "none" to disable stemming.
   std::string language = "english";
   // Throws s3::UsageError naming the known languages when `language` is unknown.
   void validate() const;

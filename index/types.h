@@ -1,4 +1,5 @@
-// Plain value types shared by the index writer and reader. No dependencies beyond the standard library.
+// Plain value types shared by the index writer and reader. No dependencies beyond the standard
+// library.
 #pragma once
 
 #include <cstdint>
@@ -7,8 +8,8 @@
 
 namespace s3::index {
 
-// Global token positions are uint32: an index holds at most kMaxTokens tokens over all its segments.
-// Position 0xFFFFFFFF is reserved (the posting accumulator uses it as "no posting yet").
+// Global token positions are uint32: an index holds at most kMaxTokens tokens over all its
+// segments. Position 0xFFFFFFFF is reserved (the posting accumulator uses it as "no posting yet").
 inline constexpr uint64_t kMaxTokens = std::numeric_limits<uint32_t>::max() - 1;
 
 // Byte range [begin, end) of one token in its document's text. begin is non-decreasing along a
@@ -22,11 +23,11 @@ static_assert(sizeof(TokenOffset) == 8);
 
 // A document as the reader exposes it. Token positions are global; text points into the mmap.
 struct DocumentView {
-  uint32_t id = 0;            // global document id (0-based, in insertion order over all segments)
-  std::string_view name;      // caller-given name (file path, JSONL key, ...)
-  uint32_t token_begin = 0;   // first global token position
-  uint32_t token_end = 0;     // one past the last
-  std::string_view text;      // exact original bytes
+  uint32_t id = 0;           // global document id (0-based, in insertion order over all segments)
+  std::string_view name;     // caller-given name (file path, JSONL key, ...)
+  uint32_t token_begin = 0;  // first global token position
+  uint32_t token_end = 0;    // one past the last
+  std::string_view text;     // exact original bytes
   uint32_t n_tokens() const { return token_end - token_begin; }
 };
 
@@ -44,9 +45,9 @@ struct Passage {
   uint32_t doc = 0;          // global document id
   uint32_t token_begin = 0;  // global token range [token_begin, token_end)
   uint32_t token_end = 0;
-  uint32_t byte_begin = 0;   // byte range [byte_begin, byte_end) in the document's text
+  uint32_t byte_begin = 0;  // byte range [byte_begin, byte_end) in the document's text
   uint32_t byte_end = 0;
-  uint32_t length = 0;       // number of analyzed terms (the BM25 document length)
+  uint32_t length = 0;  // number of analyzed terms (the BM25 document length)
   friend bool operator==(const Passage&, const Passage&) = default;
 };
 

@@ -1,5 +1,6 @@
 // LEB128 (unsigned varint) helpers: 7 data bits per byte, low groups first, high bit = "more".
-// A uint32 takes 1..5 bytes. Header-only because the posting accumulator inlines them in its hot loop.
+// A uint32 takes 1..5 bytes. Header-only because the posting accumulator inlines them in its hot
+// loop.
 #pragma once
 
 #include <cstddef>

@@ -1,7 +1,7 @@
 // Codec 1, "varint-delta": for a list v0 < v1 < ... the bytes are LEB128(v0), LEB128(v1 - v0 - 1),
 // LEB128(v2 - v1 - 1), ... ("d-gaps minus one", so consecutive positions cost one 0x00 byte).
-// This is also the in-memory format of the posting accumulator, so with this codec commit writes the
-// accumulated buffers as they are.
+// This is also the in-memory format of the posting accumulator, so with this codec commit writes
+// the accumulated buffers as they are.
 #pragma once
 
 #include "index/codec.h"

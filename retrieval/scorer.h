@@ -20,8 +20,9 @@
 namespace s3::retrieval {
 
 struct ScoreOptions {
-  // --aggregate: how the question's activations combine into w_q (used by aggregate_query when
-  // the caller aggregates through these options; method.md §4 open point). Default sum.
+  // --aggregate: how the question's activations combine into w_q (method.md §4, open). Recorded
+  // here with the other scoring knobs; the caller passes it to aggregate_query(), since
+  // score_positions() takes F_q already aggregated. Default sum.
   Aggregation aggregation = Aggregation::kSum;
   // --layer-weights: λ_l per layer slot, each finite and >= 0; empty = 1 for every slot (paper).
   std::vector<float> layer_weights;

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "sae/device.h"
 #include "sae/safetensors.h"
 #include "sae/tensor_io.h"
 
@@ -180,6 +181,10 @@ void save_sae(const std::filesystem::path& dir, const SaeInfo& info,
       throw Error(file.string() + ": weights are " + std::to_string(w.d_latent()) + " x " +
                   std::to_string(w.d_in()) + " but sae.json says " +
                   std::to_string(info.d_latent) + " x " + std::to_string(info.d_in));
+    }
+    if (dtype_string(w.W_enc.scalar_type()) != info.dtype) {
+      throw Error(file.string() + ": weights are " + dtype_string(w.W_enc.scalar_type()) +
+                  " but sae.json says dtype " + info.dtype);
     }
     save_layer(file, w, {{"layer", std::to_string(layer)}, {"k", std::to_string(info.k)}});
   }

@@ -9,15 +9,15 @@
 //               [--ids] [--slots 1024] [--threads 0] [--no-fsync] [--dir /tmp] [--seed 1]
 //
 // --active is the mean number of distinct active features per token per layer (8 heads x k 128
-// union ~ 1000). Feature firing rates follow --dist (lognormal: ln-rate ~ N(mu, sigma), the shape of
-// SAE latent frequency histograms); --run is the mean length of a feature's runs of consecutive
+// union ~ 1000). Feature firing rates follow --dist (lognormal: ln-rate ~ N(mu, sigma), the shape
+// of SAE latent frequency histograms); --run is the mean length of a feature's runs of consecutive
 // active tokens (1 = independent tokens). --ids feeds token-major ids instead of bitmaps.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <ctime>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <numeric>
 #include <random>
@@ -75,11 +75,13 @@ std::vector<double> make_rates(const Config& c, std::mt19937_64& rng) {
   if (c.dist == "uniform") {
     std::fill(w.begin(), w.end(), 1.0);
   } else if (c.dist == "zipf") {
-    for (uint32_t f = 0; f < c.d_latent; ++f) w[f] = 1.0 / (f + 10.0);
+    for (uint32_t f = 0; f < c.d_latent; ++f)
+      w[f] = 1.0 / (f + 10.0);
     std::shuffle(w.begin(), w.end(), rng);
   } else if (c.dist == "lognormal") {
     std::normal_distribution<double> n(0.0, c.sigma);
-    for (double& x : w) x = std::exp(n(rng));
+    for (double& x : w)
+      x = std::exp(n(rng));
   } else {
     throw s3::UsageError("--dist must be lognormal, zipf or uniform");
   }
@@ -87,7 +89,8 @@ std::vector<double> make_rates(const Config& c, std::mt19937_64& rng) {
   double scale = c.active / std::accumulate(w.begin(), w.end(), 0.0);
   for (int iter = 0; iter < 20; ++iter) {  // cap, then rescale the rest
     double sum = 0;
-    for (size_t f = 0; f < w.size(); ++f) sum += (p[f] = std::min(0.95, w[f] * scale));
+    for (size_t f = 0; f < w.size(); ++f)
+      sum += (p[f] = std::min(0.95, w[f] * scale));
     if (std::abs(sum - c.active) < 1e-6 * c.active) break;
     scale *= c.active / sum;
   }
@@ -95,7 +98,8 @@ std::vector<double> make_rates(const Config& c, std::mt19937_64& rng) {
 }
 
 // One chunk's feature-major bitmap: runs of mean length `run` separated by geometric gaps.
-std::vector<uint64_t> make_chunk(const Config& c, const std::vector<double>& rate, std::mt19937_64& rng) {
+std::vector<uint64_t> make_chunk(const Config& c, const std::vector<double>& rate,
+                                 std::mt19937_64& rng) {
   const size_t words = (c.chunk + 63) / 64;
   std::vector<uint64_t> bits(size_t{c.d_latent} * words, 0);
   std::uniform_real_distribution<double> u(0.0, 1.0);
@@ -103,7 +107,7 @@ std::vector<uint64_t> make_chunk(const Config& c, const std::vector<double>& rat
     const double p = rate[f];
     if (p <= 0) continue;
     const double run = std::max(1.0, std::min(c.run, 0.5 / (1.0 - p)));  // mean on-run length
-    const double off = run * (1.0 - p) / p;                             // mean off-gap length
+    const double off = run * (1.0 - p) / p;                              // mean off-gap length
     uint64_t* row = bits.data() + f * words;
     auto geometric = [&](double mean) {  // >= 0 with the given mean
       if (mean <= 0) return uint64_t{0};
@@ -113,23 +117,26 @@ std::vector<uint64_t> make_chunk(const Config& c, const std::vector<double>& rat
     uint64_t t = geometric(off);
     while (t < c.chunk) {
       uint64_t len = 1 + geometric(run - 1);
-      for (uint64_t i = 0; i < len && t < c.chunk; ++i, ++t) row[t / 64] |= uint64_t{1} << (t % 64);
+      for (uint64_t i = 0; i < len && t < c.chunk; ++i, ++t)
+        row[t / 64] |= uint64_t{1} << (t % 64);
       t += 1 + geometric(off - 1 > 0 ? off - 1 : 0);
     }
   }
   return bits;
 }
 
-// Token-major ids of a bitmap chunk: each active feature once, some repeated (as other heads would),
-// padded with -1 to `slots` per token.
-std::vector<int32_t> to_ids(const Config& c, const std::vector<uint64_t>& bits, std::mt19937_64& rng) {
+// Token-major ids of a bitmap chunk: each active feature once, some repeated (as other heads
+// would), padded with -1 to `slots` per token.
+std::vector<int32_t> to_ids(const Config& c, const std::vector<uint64_t>& bits,
+                            std::mt19937_64& rng) {
   const size_t words = (c.chunk + 63) / 64;
   std::vector<std::vector<int32_t>> per_token(c.chunk);
   for (uint32_t f = 0; f < c.d_latent; ++f) {
     for (size_t w = 0; w < words; ++w) {
       uint64_t x = bits[f * words + w];
       while (x) {
-        per_token[w * 64 + static_cast<size_t>(__builtin_ctzll(x))].push_back(static_cast<int32_t>(f));
+        per_token[w * 64 + static_cast<size_t>(__builtin_ctzll(x))].push_back(
+            static_cast<int32_t>(f));
         x &= x - 1;
       }
     }
@@ -138,7 +145,8 @@ std::vector<int32_t> to_ids(const Config& c, const std::vector<uint64_t>& bits, 
   for (uint32_t t = 0; t < c.chunk; ++t) {
     auto& v = per_token[t];
     const size_t n = v.size();
-    while (v.size() < c.slots && n > 0 && v.size() < n * 2) v.push_back(v[rng() % n]);  // duplicates
+    while (v.size() < c.slots && n > 0 && v.size() < n * 2)
+      v.push_back(v[rng() % n]);  // duplicates
     std::shuffle(v.begin(), v.end(), rng);
     std::copy_n(v.begin(), std::min<size_t>(v.size(), c.slots), ids.begin() + size_t{t} * c.slots);
   }
@@ -155,20 +163,34 @@ int main(int argc, char** argv) try {
       if (i + 1 >= argc) throw s3::UsageError(a + " needs a value");
       return argv[++i];
     };
-    if (a == "--tokens") c.tokens = static_cast<uint32_t>(std::stoul(next()));
-    else if (a == "--layers") c.layers = static_cast<uint32_t>(std::stoul(next()));
-    else if (a == "--d-latent") c.d_latent = static_cast<uint32_t>(std::stoul(next()));
-    else if (a == "--active") c.active = std::stod(next());
-    else if (a == "--chunk") c.chunk = static_cast<uint32_t>(std::stoul(next()));
-    else if (a == "--dist") c.dist = next();
-    else if (a == "--sigma") c.sigma = std::stod(next());
-    else if (a == "--run") c.run = std::stod(next());
-    else if (a == "--ids") c.ids = true;
-    else if (a == "--slots") c.slots = static_cast<uint32_t>(std::stoul(next()));
-    else if (a == "--threads") c.threads = static_cast<unsigned>(std::stoul(next()));
-    else if (a == "--no-fsync") c.fsync = false;
-    else if (a == "--dir") c.dir = next();
-    else if (a == "--seed") c.seed = std::stoull(next());
+    if (a == "--tokens")
+      c.tokens = static_cast<uint32_t>(std::stoul(next()));
+    else if (a == "--layers")
+      c.layers = static_cast<uint32_t>(std::stoul(next()));
+    else if (a == "--d-latent")
+      c.d_latent = static_cast<uint32_t>(std::stoul(next()));
+    else if (a == "--active")
+      c.active = std::stod(next());
+    else if (a == "--chunk")
+      c.chunk = static_cast<uint32_t>(std::stoul(next()));
+    else if (a == "--dist")
+      c.dist = next();
+    else if (a == "--sigma")
+      c.sigma = std::stod(next());
+    else if (a == "--run")
+      c.run = std::stod(next());
+    else if (a == "--ids")
+      c.ids = true;
+    else if (a == "--slots")
+      c.slots = static_cast<uint32_t>(std::stoul(next()));
+    else if (a == "--threads")
+      c.threads = static_cast<unsigned>(std::stoul(next()));
+    else if (a == "--no-fsync")
+      c.fsync = false;
+    else if (a == "--dir")
+      c.dir = next();
+    else if (a == "--seed")
+      c.seed = std::stoull(next());
     else if (a == "--codecs") {
       std::string s = next();
       for (size_t p = 0; p <= s.size();) {
@@ -178,11 +200,13 @@ int main(int argc, char** argv) try {
         p = q + 1;
       }
     } else {
-      throw s3::UsageError("unknown option " + a + " (see the comment at the top of index_bench.cpp)");
+      throw s3::UsageError("unknown option " + a +
+                           " (see the comment at the top of index_bench.cpp)");
     }
   }
   if (c.codecs.empty()) {
-    for (const auto* codec : s3::index::all_codecs()) c.codecs.emplace_back(codec->name());
+    for (const auto* codec : s3::index::all_codecs())
+      c.codecs.emplace_back(codec->name());
   }
   std::mt19937_64 rng(c.seed);
   const auto rates = make_rates(c, rng);
@@ -193,8 +217,8 @@ int main(int argc, char** argv) try {
     chunks.push_back(make_chunk(c, rates, rng));
     if (c.ids) id_chunks.push_back(to_ids(c, chunks.back(), rng));
   }
-  std::fprintf(stderr, "generated %u distinct %u-token chunks in %.2f s\n", c.distinct_chunks, c.chunk,
-               seconds_since(t_gen));
+  std::fprintf(stderr, "generated %u distinct %u-token chunks in %.2f s\n", c.distinct_chunks,
+               c.chunk, seconds_since(t_gen));
 
   // One synthetic document: "w0 w1 ... " with one token per word.
   std::string text;
@@ -214,7 +238,8 @@ int main(int argc, char** argv) try {
     IndexWriterOptions o;
     o.out = out;
     o.mode = s3::index::WriteMode::kOverwrite;
-    for (uint32_t l = 0; l < c.layers; ++l) o.layers.push_back(static_cast<int>(l * 4));
+    for (uint32_t l = 0; l < c.layers; ++l)
+      o.layers.push_back(static_cast<int>(l * 4));
     o.d_latent = c.d_latent;
     o.codec = codec;
     o.commit_threads = c.threads;
@@ -240,11 +265,13 @@ int main(int argc, char** argv) try {
     const double absorb = seconds_since(t0);
     const double absorb_cpu = thread_cpu_seconds() - cpu0;
     uint64_t postings = 0;
-    for (uint32_t l = 0; l < c.layers; ++l) postings += w.n_postings(l);
+    for (uint32_t l = 0; l < c.layers; ++l)
+      postings += w.n_postings(l);
 
     auto st = w.commit();
     uint64_t bytes = 0;
-    for (uint64_t b : st.postings_bytes) bytes += b;
+    for (uint64_t b : st.postings_bytes)
+      bytes += b;
 
     auto t2 = Clock::now();
     IndexReader r = IndexReader::open(out);
@@ -265,9 +292,9 @@ int main(int argc, char** argv) try {
                  "CPU) = %.0f M postings/s; commit %.3f s; %.3f bytes/posting; open+verify %.3f s; "
                  "decode %.0f M postings/s; files %.1f MiB\n",
                  codec.c_str(), c.ids ? "ids" : "bitmap", postings / 1e6,
-                 double(postings) / c.tokens / c.layers, absorb, absorb_cpu, postings / absorb / 1e6,
-                 st.seconds,
-                 double(bytes) / postings, open_s, decoded / decode_s / 1e6, st.file_bytes / 1048576.0);
+                 double(postings) / c.tokens / c.layers, absorb, absorb_cpu,
+                 postings / absorb / 1e6, st.seconds, double(bytes) / postings, open_s,
+                 decoded / decode_s / 1e6, st.file_bytes / 1048576.0);
     nlohmann::json j = {{"codec", codec},
                         {"input", c.ids ? "ids" : "bitmap"},
                         {"tokens", c.tokens},

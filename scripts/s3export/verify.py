@@ -1,13 +1,14 @@
 """--verify: the saved model.ts against transformers on the same weights.
 
-Checks (ids: a seeded random [2, T] batch):
-  forward:        model.ts forward(ids) vs transformers' logits, max abs difference;
-  prefill+decode: prefill of the first half into a fresh cache, then decode token by token; each step's
-                  logits vs transformers' logits at that position.
-Tolerances (absolute, on logits): float32 1e-4. Half types compare against transformers run in the same
-half type, where two correct implementations already differ by rounding (different SDPA kernels on the
-cached path, bf16 has 8 significant bits): bfloat16 max(0.05, 2^-5 * max|logit|), float16
-max(0.01, 2^-8 * max|logit|).
+Checks (ids: a seeded random [2, T] batch, T = 24):
+  forward:        model.ts forward(ids) vs transformers' forward logits, max abs difference;
+  prefill+decode: prefill of the first half into a fresh cache, then decode token by token, vs
+                  transformers' own cached path (DynamicCache) step for step;
+  float32 also:   those prefill+decode logits vs transformers' forward logits at the same positions.
+Tolerances (absolute, on logits): float32 1e-4. Half types run transformers in the same half type; the
+like-for-like comparisons are usually exact (0 on an H200 in bf16), but a cached path and an uncached one
+differ by rounding (transformers' own differ by ~0.16 on a random 8-layer Llama-3.1-8B shape in bf16), so
+the limits are loose: bfloat16 max(0.05, max|logit| / 32), float16 max(0.01, max|logit| / 256).
 """
 
 from __future__ import annotations
@@ -54,11 +55,32 @@ def hf_reference(spec: ModelSpec, params: dict, device, dtype: torch.dtype):
     return ref.eval()
 
 
+def cuda_runtime_settings() -> None:
+    """The settings docs/model-format.md asks of a CUDA runtime: no cuDNN SDPA (it builds a new graph for
+    every new key length, ~8 ms per layer call) and no TorchScript graph-executor re-optimisation (it
+    re-specialises on every new sequence length)."""
+    torch.backends.cuda.enable_cudnn_sdp(False)
+    torch._C._set_graph_executor_optimize(False)
+
+
+def hf_cached_logits(ref, ids: torch.Tensor, half: int) -> list:
+    """transformers' own cached path: prefill ids[:, :half], then one token at a time (DynamicCache)."""
+    out = ref(ids[:, :half], use_cache=True)
+    pkv, steps = out.past_key_values, [out.logits[:, -1].float()]
+    for p in range(half, ids.size(1)):
+        out = ref(ids[:, p:p + 1], past_key_values=pkv, use_cache=True)
+        pkv = out.past_key_values
+        steps.append(out.logits[:, -1].float())
+    return steps
+
+
 @torch.no_grad()
 def verify(model_ts: Path, spec: ModelSpec, dtype: torch.dtype, device: str, ref=None,
            seq_len: int = 24, seed: int = 0) -> dict:
     import warnings
 
+    if device == "cuda":
+        cuda_runtime_settings()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*torch.jit")
         ts = torch.jit.load(str(model_ts), map_location=device)
@@ -73,11 +95,15 @@ def verify(model_ts: Path, spec: ModelSpec, dtype: torch.dtype, device: str, ref
     fwd = (got - want).abs().max().item()
     k, v = ts.new_cache(2, seq_len)
     half = seq_len // 2
-    steps = [(ts.prefill(ids[:, :half], k, v, 0).float() - want[:, half - 1]).abs().max().item()]
-    for p in range(half, seq_len):
-        steps.append((ts.decode(ids[:, p:p + 1], k, v, p).float() - want[:, p]).abs().max().item())
-    cached = max(steps)
+    ours = [ts.prefill(ids[:, :half], k, v, 0).float()]
+    ours += [ts.decode(ids[:, p:p + 1], k, v, p).float() for p in range(half, seq_len)]
+    theirs = hf_cached_logits(ref, ids, half)
+    cached = max((a - b).abs().max().item() for a, b in zip(ours, theirs))
+    vs_forward = max((a - want[:, p]).abs().max().item() for a, p in zip(ours, range(half - 1, seq_len)))
     tol = tolerance(dtype, want.abs().max().item())
-    ok = bool(fwd <= tol and cached <= tol and torch.isfinite(got).all().item())
-    return {"forward_max_abs_diff": fwd, "prefill_decode_max_abs_diff": cached, "tolerance": tol, "ok": ok,
+    ok = fwd <= tol and cached <= tol and bool(torch.isfinite(got).all().item())
+    if dtype == torch.float32:
+        ok = ok and vs_forward <= tol
+    return {"forward_max_abs_diff": fwd, "prefill_decode_max_abs_diff": cached,
+            "prefill_decode_vs_forward_max_abs_diff": vs_forward, "tolerance": tol, "ok": bool(ok),
             "seq_len": seq_len, "device": device}

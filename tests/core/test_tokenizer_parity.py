@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import random
 import subprocess
 from pathlib import Path
 
@@ -118,6 +119,28 @@ def test_decode_round_trips(name, tokenizers_dir, tmp_path):
             assert got["decoded"] == text
             round_trips += 1
     assert round_trips >= (len(texts) * 2) // 3, f"only {round_trips} of {len(texts)} texts round-trip"
+
+
+# Characters that stress the pipeline: combining marks and NFC compositions (Latin, Devanagari,
+# Tibetan, Hangul jamo), exotic spaces and format characters, case folding in the (?i:'s) branch
+# (long s, Kelvin sign), digits of other scripts, emoji parts, special-token strings.
+FUZZ_POOL = (list("aAeEiouxyzZ09 '\t\r\n.,!?-_<>|/\\\"") + [
+    "\u0301", "\u0300", "\u0323", "\u0302", "\u0308", "\u0327", "\u093c", "\u0915", "\u0958", "\u1100", "\u1161",
+    "\u11a8", "\uac00", "\u00e9", "\u00c5", "\u212b", "\u2126", "\u0344", "\u0f73", "\u0f71", "\u0f72", "\u00a0",
+    "\u2003", "\u3000", "\u0085", "\u180e", "\u200b", "\u200d", "\ufeff", "\u2028", "\u017f", "\u212a", "\u0130",
+    "\u4e2d", "\u6587", "\u3042", "\u30a2", "\u0410", "\u044f", "\u03a3", "\u03c3", "\u05d0", "\u0627", "\u0661",
+    "\uff11", "\u00bd", "\u2167", "\U0001F600", "\U0001F44D", "\U0001F3FD", "\U0001F1EB", "\U0001F1F7", "\ufe0f",
+    "\u20e3", "\U0001D518", "'s", "'S", "'ll", "<s>", "</s>", "<|begin_of_text|>", "<|im_start|>", "<|endoftext|>",
+    "<unk>", "  ", "\n\n", "123", "4567"])
+
+
+@pytest.mark.parametrize("name", REAL)
+def test_random_texts_match_tokenizers(name, tokenizers_dir, tmp_path):
+    """Random strings over FUZZ_POOL (fixed seed): 600 short ones and 20 long ones."""
+    rng = random.Random(20240601)
+    texts = ["".join(rng.choice(FUZZ_POOL) for _ in range(rng.randint(0, 40))) for _ in range(600)]
+    texts += ["".join(rng.choice(FUZZ_POOL) for _ in range(rng.randint(300, 3000))) for _ in range(20)]
+    compare(tokenizers_dir / name / "tokenizer.json", [(f"random_{i}", t) for i, t in enumerate(texts)], tmp_path)
 
 
 def long_documents(data: Path) -> list[tuple[str, str]]:

@@ -32,12 +32,15 @@ std::string read_file(const std::string& path) {
   return buf.str();
 }
 
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
 
 json result(const s3::Tokenizer& tokenizer, const std::string& text) {
   const s3::Encoding e = tokenizer.encode_with_offsets(text);
   json offsets = json::array();
-  for (const auto& [b, end] : e.offsets) offsets.push_back({b, end});
+  for (const auto& [b, end] : e.offsets)
+    offsets.push_back({b, end});
   return {{"ids", e.ids},
           {"offsets", offsets},
           {"decoded", tokenizer.decode(e.ids)},
@@ -46,14 +49,17 @@ json result(const s3::Tokenizer& tokenizer, const std::string& text) {
 
 int run(int argc, char** argv) {
   if (argc < 3) {
-    std::cerr << "usage: tokenize_tool TOKENIZER_JSON (TEXT_FILE | --batch TEXTS_JSON | --bench TEXT_FILE [N])\n";
+    std::cerr << "usage: tokenize_tool TOKENIZER_JSON (TEXT_FILE | --batch TEXTS_JSON | --bench "
+                 "TEXT_FILE [N])\n";
     return 2;
   }
   const std::string mode = argv[2];
   const auto t0 = Clock::now();
   const s3::Tokenizer tokenizer = s3::Tokenizer::from_file(argv[1]);
   const double load_s = seconds_since(t0);
-  const auto dump = [](const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); };
+  const auto dump = [](const json& j) {
+    return j.dump(-1, ' ', false, json::error_handler_t::replace);
+  };
 
   if (mode == "--batch" && argc == 4) {
     const json texts = json::parse(read_file(argv[3]));
@@ -90,7 +96,8 @@ int run(int argc, char** argv) {
     return 0;
   }
   if (argc != 3) {
-    std::cerr << "usage: tokenize_tool TOKENIZER_JSON (TEXT_FILE | --batch TEXTS_JSON | --bench TEXT_FILE [N])\n";
+    std::cerr << "usage: tokenize_tool TOKENIZER_JSON (TEXT_FILE | --batch TEXTS_JSON | --bench "
+                 "TEXT_FILE [N])\n";
     return 2;
   }
   std::cout << dump(result(tokenizer, read_file(mode))) << "\n";

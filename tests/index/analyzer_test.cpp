@@ -10,7 +10,7 @@ namespace {
 
 using Strings = std::vector<std::string>;
 
-TEST(TextAnalyzer, EnglishStemming) {
+TEST(IndexAnalyzer, EnglishStemming) {
   TextAnalyzer a;
   EXPECT_EQ(a.analyze("Running runs ran"), (Strings{"run", "run", "ran"}));
   EXPECT_EQ(a.analyze("The CATS were connected; connections!"),
@@ -18,7 +18,7 @@ TEST(TextAnalyzer, EnglishStemming) {
   EXPECT_EQ(a.analyze("generously generalization"), (Strings{"generous", "general"}));
 }
 
-TEST(TextAnalyzer, WordsApostrophesNumbersPunctuation) {
+TEST(IndexAnalyzer, WordsApostrophesNumbersPunctuation) {
   TextAnalyzer a(AnalyzerOptions{"none"});
   EXPECT_EQ(a.analyze("Don't stop—it's 3.14, e-mail_me @home"),
             (Strings{"don't", "stop", "it's", "3", "14", "e", "mail", "me", "home"}));
@@ -27,7 +27,7 @@ TEST(TextAnalyzer, WordsApostrophesNumbersPunctuation) {
   EXPECT_EQ(a.analyze("  ... !!! "), Strings{});
 }
 
-TEST(TextAnalyzer, UnicodeLettersAndLowercase) {
+TEST(IndexAnalyzer, UnicodeLettersAndLowercase) {
   TextAnalyzer a(AnalyzerOptions{"none"});
   EXPECT_EQ(a.analyze("ÉCOLE Über NAÏVE Ελλάδα Москва"),
             (Strings{"école", "über", "naïve", "ελλάδα", "москва"}));
@@ -35,7 +35,7 @@ TEST(TextAnalyzer, UnicodeLettersAndLowercase) {
   EXPECT_EQ(a.analyze("cafe\xCC\x81 ok"), (Strings{"cafe\xCC\x81", "ok"}));
 }
 
-TEST(TextAnalyzer, CjkCharactersAreOwnTokens) {
+TEST(IndexAnalyzer, CjkCharactersAreOwnTokens) {
   TextAnalyzer a;
   EXPECT_EQ(a.analyze("東京は日本の首都です。Tokyo!"),
             (Strings{"東", "京", "は", "日", "本", "の", "首", "都", "で", "す", "tokyo"}));
@@ -49,12 +49,14 @@ TEST(TextAnalyzer, CjkCharactersAreOwnTokens) {
   EXPECT_EQ(w[2].begin, 5u);
 }
 
-TEST(TextAnalyzer, InvalidUtf8BytesSeparateWords) {
+TEST(IndexAnalyzer, InvalidUtf8BytesSeparateWords) {
   TextAnalyzer a(AnalyzerOptions{"none"});
-  EXPECT_EQ(a.analyze("abc\xFF" "def\xC3"), (Strings{"abc", "def"}));
+  EXPECT_EQ(a.analyze("abc\xFF"
+                      "def\xC3"),
+            (Strings{"abc", "def"}));
 }
 
-TEST(TextAnalyzer, TermsCarryByteRanges) {
+TEST(IndexAnalyzer, TermsCarryByteRanges) {
   TextAnalyzer a;
   std::vector<Term> t;
   a.analyze("  Connected, cats", t);
@@ -66,7 +68,7 @@ TEST(TextAnalyzer, TermsCarryByteRanges) {
   EXPECT_EQ(t[1].begin, 13u);
 }
 
-TEST(TextAnalyzer, LanguagesArePluggable) {
+TEST(IndexAnalyzer, LanguagesArePluggable) {
   TextAnalyzer de(AnalyzerOptions{"german"});
   EXPECT_EQ(de.analyze("Häuser"), (Strings{"haus"}));
   EXPECT_THROW(TextAnalyzer(AnalyzerOptions{"klingon"}), UsageError);
@@ -74,7 +76,7 @@ TEST(TextAnalyzer, LanguagesArePluggable) {
   EXPECT_NE(std::find(langs.begin(), langs.end(), "english"), langs.end());
 }
 
-TEST(SentenceBreak, Rules) {
+TEST(IndexSentenceBreak, Rules) {
   EXPECT_TRUE(is_sentence_break(". "));
   EXPECT_TRUE(is_sentence_break("! "));
   EXPECT_TRUE(is_sentence_break("?\n"));
@@ -93,7 +95,8 @@ TEST(SentenceBreak, Rules) {
 
 std::string sentence(int n_words, const std::string& word = "w") {
   std::string s;
-  for (int i = 0; i < n_words; ++i) s += word + (i + 1 == n_words ? ". " : " ");
+  for (int i = 0; i < n_words; ++i)
+    s += word + (i + 1 == n_words ? ". " : " ");
   return s;
 }
 
@@ -101,30 +104,33 @@ std::vector<uint32_t> passage_words(const std::string& text, uint32_t target) {
   std::vector<WordSpan> words;
   TextAnalyzer::split_words(text, words);
   std::vector<uint32_t> out;
-  for (const PassageSpan& p : split_passages(text, words, target)) out.push_back(p.word_end - p.word_begin);
+  for (const PassageSpan& p : split_passages(text, words, target))
+    out.push_back(p.word_end - p.word_begin);
   return out;
 }
 
-TEST(PassageSplitter, CutsAtSentenceBoundariesNearTarget) {
+TEST(IndexPassages, CutsAtSentenceBoundariesNearTarget) {
   // Ten 12-word sentences. Target 29: 24 words (5 short) beats 36 (7 over), so 24-word passages.
   // Target 30: 24 and 36 are equally far; a tie adds the sentence.
   std::string text;
-  for (int i = 0; i < 10; ++i) text += sentence(12);
+  for (int i = 0; i < 10; ++i)
+    text += sentence(12);
   EXPECT_EQ(passage_words(text, 29), (std::vector<uint32_t>{24, 24, 24, 24, 24}));
   EXPECT_EQ(passage_words(text, 30), (std::vector<uint32_t>{36, 36, 36, 12}));
   EXPECT_EQ(passage_words(text, 36), (std::vector<uint32_t>{36, 36, 36, 12}));
   EXPECT_EQ(passage_words(text, 1000), (std::vector<uint32_t>{120}));
 }
 
-TEST(PassageSplitter, LongSentencesAreCut) {
+TEST(IndexPassages, LongSentencesAreCut) {
   const std::string text = sentence(250) + sentence(10);
   // 250 words > 1.5 x 100: pieces of 100, 100, 50; the 10-word sentence joins the 50-word piece.
   EXPECT_EQ(passage_words(text, 100), (std::vector<uint32_t>{100, 100, 60}));
 }
 
-TEST(PassageSplitter, PassagesTileTheTextAndEndAtSentenceEnds) {
-  const std::string text = "  Intro words here. Second sentence is here! Third one?\n\nFourth para "
-                           "starts. Fifth.";
+TEST(IndexPassages, PassagesTileTheTextAndEndAtSentenceEnds) {
+  const std::string text =
+      "  Intro words here. Second sentence is here! Third one?\n\nFourth para "
+      "starts. Fifth.";
   std::vector<WordSpan> words;
   TextAnalyzer::split_words(text, words);
   const auto ps = split_passages(text, words, 4);

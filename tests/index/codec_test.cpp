@@ -15,7 +15,8 @@ namespace {
 
 // Lengths around the interesting block sizes: StreamVByte's 4-value control byte, 128-value blocks,
 // and the varint decoder's fast-path window.
-const std::vector<size_t> kLengths = {0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 127, 128, 129, 1000, 4099};
+const std::vector<size_t> kLengths = {0,  1,  2,  3,   4,   5,   7,    8,   9,
+                                      15, 16, 17, 127, 128, 129, 1000, 4099};
 
 std::vector<uint32_t> random_list(std::mt19937_64& rng, size_t n, int gap_kind) {
   std::set<uint32_t> s;
@@ -25,19 +26,27 @@ std::vector<uint32_t> random_list(std::mt19937_64& rng, size_t n, int gap_kind) 
     s.insert(static_cast<uint32_t>(v));
     uint64_t gap;
     switch (gap_kind) {
-      case 0: gap = 1; break;                              // consecutive
-      case 1: gap = 1 + rng() % 20; break;                 // dense
-      case 2: gap = 1 + rng() % 100000; break;             // sparse
-      default: gap = 1 + (rng() >> (rng() % 64)) % (uint64_t{1} << 31); break;  // wild
+      case 0:
+        gap = 1;
+        break;  // consecutive
+      case 1:
+        gap = 1 + rng() % 20;
+        break;  // dense
+      case 2:
+        gap = 1 + rng() % 100000;
+        break;  // sparse
+      default:
+        gap = 1 + (rng() >> (rng() % 64)) % (uint64_t{1} << 31);
+        break;  // wild
     }
     v += gap;
   }
   return {s.begin(), s.end()};
 }
 
-class CodecTest : public ::testing::TestWithParam<const PostingCodec*> {};
+class IndexCodec : public ::testing::TestWithParam<const PostingCodec*> {};
 
-TEST_P(CodecTest, RoundTripsEdgeLengthsAndGaps) {
+TEST_P(IndexCodec, RoundTripsEdgeLengthsAndGaps) {
   const PostingCodec& codec = *GetParam();
   std::mt19937_64 rng(42);
   for (size_t n : kLengths) {
@@ -64,12 +73,12 @@ TEST_P(CodecTest, RoundTripsEdgeLengthsAndGaps) {
   }
 }
 
-TEST_P(CodecTest, ExtremeValues) {
+TEST_P(IndexCodec, ExtremeValues) {
   const PostingCodec& codec = *GetParam();
   const std::vector<std::vector<uint32_t>> cases = {
       {0},
-      {0xFFFFFFFFu},                     // largest first value
-      {0, 0xFFFFFFFFu},                  // largest gap (2^32 - 1)
+      {0xFFFFFFFFu},     // largest first value
+      {0, 0xFFFFFFFFu},  // largest gap (2^32 - 1)
       {0xFFFFFFFEu, 0xFFFFFFFFu},
       {1, 2, 3, 0x7FFFFFFF, 0x80000000u, 0xFFFFFFF0u},
   };
@@ -82,7 +91,7 @@ TEST_P(CodecTest, ExtremeValues) {
   }
 }
 
-TEST_P(CodecTest, TruncatedInputIsAnErrorNeverAnOverread) {
+TEST_P(IndexCodec, TruncatedInputIsAnErrorNeverAnOverread) {
   const PostingCodec& codec = *GetParam();
   std::mt19937_64 rng(7);
   for (size_t n : {1, 2, 5, 17, 129}) {
@@ -99,7 +108,7 @@ TEST_P(CodecTest, TruncatedInputIsAnErrorNeverAnOverread) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(AllCodecs, CodecTest, ::testing::ValuesIn(all_codecs()),
+INSTANTIATE_TEST_SUITE_P(AllCodecs, IndexCodec, ::testing::ValuesIn(all_codecs()),
                          [](const auto& param_info) {
                            std::string n(param_info.param->name());
                            for (char& c : n) {
@@ -108,7 +117,7 @@ INSTANTIATE_TEST_SUITE_P(AllCodecs, CodecTest, ::testing::ValuesIn(all_codecs())
                            return n;
                          });
 
-TEST(CodecRegistry, NamesAndIdsAreStable) {
+TEST(IndexCodecRegistry, NamesAndIdsAreStable) {
   // These ids are written into files: they must never change or be reused.
   ASSERT_NE(find_codec("varint-delta"), nullptr);
   ASSERT_NE(find_codec("streamvbyte-delta"), nullptr);
@@ -120,7 +129,8 @@ TEST(CodecRegistry, NamesAndIdsAreStable) {
   EXPECT_EQ(find_codec(99u), nullptr);
   EXPECT_NE(find_codec(kDefaultCodec), nullptr);
   std::set<uint32_t> ids;
-  for (const PostingCodec* c : all_codecs()) EXPECT_TRUE(ids.insert(c->id()).second) << c->name();
+  for (const PostingCodec* c : all_codecs())
+    EXPECT_TRUE(ids.insert(c->id()).second) << c->name();
   EXPECT_THROW(codec_by_name("lz4"), UsageError);
   try {
     codec_by_name("lz4");
@@ -129,16 +139,17 @@ TEST(CodecRegistry, NamesAndIdsAreStable) {
   }
 }
 
-TEST(CodecVarint, ConsecutivePositionsCostOneByte) {
+TEST(IndexCodecVarint, ConsecutivePositionsCostOneByte) {
   std::vector<uint32_t> values(1000);
-  for (uint32_t i = 0; i < 1000; ++i) values[i] = 5000 + i;
+  for (uint32_t i = 0; i < 1000; ++i)
+    values[i] = 5000 + i;
   std::vector<uint8_t> buf;
   EXPECT_EQ(find_codec("varint-delta")->encode(values, buf), 2u + 999u);  // 5000 takes 2 bytes
 }
 
 // The accumulator's two ingestion paths against each other and a brute-force set, and its transcode
 // to every codec.
-TEST(PostingAccumulator, BitmapAndIdsMatchBruteForce) {
+TEST(IndexAccumulator, BitmapAndIdsMatchBruteForce) {
   const uint32_t d = 100;
   std::mt19937_64 rng(3);
   PostingAccumulator a(d), b(d);
@@ -178,9 +189,11 @@ TEST(PostingAccumulator, BitmapAndIdsMatchBruteForce) {
     PostingAccumulator c(d);
     std::map<uint32_t, std::vector<int32_t>> by_pos;
     for (uint32_t f = 0; f < d; ++f) {
-      for (uint32_t p : ref[f]) by_pos[p].push_back(static_cast<int32_t>(f));
+      for (uint32_t p : ref[f])
+        by_pos[p].push_back(static_cast<int32_t>(f));
     }
-    for (auto& [p, fs] : by_pos) c.add_ids(p, 1, static_cast<uint32_t>(fs.size()), fs.data());
+    for (auto& [p, fs] : by_pos)
+      c.add_ids(p, 1, static_cast<uint32_t>(fs.size()), fs.data());
     c.transcode(*codec, 3);
     for (uint32_t f = 0; f < d; ++f) {
       const std::vector<uint32_t> want(ref[f].begin(), ref[f].end());

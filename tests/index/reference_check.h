@@ -87,7 +87,8 @@ inline void expect_matches_reference(const IndexReader& r, const Reference& ref)
         analyzer.analyze(std::string_view(text).substr(ps.byte_begin, ps.byte_end - ps.byte_begin));
     ASSERT_EQ(ps.length, terms.size());
     total_len += terms.size();
-    for (const std::string& t : terms) ++want[t][p];
+    for (const std::string& t : terms)
+      ++want[t][p];
   }
   for (uint32_t d = 0; d < ref.docs.size(); ++d) {
     if (!seen[d]) continue;
@@ -98,8 +99,8 @@ inline void expect_matches_reference(const IndexReader& r, const Reference& ref)
   if (lex.n_passages() > 0) {
     EXPECT_DOUBLE_EQ(lex.avg_length(), double(total_len) / lex.n_passages());
   }
+  std::vector<uint32_t> ps, tfs;  // reused: term_postings replaces their contents
   for (const auto& [term, m] : want) {
-    std::vector<uint32_t> ps, tfs;
     lex.term_postings(term, ps, tfs);
     ASSERT_EQ(ps.size(), m.size()) << term;
     ASSERT_EQ(lex.doc_freq(term), m.size()) << term;
@@ -110,9 +111,9 @@ inline void expect_matches_reference(const IndexReader& r, const Reference& ref)
       ++i;
     }
   }
-  std::vector<uint32_t> ps, tfs;
   lex.term_postings("zzz-not-a-term", ps, tfs);
   EXPECT_TRUE(ps.empty());
+  EXPECT_TRUE(tfs.empty());
 }
 
 }  // namespace s3::index::test

@@ -1,5 +1,5 @@
-// Damaged indexes are refused with DataCorruption naming the file; killed writers leave the previous
-// index intact (fork + SIGKILL at every commit stage and at random moments).
+// Damaged indexes are refused with DataCorruption naming the file; killed writers leave the
+// previous index intact (fork + SIGKILL at every commit stage and at random moments).
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -30,8 +30,8 @@ Reference build_into(const fs::path& out, WriteMode mode, uint64_t seed, int n_d
   Reference ref(o.layers.size(), o.d_latent);
   IndexWriter w(o);
   for (int i = 0; i < n_docs; ++i) {
-    feed_doc(w, ref, random_doc(rng, "doc-" + std::to_string(seed) + "-" + std::to_string(i), 20), rng,
-             o.d_latent, 10);
+    feed_doc(w, ref, random_doc(rng, "doc-" + std::to_string(seed) + "-" + std::to_string(i), 20),
+             rng, o.d_latent, 10);
   }
   w.commit();
   return ref;
@@ -40,8 +40,8 @@ Reference build_into(const fs::path& out, WriteMode mode, uint64_t seed, int n_d
 // Copies the index, damages one file of the copy with `damage`, and expects open() to throw
 // DataCorruption whose path ends with that file.
 template <class Damage>
-void expect_refused(const fs::path& good, const fs::path& scratch, const std::string& rel, Damage damage,
-                    const std::string& needle = "") {
+void expect_refused(const fs::path& good, const fs::path& scratch, const std::string& rel,
+                    Damage damage, const std::string& needle = "") {
   fs::remove_all(scratch);
   fs::copy(good, scratch, fs::copy_options::recursive);
   damage(scratch / rel);
@@ -59,11 +59,12 @@ void expect_refused(const fs::path& good, const fs::path& scratch, const std::st
 
 std::vector<std::string> index_files(const fs::path& dir) {
   std::vector<std::string> out;
-  for (const auto& [rel, bytes] : snapshot(dir)) out.push_back(rel);
+  for (const auto& [rel, bytes] : snapshot(dir))
+    out.push_back(rel);
   return out;
 }
 
-TEST(Corruption, FlippedByteInAnyFileIsRefused) {
+TEST(IndexCorruption, FlippedByteInAnyFileIsRefused) {
   TempDir tmp;
   build_into(tmp / "idx", WriteMode::kCreate, 1, 3);
   for (const std::string& rel : index_files(tmp / "idx")) {
@@ -78,7 +79,7 @@ TEST(Corruption, FlippedByteInAnyFileIsRefused) {
   }
 }
 
-TEST(Corruption, TruncatedFilesAreRefused) {
+TEST(IndexCorruption, TruncatedFilesAreRefused) {
   TempDir tmp;
   build_into(tmp / "idx", WriteMode::kCreate, 2, 3);
   for (const std::string& rel : index_files(tmp / "idx")) {
@@ -96,11 +97,12 @@ TEST(Corruption, TruncatedFilesAreRefused) {
                  [](const fs::path& p) { write_file(p, read_file(p) + "x"); });
 }
 
-TEST(Corruption, MissingFilesAreRefused) {
+TEST(IndexCorruption, MissingFilesAreRefused) {
   TempDir tmp;
   build_into(tmp / "idx", WriteMode::kCreate, 3, 2);
   for (const std::string& rel : index_files(tmp / "idx")) {
-    expect_refused(tmp / "idx", tmp / "bad", rel, [](const fs::path& p) { fs::remove(p); }, "missing");
+    expect_refused(
+        tmp / "idx", tmp / "bad", rel, [](const fs::path& p) { fs::remove(p); }, "missing");
   }
   // A missing segment directory names the first file it should hold.
   fs::remove_all(tmp / "bad");
@@ -120,29 +122,41 @@ void edit_manifest(const fs::path& dir, const std::function<void(json&)>& edit) 
   write_file(dir / "manifest.json", j.dump(2));
 }
 
-TEST(Corruption, WrongFormatVersionIsRefused) {
+TEST(IndexCorruption, WrongFormatVersionIsRefused) {
   TempDir tmp;
   build_into(tmp / "idx", WriteMode::kCreate, 4, 2);
   // Newer manifest version.
-  expect_refused(tmp / "idx", tmp / "bad", "manifest.json",
-                 [](const fs::path& p) { edit_manifest(p.parent_path(), [](json& j) { j["format_version"] = 2; }); },
-                 "version 2");
+  expect_refused(
+      tmp / "idx", tmp / "bad", "manifest.json",
+      [](const fs::path& p) {
+        edit_manifest(p.parent_path(), [](json& j) { j["format_version"] = 2; });
+      },
+      "version 2");
   // A file whose header says another version (checked before its checksum).
-  expect_refused(tmp / "idx", tmp / "bad", "seg-000000/tokens.bin", [](const fs::path& p) {
-    std::string s = read_file(p);
-    s[8] = 7;  // u32 version at offset 8
-    write_file(p, s);
-  }, "version 7");
+  expect_refused(
+      tmp / "idx", tmp / "bad", "seg-000000/tokens.bin",
+      [](const fs::path& p) {
+        std::string s = read_file(p);
+        s[8] = 7;  // u32 version at offset 8
+        write_file(p, s);
+      },
+      "version 7");
   // Unknown codec id.
-  expect_refused(tmp / "idx", tmp / "bad", "manifest.json", [](const fs::path& p) {
-    edit_manifest(p.parent_path(), [](json& j) { j["codec"]["id"] = 99; });
-  }, "codec");
+  expect_refused(
+      tmp / "idx", tmp / "bad", "manifest.json",
+      [](const fs::path& p) {
+        edit_manifest(p.parent_path(), [](json& j) { j["codec"]["id"] = 99; });
+      },
+      "codec");
   // A manifest edited without fixing its checksum.
-  expect_refused(tmp / "idx", tmp / "bad", "manifest.json", [](const fs::path& p) {
-    json j = json::parse(read_file(p));
-    j["d_latent"] = 301;
-    write_file(p, j.dump(2));
-  }, "checksum");
+  expect_refused(
+      tmp / "idx", tmp / "bad", "manifest.json",
+      [](const fs::path& p) {
+        json j = json::parse(read_file(p));
+        j["d_latent"] = 301;
+        write_file(p, j.dump(2));
+      },
+      "checksum");
   // A manifest whose recorded file checksum disagrees with the file's footer.
   expect_refused(tmp / "idx", tmp / "bad", "seg-000000/docs.bin", [](const fs::path& p) {
     edit_manifest(p.parent_path().parent_path(), [](json& j) {
@@ -154,20 +168,22 @@ TEST(Corruption, WrongFormatVersionIsRefused) {
                  [](const fs::path& p) { write_file(p, "{\"format\": \"s3attn-in"); });
 }
 
-TEST(Corruption, UncheckedOpenStillValidatesStructure) {
+TEST(IndexCorruption, UncheckedOpenStillValidatesStructure) {
   TempDir tmp;
   Reference ref = build_into(tmp / "idx", WriteMode::kCreate, 5, 2);
   IndexReader r = IndexReader::open(tmp / "idx", ReaderOptions{.verify_checksums = false});
   expect_matches_reference(r, ref);
 }
 
-// ---- Crash safety ---------------------------------------------------------------------------------
+// ---- Crash safety
+// ---------------------------------------------------------------------------------
 
 // Which complete index `dir` holds: the documents' names identify the build.
 std::string identify(const fs::path& dir) {
   IndexReader r = IndexReader::open(dir);  // throws if broken
   std::string names;
-  for (uint32_t d = 0; d < r.n_documents(); ++d) names += std::string(r.document(d).name) + ";";
+  for (uint32_t d = 0; d < r.n_documents(); ++d)
+    names += std::string(r.document(d).name) + ";";
   return names;
 }
 
@@ -200,7 +216,7 @@ void run_and_kill(const std::function<void(int notify_fd)>& child, std::chrono::
   ::waitpid(pid, &status, 0);
 }
 
-TEST(CrashSafety, KilledAtEveryStageLeavesAnOpenableIndex) {
+TEST(IndexCrashSafety, KilledAtEveryStageLeavesAnOpenableIndex) {
   TempDir tmp;
   const fs::path out = tmp / "idx";
   build_into(out, WriteMode::kCreate, 100, 3);
@@ -219,7 +235,8 @@ TEST(CrashSafety, KilledAtEveryStageLeavesAnOpenableIndex) {
           };
           Reference ref(o.layers.size(), o.d_latent);
           IndexWriter w(o);
-          for (int i = 0; i < 3; ++i) feed_doc(w, ref, random_doc(rng, "new-" + std::to_string(i), 20), rng, o.d_latent, 10);
+          for (int i = 0; i < 3; ++i)
+            feed_doc(w, ref, random_doc(rng, "new-" + std::to_string(i), 20), rng, o.d_latent, 10);
           w.commit();
         },
         {}, false);
@@ -296,7 +313,7 @@ TEST(CrashSafety, KilledAtEveryStageLeavesAnOpenableIndex) {
   EXPECT_EQ(IndexReader::open(out).segments()[1].dir, "seg-000001");
 }
 
-TEST(CrashSafety, KilledAtRandomMomentsDuringOverwrite) {
+TEST(IndexCrashSafety, KilledAtRandomMomentsDuringOverwrite) {
   TempDir tmp;
   const fs::path out = tmp / "idx";
   // A larger build so that commit takes a while (d_latent 4096, dense features, fsync on).
@@ -317,8 +334,8 @@ TEST(CrashSafety, KilledAtRandomMomentsDuringOverwrite) {
     return w.commit().seconds;
   };
   // Kills come at uniform delays in [0, span] after the commit begins; the span adapts (grows after
-  // an old index survived, shrinks after the new one got published) so that the kills cluster around
-  // the moment of publication, whatever the speed of this machine.
+  // an old index survived, shrinks after the new one got published) so that the kills cluster
+  // around the moment of publication, whatever the speed of this machine.
   const double commit_s = new_build(tmp / "timing", nullptr);
   double span_us = commit_s * 2e6 + 100;
   std::mt19937_64 rng(99);
@@ -345,8 +362,8 @@ TEST(CrashSafety, KilledAtRandomMomentsDuringOverwrite) {
       ASSERT_EQ(identify(out), old_id);
     }
   }
-  std::cerr << "[ random kills ] commit takes " << commit_s * 1e3 << " ms; old index kept " << saw_old
-            << "x, new index published " << saw_new << "x\n";
+  std::cerr << "[ random kills ] commit takes " << commit_s * 1e3 << " ms; old index kept "
+            << saw_old << "x, new index published " << saw_new << "x\n";
 }
 
 }  // namespace

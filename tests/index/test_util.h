@@ -76,8 +76,8 @@ inline std::vector<std::string> entries_containing(const fs::path& dir, const st
   return out;
 }
 
-// A document with a simple "tokenizer": every word and every punctuation mark is a token, an optional
-// BOS token with an empty byte range first.
+// A document with a simple "tokenizer": every word and every punctuation mark is a token, an
+// optional BOS token with an empty byte range first.
 struct TestDoc {
   std::string name;
   std::string text;
@@ -87,10 +87,10 @@ struct TestDoc {
 
 inline TestDoc random_doc(std::mt19937_64& rng, const std::string& name, int n_sentences) {
   static const std::vector<std::string> words = {
-      "the",   "model",    "reads",  "long",   "documents", "Running", "runs",     "ran",
-      "index", "features", "keys",   "query",  "attention", "sparse",  "école",    "Über",
-      "naïve", "data",     "token",  "retrieval", "passages", "BM25",  "3.14",     "don't",
-      "東京",  "日本語",   "Ελλάδα", "tests",  "writer",    "reader",  "segments", "codec"};
+      "the",   "model",    "reads",  "long",      "documents", "Running", "runs",     "ran",
+      "index", "features", "keys",   "query",     "attention", "sparse",  "école",    "Über",
+      "naïve", "data",     "token",  "retrieval", "passages",  "BM25",    "3.14",     "don't",
+      "東京",  "日本語",   "Ελλάδα", "tests",     "writer",    "reader",  "segments", "codec"};
   TestDoc d;
   d.name = name;
   std::uniform_int_distribution<int> len(1, 25);
@@ -126,7 +126,8 @@ inline TestDoc random_doc(std::mt19937_64& rng, const std::string& name, int n_s
     d.offsets.push_back({static_cast<uint32_t>(i), static_cast<uint32_t>(j)});
     i = j;
   }
-  for (size_t t = 0; t < d.offsets.size(); ++t) d.ids.push_back(static_cast<int32_t>(rng() % 50000));
+  for (size_t t = 0; t < d.offsets.size(); ++t)
+    d.ids.push_back(static_cast<int32_t>(rng() % 50000));
   return d;
 }
 
@@ -172,19 +173,22 @@ inline void feed_doc(IndexWriter& w, Reference& ref, const TestDoc& doc, std::mt
           active[t].push_back(f);
           if (rng() % 3 == 0) active[t].push_back(f);  // another head, same feature
         }
-        for (int32_t f : active[t]) ref.postings[l][f].insert(pos + t);
+        for (int32_t f : active[t])
+          ref.postings[l][f].insert(pos + t);
       }
       if (rng() % 2 == 0) {
         const size_t words = (n + 63) / 64;
         std::vector<uint64_t> bits(size_t{d_latent} * words, 0);
         for (uint32_t t = 0; t < n; ++t) {
-          for (int32_t f : active[t]) bits[size_t(f) * words + t / 64] |= uint64_t{1} << (t % 64);
+          for (int32_t f : active[t])
+            bits[size_t(f) * words + t / 64] |= uint64_t{1} << (t % 64);
         }
         if (n % 64 != 0) bits[words - 1] |= ~uint64_t{0} << (n % 64);  // garbage past n_tokens
         w.add_feature_bitmap(static_cast<uint32_t>(l), pos, n, bits.data());
       } else {
         uint32_t slots = 1;
-        for (const auto& a : active) slots = std::max<uint32_t>(slots, static_cast<uint32_t>(a.size()));
+        for (const auto& a : active)
+          slots = std::max<uint32_t>(slots, static_cast<uint32_t>(a.size()));
         slots += static_cast<uint32_t>(rng() % 3);
         std::vector<int32_t> ids(size_t{n} * slots, -1);
         for (uint32_t t = 0; t < n; ++t) {

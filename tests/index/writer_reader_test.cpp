@@ -20,16 +20,17 @@ Reference build(const IndexWriterOptions& o, std::mt19937_64& rng, int n_docs, i
   Reference ref = base ? *base : Reference(o.layers.size(), o.d_latent);
   IndexWriter w(o);
   for (int i = 0; i < n_docs; ++i) {
-    TestDoc d = random_doc(rng, "doc-" + std::to_string(ref.docs.size()), 1 + static_cast<int>(rng() % 30));
+    TestDoc d =
+        random_doc(rng, "doc-" + std::to_string(ref.docs.size()), 1 + static_cast<int>(rng() % 30));
     feed_doc(w, ref, d, rng, o.d_latent, per_token);
   }
   w.commit();
   return ref;
 }
 
-class RoundTrip : public ::testing::TestWithParam<const PostingCodec*> {};
+class IndexRoundTrip : public ::testing::TestWithParam<const PostingCodec*> {};
 
-TEST_P(RoundTrip, MatchesBruteForceReference) {
+TEST_P(IndexRoundTrip, MatchesBruteForceReference) {
   TempDir tmp;
   std::mt19937_64 rng(11);
   IndexWriterOptions o = small_options(tmp / "idx");
@@ -47,15 +48,16 @@ TEST_P(RoundTrip, MatchesBruteForceReference) {
   EXPECT_TRUE(entries_containing(tmp.path(), ".tmp-").empty());
 }
 
-INSTANTIATE_TEST_SUITE_P(AllCodecs, RoundTrip, ::testing::ValuesIn(all_codecs()), [](const auto& param_info) {
-  std::string n(param_info.param->name());
-  for (char& c : n) {
-    if (c == '-') c = '_';
-  }
-  return n;
-});
+INSTANTIATE_TEST_SUITE_P(AllCodecs, IndexRoundTrip, ::testing::ValuesIn(all_codecs()),
+                         [](const auto& param_info) {
+                           std::string n(param_info.param->name());
+                           for (char& c : n) {
+                             if (c == '-') c = '_';
+                           }
+                           return n;
+                         });
 
-TEST(Writer, EmptyDocumentsAndEmptyFeatureRanges) {
+TEST(IndexWriterTest, EmptyDocumentsAndEmptyFeatureRanges) {
   TempDir tmp;
   IndexWriterOptions o = small_options(tmp / "idx");
   Reference ref(o.layers.size(), o.d_latent);
@@ -76,7 +78,7 @@ TEST(Writer, EmptyDocumentsAndEmptyFeatureRanges) {
   EXPECT_EQ(r.token_ids(0).size(), 0u);
 }
 
-TEST(Writer, TextOfTokenRanges) {
+TEST(IndexWriterTest, TextOfTokenRanges) {
   TempDir tmp;
   IndexWriterOptions o = small_options(tmp / "idx");
   IndexWriter w(o);
@@ -97,7 +99,7 @@ TEST(Writer, TextOfTokenRanges) {
   EXPECT_THROW(r.document(2), std::out_of_range);
 }
 
-TEST(Writer, RejectsBadInput) {
+TEST(IndexWriterTest, RejectsBadInput) {
   TempDir tmp;
   IndexWriterOptions o = small_options(tmp / "idx");
   IndexWriter w(o);
@@ -105,7 +107,8 @@ TEST(Writer, RejectsBadInput) {
   EXPECT_THROW(w.add_document("bad", "ab", ids, std::vector<TokenOffset>{{0, 1}}), Error);
   EXPECT_THROW(w.add_document("bad", "ab", ids, std::vector<TokenOffset>{{0, 1}, {1, 3}}), Error);
   EXPECT_THROW(w.add_document("bad", "ab", ids, std::vector<TokenOffset>{{1, 2}, {0, 1}}), Error);
-  EXPECT_THROW(w.add_document("bad", "a\xFF", ids, std::vector<TokenOffset>{{0, 1}, {1, 2}}), Error);
+  EXPECT_THROW(w.add_document("bad", "a\xFF", ids, std::vector<TokenOffset>{{0, 1}, {1, 2}}),
+               Error);
   EXPECT_EQ(w.n_documents(), 0u);
   auto d = w.add_document("ok", "a b c d", std::vector<int32_t>{1, 2, 3, 4},
                           std::vector<TokenOffset>{{0, 1}, {2, 3}, {4, 5}, {6, 7}});
@@ -129,7 +132,7 @@ TEST(Writer, RejectsBadInput) {
   EXPECT_THROW(w.commit(), Error);  // already committed
 }
 
-TEST(Writer, OptionsValidate) {
+TEST(IndexWriterTest, OptionsValidate) {
   IndexWriterOptions o = small_options("/tmp/x");
   o.layers = {};
   EXPECT_THROW(o.validate(), UsageError);
@@ -152,7 +155,7 @@ TEST(Writer, OptionsValidate) {
   EXPECT_THROW(o.validate(), UsageError);
 }
 
-TEST(Writer, EmptyInputIsRefusedAtCommit) {
+TEST(IndexWriterTest, EmptyInputIsRefusedAtCommit) {
   TempDir tmp;
   IndexWriter w(small_options(tmp / "idx"));
   try {
@@ -165,7 +168,7 @@ TEST(Writer, EmptyInputIsRefusedAtCommit) {
   EXPECT_TRUE(entries_containing(tmp.path(), ".tmp-").empty());
 }
 
-TEST(Writer, ExistingOutWithoutOverwriteIsRefused) {
+TEST(IndexWriterTest, ExistingOutWithoutOverwriteIsRefused) {
   TempDir tmp;
   std::mt19937_64 rng(1);
   build(small_options(tmp / "idx"), rng, 2);
@@ -191,7 +194,7 @@ TEST(Writer, ExistingOutWithoutOverwriteIsRefused) {
   EXPECT_EQ(snapshot(tmp / "idx"), before);
 }
 
-TEST(Writer, OverwriteSwapsInTheNewIndex) {
+TEST(IndexWriterTest, OverwriteSwapsInTheNewIndex) {
   TempDir tmp;
   std::mt19937_64 rng(2);
   build(small_options(tmp / "idx"), rng, 3);
@@ -207,7 +210,7 @@ TEST(Writer, OverwriteSwapsInTheNewIndex) {
   expect_matches_reference(IndexReader::open(tmp / "fresh"), ref3);
 }
 
-TEST(Writer, DestroyedWithoutCommitLeavesOldIndex) {
+TEST(IndexWriterTest, DestroyedWithoutCommitLeavesOldIndex) {
   TempDir tmp;
   std::mt19937_64 rng(3);
   Reference ref = build(small_options(tmp / "idx"), rng, 3);
@@ -242,7 +245,7 @@ TEST(Writer, DestroyedWithoutCommitLeavesOldIndex) {
   expect_matches_reference(IndexReader::open(tmp / "idx"), ref);
 }
 
-TEST(Append, AddsASegmentAndKeepsOldFilesByteIdentical) {
+TEST(IndexAppend, AddsASegmentAndKeepsOldFilesByteIdentical) {
   TempDir tmp;
   std::mt19937_64 rng(4);
   Reference ref = build(small_options(tmp / "idx"), rng, 5);
@@ -263,12 +266,25 @@ TEST(Append, AddsASegmentAndKeepsOldFilesByteIdentical) {
   IndexReader r = IndexReader::open(tmp / "idx");
   EXPECT_EQ(r.segments().size(), 3u);
   expect_matches_reference(r, ref);
+  // Ranged decoding skips the segments outside the range.
+  const SegmentSummary& s1 = r.segments()[1];
+  std::vector<uint32_t> got;
+  for (uint32_t l = 0; l < ref.postings.size(); ++l) {
+    for (uint32_t f = 0; f < r.d_latent(); ++f) {
+      r.postings(l, f, s1.token_base + 1, s1.token_base + 2, got);
+      std::vector<uint32_t> want;
+      for (uint32_t p : ref.postings[l][f]) {
+        if (p >= s1.token_base && p < s1.token_base + s1.n_tokens) want.push_back(p);
+      }
+      ASSERT_EQ(got, want) << l << " " << f;
+    }
+  }
   // Append to a missing directory creates the index.
   Reference fresh = build(small_options(tmp / "new", WriteMode::kAppend), rng, 2);
   expect_matches_reference(IndexReader::open(tmp / "new"), fresh);
 }
 
-TEST(Append, RefusesAnInconsistentRun) {
+TEST(IndexAppend, RefusesAnInconsistentRun) {
   TempDir tmp;
   std::mt19937_64 rng(6);
   build(small_options(tmp / "idx"), rng, 2);
@@ -302,7 +318,7 @@ TEST(Append, RefusesAnInconsistentRun) {
   EXPECT_EQ(after, before);
 }
 
-TEST(Manifest, RecordsFilesAndTotals) {
+TEST(IndexManifest, RecordsFilesAndTotals) {
   TempDir tmp;
   std::mt19937_64 rng(8);
   IndexWriterOptions o = small_options(tmp / "idx");

@@ -1,0 +1,343 @@
+#include "core/scan.h"
+
+#include <ATen/cuda/CUDAEvent.h>
+#include <c10/cuda/CUDAStream.h>
+#include <xxhash.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <fstream>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "core/error.h"
+#include "core/model_torch.h"
+#include "core/torch_util.h"
+#include "index/index_writer.h"
+#include "sae/encoder.h"
+#include "sae/weights.h"
+
+namespace s3 {
+
+void ScanOptions::validate() const {
+  if (chunk < 16 || chunk > (1 << 20)) throw UsageError("--chunk must be between 16 and 1048576 tokens");
+  if (chunk_bos != "auto" && chunk_bos != "always" && chunk_bos != "never")
+    throw UsageError("--chunk-bos: '" + chunk_bos + "' is not one of auto, always, never");
+  if (buffers < 1 || buffers > 64) throw UsageError("--buffers must be between 1 and 64");
+  for (int l : layers)
+    if (l < 0) throw UsageError("--layers: layer numbers are non-negative");
+}
+
+namespace {
+
+std::string file_fingerprint(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error("cannot read " + path.string());
+  XXH3_state_t* state = XXH3_createState();
+  XXH3_64bits_reset(state);
+  std::vector<char> buf(1 << 20);
+  while (in.read(buf.data(), static_cast<std::streamsize>(buf.size())) || in.gcount() > 0)
+    XXH3_64bits_update(state, buf.data(), static_cast<size_t>(in.gcount()));
+  const XXH64_hash_t h = XXH3_64bits_digest(state);
+  XXH3_freeState(state);
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  return hex;
+}
+
+// The indexer thread: runs writer jobs in order while the main thread keeps the device busy.
+class Indexer {
+ public:
+  Indexer() : thread_([this] { loop(); }) {}
+  ~Indexer() {
+    {
+      std::lock_guard lock(mutex_);
+      closing_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  void push(std::function<void()> job) {
+    rethrow();
+    {
+      std::lock_guard lock(mutex_);
+      jobs_.push_back(std::move(job));
+    }
+    cv_.notify_all();
+  }
+  // Waits until every pushed job ran; rethrows the first job failure.
+  void drain() {
+    std::unique_lock lock(mutex_);
+    cv_.wait(lock, [&] { return (jobs_.empty() && !busy_) || error_; });
+    lock.unlock();
+    rethrow();
+  }
+  void rethrow() {
+    std::lock_guard lock(mutex_);
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  void loop() {
+    for (;;) {
+      std::function<void()> job;
+      {
+        std::unique_lock lock(mutex_);
+        cv_.wait(lock, [&] { return !jobs_.empty() || closing_; });
+        if (jobs_.empty()) return;
+        job = std::move(jobs_.front());
+        jobs_.pop_front();
+        busy_ = true;
+      }
+      try {
+        if (!error_) job();
+      } catch (...) {
+        std::lock_guard lock(mutex_);
+        error_ = std::current_exception();
+      }
+      {
+        std::lock_guard lock(mutex_);
+        busy_ = false;
+      }
+      cv_.notify_all();
+    }
+  }
+
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> jobs_;
+  bool busy_ = false;
+  bool closing_ = false;
+  std::exception_ptr error_;
+  std::thread thread_;
+};
+
+// Pinned host buffers for device->host bitmap copies, recycled once the indexer consumed them.
+class BufferPool {
+ public:
+  BufferPool(size_t count, int64_t elements, bool pinned) {
+    auto options = torch::TensorOptions().dtype(torch::kLong).pinned_memory(pinned);
+    for (size_t i = 0; i < count; ++i) free_.push_back(torch::empty({elements}, options));
+  }
+  torch::Tensor acquire() {
+    std::unique_lock lock(mutex_);
+    cv_.wait(lock, [&] { return !free_.empty(); });
+    torch::Tensor t = std::move(free_.back());
+    free_.pop_back();
+    return t;
+  }
+  void release(torch::Tensor t) {
+    {
+      std::lock_guard lock(mutex_);
+      free_.push_back(std::move(t));
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::vector<torch::Tensor> free_;
+};
+
+}  // namespace
+
+struct Scanner::Impl {
+  const Model& model;
+  ScanOptions options;
+  sae::Sae sae;
+  std::vector<int> layers;
+  std::vector<sae::Encoder> encoders;
+  std::string tokenizer_fingerprint;
+  bool chunk_bos = false;
+};
+
+Scanner::Scanner(const Model& model, const std::filesystem::path& sae_dir, ScanOptions options) {
+  options.validate();
+  const ModelInfo& info = model.info();
+  sae::SaeInfo sae_info = sae::read_sae_info(sae::sae_info_path(sae_dir));
+  std::vector<int> layers = options.layers.empty() ? sae_info.layers : options.layers;
+  std::sort(layers.begin(), layers.end());
+  layers.erase(std::unique(layers.begin(), layers.end()), layers.end());
+  for (int l : layers) {
+    if (l >= info.n_layers)
+      throw UsageError("--layers: layer " + std::to_string(l) + " does not exist (the model has " +
+                       std::to_string(info.n_layers) + ")");
+    if (std::find(sae_info.layers.begin(), sae_info.layers.end(), l) == sae_info.layers.end())
+      throw Error("the SAE in " + sae_dir.string() + " has no layer " + std::to_string(l) + " (it has layers " +
+                  nlohmann::json(sae_info.layers).dump() + ")");
+  }
+  sae::SaeExpect expect;
+  expect.d_in = sae::expected_d_in(sae_info.head_mode, info.n_kv_heads, info.head_dim);
+  expect.d_in_source = "the key width of model " + info.dir.string();
+  expect.model_fingerprint = info.fingerprint;
+  expect.layers = layers;
+  sae::Sae sae = sae::load_sae(sae_dir, expect);
+
+  sae::EncoderOptions encoder_options;
+  encoder_options.device = model.device().name;
+  encoder_options.dtype = options.sae_dtype;
+  encoder_options.validate();
+  std::vector<sae::Encoder> encoders;
+  for (int l : layers) encoders.emplace_back(sae.layers.at(l), sae.info.k, encoder_options);
+
+  const bool bos = options.chunk_bos == "always" || (options.chunk_bos == "auto" && info.add_bos_token);
+  if (bos && !info.bos_token_id) throw Error("--chunk-bos: the model has no BOS token");
+  impl_ = std::make_unique<Impl>(Impl{model, std::move(options), std::move(sae), std::move(layers), std::move(encoders),
+                                      file_fingerprint(info.tokenizer_file()), bos});
+}
+
+Scanner::~Scanner() = default;
+
+const std::vector<int>& Scanner::layers() const { return impl_->layers; }
+int64_t Scanner::d_latent() const { return impl_->sae.info.d_latent; }
+const std::string& Scanner::sae_fingerprint() const { return impl_->sae.fingerprint; }
+
+nlohmann::json Scanner::metadata() const {
+  const Impl& s = *impl_;
+  return {{"model_fingerprint", s.model.info().fingerprint},
+          {"model_dir", s.model.info().dir.string()},
+          {"sae_fingerprint", s.sae.fingerprint},
+          {"sae_dir", s.sae.dir.string()},
+          {"tokenizer_fingerprint", s.tokenizer_fingerprint},
+          {"scan",
+           {{"chunk", s.options.chunk},
+            {"layers", s.layers},
+            {"rope", s.options.rope},
+            {"chunk_bos", s.chunk_bos},
+            {"k", s.sae.info.k},
+            {"d_latent", s.sae.info.d_latent},
+            {"head_mode", std::string(sae::to_string(s.sae.info.head_mode))}}}};
+}
+
+ScanStats Scanner::scan(index::IndexWriter& writer, std::span<const Document> documents,
+                        const ScanProgress& progress) const {
+  const Impl& s = *impl_;
+  const ModelInfo& info = s.model.info();
+  torch::NoGradGuard no_grad;
+  const auto start = std::chrono::steady_clock::now();
+  reset_peak_device_memory(s.model.device());
+
+  // Tokenize first so progress knows the total (tokenizing is ~100x faster than the scan).
+  struct Tokenized {
+    const Document* doc;
+    std::vector<int32_t> ids;
+    std::vector<index::TokenOffset> offsets;
+  };
+  std::vector<std::shared_ptr<Tokenized>> tokenized;
+  uint64_t total = 0;
+  for (const Document& doc : documents) {
+    Encoding enc = s.model.tokenizer().encode_with_offsets(doc.text);
+    if (enc.ids.empty()) throw Error("document " + doc.name + " has no tokens");
+    auto t = std::make_shared<Tokenized>();
+    t->doc = &doc;
+    t->offsets.reserve(enc.offsets.size());
+    for (auto [b, e] : enc.offsets) t->offsets.push_back({b, e});
+    t->ids = std::move(enc.ids);
+    total += t->ids.size();
+    tokenized.push_back(std::move(t));
+  }
+
+  const bool cuda = s.model.device().is_cuda();
+  const int64_t words_max = (s.options.chunk + 63) / 64;
+  const int64_t d_latent = s.sae.info.d_latent;
+  BufferPool pool(static_cast<size_t>(s.options.buffers) * s.layers.size(), d_latent * words_max, cuda);
+  const int64_t heads = s.sae.info.head_mode == sae::HeadMode::kPerHead ? info.n_kv_heads : 1;
+  const std::vector<int64_t> tap_layers(s.layers.begin(), s.layers.end());
+
+  ScanStats stats;
+  Indexer indexer;
+  uint64_t next_position = writer.token_end();
+  uint64_t done = 0;
+  for (const auto& t : tokenized) {
+    const uint64_t doc_begin = next_position;
+    next_position += t->ids.size();
+    if (next_position > index::kMaxTokens) throw Error("the index would exceed its limit of 2^32-2 tokens");
+    indexer.push([&writer, t] { writer.add_document(t->doc->name, t->doc->text, t->ids, t->offsets); });
+
+    const int64_t n = static_cast<int64_t>(t->ids.size());
+    for (int64_t begin = 0; begin < n; begin += s.options.chunk) {
+      const int64_t len = std::min<int64_t>(s.options.chunk, n - begin);
+      std::vector<int32_t> chunk;
+      chunk.reserve(len + 1);
+      if (s.chunk_bos) chunk.push_back(*info.bos_token_id);
+      chunk.insert(chunk.end(), t->ids.begin() + begin, t->ids.begin() + begin + len);
+      const auto taps = tap(s.model, ids_tensor(s.model, chunk), tap_layers, s.options.rope);
+      const int64_t skip = s.chunk_bos ? 1 : 0;
+      const int64_t words = (len + 63) / 64;
+      for (size_t slot = 0; slot < s.layers.size(); ++slot) {
+        const torch::Tensor keys = taps[slot].second[0].slice(0, skip);  // [len, Hkv, D]
+        const torch::Tensor rows = sae::sae_rows_from_keys(keys, s.sae.info.head_mode);
+        const torch::Tensor bitmap = s.encoders[slot].feature_bitmap(rows, heads);  // [F, words]
+        torch::Tensor host = pool.acquire();
+        torch::Tensor view = host.narrow(0, 0, d_latent * words).view({d_latent, words});
+        std::shared_ptr<at::cuda::CUDAEvent> ready;
+        if (cuda) {
+          view.copy_(bitmap, /*non_blocking=*/true);
+          ready = std::make_shared<at::cuda::CUDAEvent>();
+          ready->record(c10::cuda::getCurrentCUDAStream());
+        } else {
+          view.copy_(bitmap);
+        }
+        const auto global = static_cast<uint32_t>(doc_begin + begin);
+        // The buffer goes back to the pool when the job is done with, run or discarded after an error.
+        std::shared_ptr<void> lease(nullptr, [&pool, host](void*) { pool.release(host); });
+        indexer.push([&writer, lease, view, ready, slot, global, len] {
+          if (ready) ready->synchronize();
+          writer.add_feature_bitmap(static_cast<uint32_t>(slot), global, static_cast<uint32_t>(len),
+                                    reinterpret_cast<const uint64_t*>(view.data_ptr<int64_t>()));
+        });
+      }
+      ++stats.chunks;
+      done += static_cast<uint64_t>(len);
+      if (progress) progress(done, total);
+    }
+    ++stats.documents;
+  }
+  indexer.drain();
+  synchronize(s.model.device());
+  stats.tokens = total;
+  stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  stats.peak_device_bytes = peak_device_memory(s.model.device());
+  return stats;
+}
+
+Scanner::QueryFeatures Scanner::encode_query(const std::string& question, const std::string& aggregate) const {
+  const Impl& s = *impl_;
+  const ModelInfo& info = s.model.info();
+  if (aggregate != "sum" && aggregate != "max") throw UsageError("--aggregate: use sum or max");
+  torch::NoGradGuard no_grad;
+  QueryFeatures out;
+  out.ids = s.model.tokenizer().encode(question);
+  if (out.ids.empty()) throw Error("the question has no tokens");
+  std::vector<int32_t> input = out.ids;
+  if (s.chunk_bos) input.insert(input.begin(), *info.bos_token_id);
+  const std::vector<int64_t> tap_layers(s.layers.begin(), s.layers.end());
+  const auto taps = tap(s.model, ids_tensor(s.model, input), tap_layers, s.options.rope);
+  const int64_t skip = s.chunk_bos ? 1 : 0;
+  const bool use_max = aggregate == "max";
+  for (size_t slot = 0; slot < s.layers.size(); ++slot) {
+    const torch::Tensor queries = taps[slot].first[0].slice(0, skip);  // [Tq, Hq, D]
+    const torch::Tensor rows = sae::sae_rows_from_queries(queries, info.n_kv_heads, s.sae.info.head_mode);
+    const sae::Encoder::Output code = s.encoders[slot].encode(rows);
+    const torch::Tensor ids = code.ids.to(torch::kCPU).contiguous();
+    const torch::Tensor values = code.values.to(torch::kCPU, torch::kFloat).contiguous();
+    std::vector<float> weight(static_cast<size_t>(s.sae.info.d_latent), 0.0f);
+    const int32_t* id = ids.data_ptr<int32_t>();
+    const float* value = values.data_ptr<float>();
+    for (int64_t i = 0; i < ids.numel(); ++i) {
+      if (id[i] < 0 || value[i] <= 0) continue;
+      float& w = weight[static_cast<size_t>(id[i])];
+      w = use_max ? std::max(w, value[i]) : w + value[i];
+    }
+    auto& features = out.per_layer.emplace_back();
+    for (size_t f = 0; f < weight.size(); ++f)
+      if (weight[f] > 0) features.emplace_back(static_cast<uint32_t>(f), weight[f]);
+  }
+  return out;
+}
+
+}  // namespace s3

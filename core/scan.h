@@ -1,0 +1,81 @@
+// The streaming scan (method.md §1): documents are tokenized, cut into independent chunks, and
+// each chunk runs through the model's `tap` (layers up to the highest tap only), the SAE encoder
+// turns the pre-RoPE keys into a feature-major bitmap on the device, the bitmap is copied
+// asynchronously into pinned host memory, and an indexer thread turns it into postings while the
+// device runs the next chunk. Device memory depends on the chunk, never on document length.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <nlohmann/json_fwd.hpp>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/documents.h"
+#include "core/model.h"
+
+namespace s3::index {
+class IndexWriter;
+}
+
+namespace s3 {
+
+struct ScanOptions {
+  int chunk = 4096;         // tokens per independent chunk (method.md §1)
+  std::vector<int> layers;  // tapped layers; empty = every layer the SAE has
+  bool rope = false;        // post-RoPE keys (ablation; the index default is pre-RoPE)
+  // Prepend BOS to every chunk (and drop its position) when the model's tokenizer adds one, so
+  // each chunk looks like the start of a sequence: "auto" | "always" | "never".
+  std::string chunk_bos = "auto";
+  int buffers = 3;          // pinned host buffers per layer in flight between device and indexer
+  std::string sae_dtype = "auto";  // encoder compute dtype (sae/options.h)
+  void validate() const;
+};
+
+// Called with (tokens scanned, tokens in total) after each chunk.
+using ScanProgress = std::function<void(uint64_t, uint64_t)>;
+
+struct ScanStats {
+  uint64_t documents = 0;
+  uint64_t tokens = 0;
+  uint64_t chunks = 0;
+  double seconds = 0;           // wall time of the scan, indexer drained
+  long long peak_device_bytes = 0;
+};
+
+class Scanner {
+ public:
+  // Loads and checks the SAE against the model (d_in, fingerprint, layers) and builds one encoder
+  // per tapped layer on the model's device.
+  Scanner(const Model& model, const std::filesystem::path& sae_dir, ScanOptions options);
+  ~Scanner();
+  Scanner(const Scanner&) = delete;
+  Scanner& operator=(const Scanner&) = delete;
+
+  const std::vector<int>& layers() const;
+  int64_t d_latent() const;
+  const std::string& sae_fingerprint() const;
+  // Scan configuration and fingerprints (model, SAE, tokenizer) for the index manifest.
+  nlohmann::json metadata() const;
+
+  // Adds the documents to the writer (which must have been opened with layers() and d_latent()).
+  ScanStats scan(index::IndexWriter& writer, std::span<const Document> documents,
+                 const ScanProgress& progress = {}) const;
+
+  // Query side: the question's features per layer slot, aggregated over tokens and heads.
+  struct QueryFeatures {
+    std::vector<std::vector<std::pair<uint32_t, float>>> per_layer;  // (feature, weight) per slot
+    std::vector<int32_t> ids;                                         // the question's token ids
+  };
+  // aggregate: "sum" (default) or "max" over the question's tokens and query heads.
+  QueryFeatures encode_query(const std::string& question, const std::string& aggregate = "sum") const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace s3
