@@ -1,5 +1,6 @@
 #include "core/model.h"
 
+#include <torch/csrc/jit/runtime/graph_executor.h>
 #include <torch/script.h>
 
 #include "core/error.h"
@@ -24,6 +25,12 @@ Model Model::load(const std::filesystem::path& dir, const ModelLoadOptions& opti
   const std::string dtype = options.dtype ? validate_dtype(*options.dtype) : info.dtype;
   Tokenizer tokenizer = Tokenizer::from_file(info.tokenizer_file());
 
+  // The profiling executor re-optimizes graphs over the first calls and per new input shape,
+  // which costs seconds per call in a prefill/decode loop; the plain executor runs the scripted
+  // graph as is (the heavy work is in ATen kernels: matmul, SDPA).
+  torch::jit::getProfilingMode() = false;
+  torch::jit::getExecutorMode() = false;
+  torch::jit::setGraphExecutorOptimize(false);
   const c10::Device device = to_torch_device(options.device);
   torch::jit::Module module;
   try {

@@ -41,7 +41,8 @@ struct IndexWriterOptions {
   uint32_t d_latent = 0;    // SAE latents per layer (feature ids are in [0, d_latent))
   std::string codec = std::string(kDefaultCodec);  // posting codec name (codec_registry.h)
   // Fingerprints of model / SAE / tokenizer and the scan configuration, filled by the caller,
-  // stored verbatim in the manifest. Must be a JSON object. Appends require an equal object.
+  // stored verbatim in the manifest. Must be a JSON object. Appends require an equal object, so
+  // put only what identifies the build in it (no timestamps, no input paths).
   nlohmann::json metadata = nlohmann::json::object();
   LexicalOptions lexical;       // BM25 passages and analyzer
   unsigned commit_threads = 0;  // threads for commit (0 = min(4, hardware threads))

@@ -4,7 +4,9 @@ Checks (ids: a seeded random [2, T] batch, T = 24):
   forward:        model.ts forward(ids) vs transformers' forward logits, max abs difference;
   prefill+decode: prefill of the first half into a fresh cache, then decode token by token, vs
                   transformers' own cached path (DynamicCache) step for step;
-  float32 also:   those prefill+decode logits vs transformers' forward logits at the same positions.
+  float32 also:   those prefill+decode logits vs transformers' forward logits at the same positions, within
+                  max(1e-4, 2 x the difference between transformers' own cached and forward logits) (its
+                  own is already 6.6e-5 on SmolLM2-135M, whose logits reach 33).
 Tolerances (absolute, on logits): float32 1e-4. Half types run transformers in the same half type; the
 like-for-like comparisons are usually exact (0 on an H200 in bf16), but a cached path and an uncached one
 differ by rounding (transformers' own differ by ~0.16 on a random 8-layer Llama-3.1-8B shape in bf16), so
@@ -99,11 +101,14 @@ def verify(model_ts: Path, spec: ModelSpec, dtype: torch.dtype, device: str, ref
     ours += [ts.decode(ids[:, p:p + 1], k, v, p).float() for p in range(half, seq_len)]
     theirs = hf_cached_logits(ref, ids, half)
     cached = max((a - b).abs().max().item() for a, b in zip(ours, theirs))
-    vs_forward = max((a - want[:, p]).abs().max().item() for a, p in zip(ours, range(half - 1, seq_len)))
+    positions = range(half - 1, seq_len)
+    vs_forward = max((a - want[:, p]).abs().max().item() for a, p in zip(ours, positions))
+    hf_self = max((b - want[:, p]).abs().max().item() for b, p in zip(theirs, positions))
     tol = tolerance(dtype, want.abs().max().item())
     ok = fwd <= tol and cached <= tol and bool(torch.isfinite(got).all().item())
     if dtype == torch.float32:
-        ok = ok and vs_forward <= tol
+        ok = ok and vs_forward <= max(tol, 2 * hf_self)
     return {"forward_max_abs_diff": fwd, "prefill_decode_max_abs_diff": cached,
-            "prefill_decode_vs_forward_max_abs_diff": vs_forward, "tolerance": tol, "ok": bool(ok),
+            "prefill_decode_vs_forward_max_abs_diff": vs_forward,
+            "transformers_cached_vs_forward_max_abs_diff": hf_self, "tolerance": tol, "ok": bool(ok),
             "seq_len": seq_len, "device": device}

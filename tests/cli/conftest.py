@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from s3attn_testing import REPO
 from tiny_models import FAMILIES, make_tiny_model
 
 

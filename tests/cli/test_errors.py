@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_s3attn
+from s3attn_testing import run_s3attn
 
 
 def assert_one_line_error(proc, code: int, *needles: str) -> None:

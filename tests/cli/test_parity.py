@@ -9,7 +9,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from conftest import run_json
+from s3attn_testing import run_json
 
 TOLERANCE = 1e-4
 PROMPT = "The quick brown fox jumps over the lazy dog. Once upon a time"

@@ -2,9 +2,11 @@
 #pragma once
 
 #include <ATen/ATen.h>
+#include <ftw.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <numeric>
 #include <vector>
@@ -13,13 +15,21 @@
 
 namespace s3::sae::testing {
 
+// A scratch directory, removed with nftw: std::filesystem::remove_all must not be called in a
+// program linked with pip's libtorch.so, which exports its own, crashing, copy of that function
+// (the dynamic linker binds the program's call to it).
 class TempDir {
  public:
   TempDir() {
     char tmpl[] = "/tmp/s3sae_XXXXXX";
     path_ = mkdtemp(tmpl);
   }
-  ~TempDir() { std::filesystem::remove_all(path_); }
+  ~TempDir() {
+    nftw(
+        path_.c_str(),
+        [](const char* p, const struct stat*, int, struct FTW*) { return ::remove(p); }, 16,
+        FTW_DEPTH | FTW_PHYS);
+  }
   const std::filesystem::path& path() const { return path_; }
 
  private:

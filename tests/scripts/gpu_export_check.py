@@ -5,9 +5,10 @@
 1. every tiny family exported with --device cuda --verify, float32 and bfloat16;
 2. model.ts prefill / chunked prefill / decode on CUDA with the math SDPA backend disabled (so GQA and
    masks must go through the flash / memory-efficient kernels);
-3. --random-init of configs/models/llama-3.1-8b.json with --device cuda --dtype bfloat16: wall time and
-   peak host memory of the export (a subprocess), then model.ts vs transformers on the GPU, and prefill /
-   decode timings of the 8B-shaped model.ts.
+3. --random-init of configs/models/llama-3.1-8b.json with --device cuda --dtype bfloat16 --verify: wall
+   time and peak host memory of the export (a subprocess), then prefill / decode timings of the 8B-shaped
+   model.ts with the runtime settings of docs/model-format.md (no cuDNN SDPA, no graph-executor
+   optimisation).
 Prints one JSON line per result.
 """
 
@@ -62,19 +63,19 @@ def tiny_checks(work: Path):
 
 def big_checks(work: Path, contexts):
     from s3export.load_hf import load_random_init_config
-    from s3export.verify import hf_reference, tolerance
 
     cfg = ROOT / "configs" / "models" / "llama-3.1-8b.json"
     out = work / "llama-3.1-8b-random"
     t0 = time.time()
     p = subprocess.run([sys.executable, str(ROOT / "scripts" / "export_model.py"), "--random-init", str(cfg),
-                        "--out", str(out), "--device", "cuda", "--dtype", "bfloat16", "--overwrite"],
+                        "--out", str(out), "--device", "cuda", "--dtype", "bfloat16", "--overwrite", "--verify"],
                        capture_output=True, text=True)
     wall = time.time() - t0
     rss_gib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
-    emit(check="export_8b_random", rc=p.returncode, wall_s=round(wall, 1), peak_host_rss_gib=round(rss_gib, 1),
+    emit(check="export_8b_random_with_verify", rc=p.returncode, wall_s=round(wall, 1),
+         peak_host_rss_gib=round(rss_gib, 1),
          model_ts_gib=round((out / "model.ts").stat().st_size / 2**30, 2) if (out / "model.ts").exists() else None,
-         stderr=p.stderr[-2000:], stdout=p.stdout[-500:])
+         stderr=p.stderr[-2000:], stdout=p.stdout[-800:])
     if p.returncode != 0:
         return
     t0 = time.time()
@@ -83,16 +84,6 @@ def big_checks(work: Path, contexts):
     emit(check="load_8b", s=round(time.time() - t0, 1), gpu_gib=round(torch.cuda.memory_allocated() / 2**30, 1))
     spec = load_random_init_config(cfg)
     with torch.no_grad():
-        ref = hf_reference(spec, dict(ts.named_parameters()), "cuda", torch.bfloat16)
-        ids = torch.randint(0, spec.vocab_size, (1, 64), device="cuda")
-        want = ref(ids).logits.float()
-        got = ts(ids).float()
-        k, v = ts.new_cache(1, 64)
-        ts.prefill(ids[:, :32], k, v, 0)
-        dec = max((ts.decode(ids[:, i:i + 1], k, v, i).float() - want[:, i]).abs().max().item() for i in range(32, 64))
-        emit(check="verify_8b_bf16", forward_diff=(got - want).abs().max().item(), decode_diff=dec,
-             max_logit=want.abs().max().item(), tolerance=tolerance(torch.bfloat16, want.abs().max().item()))
-        del ref
         for n in contexts:
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
@@ -125,9 +116,12 @@ if __name__ == "__main__":
     ap.add_argument("work", type=Path)
     ap.add_argument("--skip-8b", action="store_true")
     ap.add_argument("--skip-tiny", action="store_true")
-    ap.add_argument("--contexts", default="8192,32768")
+    ap.add_argument("--contexts", default="8192,32768,131072")
     a = ap.parse_args()
     a.work.mkdir(parents=True, exist_ok=True)
+    from s3export.verify import cuda_runtime_settings
+
+    cuda_runtime_settings()  # what docs/model-format.md asks of a CUDA runtime
     emit(check="env", torch=torch.__version__, cuda=torch.cuda.is_available(),
          device=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)
     if not a.skip_tiny:

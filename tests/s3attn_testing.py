@@ -1,0 +1,32 @@
+"""Helpers shared by the pytest suites: the s3attn binary and running it."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+for extra in (REPO / "scripts", REPO / "tests" / "scripts"):
+    if str(extra) not in sys.path:
+        sys.path.insert(0, str(extra))
+
+
+def s3attn_binary() -> Path:
+    return Path(os.environ.get("S3ATTN_BIN", REPO / "build" / "s3attn"))
+
+
+def run_s3attn(*args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Runs the binary; with check=True a non-zero exit fails the test with its stderr."""
+    proc = subprocess.run([str(s3attn_binary()), *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout)
+    if check and proc.returncode != 0:
+        pytest.fail(f"s3attn {' '.join(map(str, args))} exited {proc.returncode}: {proc.stderr.strip()}")
+    return proc
+
+
+def run_json(*args: str) -> dict:
+    return json.loads(run_s3attn(*args).stdout)
