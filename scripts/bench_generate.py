@@ -49,9 +49,14 @@ def hf_model(args, dtype):
     from transformers import AutoConfig, AutoModelForCausalLM
     if args.hf:
         return AutoModelForCausalLM.from_pretrained(args.hf, dtype=dtype).to(args.device).eval()
-    if args.hf_gguf:
-        path = Path(args.hf_gguf)
-        return AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=dtype).to(args.device).eval()
+    if args.hf_gguf:  # the exporter's own dequantizing reader, into transformers' model class
+        sys.path.insert(0, str(REPO / "scripts"))
+        from s3export.load_gguf import read_gguf
+        config_dict, state, _ = read_gguf(Path(args.hf_gguf))
+        model = AutoModelForCausalLM.from_config(AutoConfig.for_model(**config_dict), dtype=torch.float32)
+        model.load_state_dict(state, strict=False)
+        model.tie_weights()
+        return model.to(args.device, dtype).eval()
     config = AutoConfig.for_model(**json.loads(Path(args.hf_config).read_text()))
     with torch.device(args.device):
         model = AutoModelForCausalLM.from_config(config, dtype=dtype)
@@ -82,7 +87,7 @@ def main() -> int:
     p.add_argument("--new-tokens", type=int, default=128)
     p.add_argument("--device", default="cuda")
     p.add_argument("--dtype", default="bfloat16")
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=1, help="processes per measurement (each warms up in-process)")
     ref = p.add_mutually_exclusive_group()
     ref.add_argument("--hf", help="HF checkpoint dir with the same weights")
     ref.add_argument("--hf-gguf", help="GGUF file the model was exported from")

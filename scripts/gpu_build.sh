@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds s3attn on an offline GPU machine whose python3 has torch (LibTorch) and transformers:
 # unpacks the bundle from scripts/gpu_bundle.sh into .deps/prefix (never into /) and builds into
-# build/ against the machine's torch. Prints the environment line to use the binary.
+# build/ against the machine's torch. Extra arguments are build targets (default: everything).
+# Prints the environment line to use the binary.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -13,5 +14,5 @@ torch_prefix="$(python3 -c 'import torch.utils; print(torch.utils.cmake_prefix_p
 export LD_LIBRARY_PATH="$prefix/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DS3ATTN_PYTHON="$(command -v python3)" \
   -DCMAKE_PREFIX_PATH="$prefix/usr;$torch_prefix" -DCMAKE_DISABLE_FIND_PACKAGE_ccache=ON >&2
-cmake --build build -j "$(nproc)" >&2
+cmake --build build -j "$(nproc)" ${1:+--target "$@"} >&2
 echo "export LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
