@@ -117,7 +117,7 @@ struct IndexWriter::Impl {
   const PostingCodec* codec = nullptr;
   Manifest base;                        // the existing index when appending, else empty
   bool appending = false;               // append to an existing index
-  std::unique_ptr<DirectoryLock> lock;  // held while appending
+  std::unique_ptr<DirectoryLock> lock;  // held on an existing index we append to or replace
   SegmentContent content;
   std::vector<PostingAccumulator> layers;
   bool done = false;              // committed, or failed in commit
@@ -164,6 +164,8 @@ IndexWriter::IndexWriter(IndexWriterOptions options) : impl_(std::make_unique<Im
               ": it is not an s3attn index (no manifest.json); remove it yourself or choose "
               "another --out");
         }
+        // Keep appenders of the index we replace out (they hold this lock while they write).
+        if (fs::exists(m.out / kManifestFile, ec)) m.lock = std::make_unique<DirectoryLock>(m.out);
       }
       break;
     case WriteMode::kAppend:
@@ -197,11 +199,16 @@ IndexWriter::IndexWriter(IndexWriterOptions options) : impl_(std::make_unique<Im
                       std::to_string(m.opt.lexical.target_words) + ", '" + m.opt.lexical.language +
                       "', v" + std::to_string(kAnalyzerVersion) + fix);
         }
-        if (b.metadata != m.opt.metadata) {
+        json old_meta = b.metadata, new_meta = m.opt.metadata;
+        for (const std::string& k : m.opt.append_ignore_metadata_keys) {
+          if (old_meta.is_object()) old_meta.erase(k);
+          new_meta.erase(k);
+        }
+        if (old_meta != new_meta) {
           throw Error(pre +
                       "it was built with a different model, SAE, tokenizer or scan "
                       "configuration: " +
-                      metadata_diff(b.metadata, m.opt.metadata) + fix);
+                      metadata_diff(old_meta, new_meta) + fix);
         }
       }
       break;

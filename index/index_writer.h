@@ -44,6 +44,9 @@ struct IndexWriterOptions {
   // stored verbatim in the manifest. Must be a JSON object. Appends require an equal object, so
   // put only what identifies the build in it (no timestamps, no input paths).
   nlohmann::json metadata = nlohmann::json::object();
+  // Top-level metadata keys an append does not compare (e.g. where the model directory lives). The
+  // manifest keeps the values of the first build.
+  std::vector<std::string> append_ignore_metadata_keys;
   LexicalOptions lexical;       // BM25 passages and analyzer
   unsigned commit_threads = 0;  // threads for commit (0 = min(4, hardware threads))
   bool fsync = true;            // fsync files and directories before publishing (durability)

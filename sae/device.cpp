@@ -32,10 +32,14 @@ c10::ScalarType resolve_dtype(const std::string& name, const c10::Device& device
 
 std::string dtype_string(c10::ScalarType type) {
   switch (type) {
-    case c10::kFloat: return "float32";
-    case c10::kBFloat16: return "bfloat16";
-    case c10::kHalf: return "float16";
-    default: return c10::toString(type);
+    case c10::kFloat:
+      return "float32";
+    case c10::kBFloat16:
+      return "bfloat16";
+    case c10::kHalf:
+      return "float16";
+    default:
+      return c10::toString(type);
   }
 }
 

@@ -51,7 +51,9 @@ at::Tensor sae_rows_from_queries(const at::Tensor& queries, int64_t n_kv_heads, 
   }
   if (mode == HeadMode::kPerHead) return queries.reshape({t * hq, d});
   const int64_t g = hq / n_kv_heads;
-  return queries.reshape({t, n_kv_heads, g, d}).permute({0, 2, 1, 3}).reshape({t * g, n_kv_heads * d});
+  return queries.reshape({t, n_kv_heads, g, d})
+      .permute({0, 2, 1, 3})
+      .reshape({t * g, n_kv_heads * d});
 }
 
 Encoder::Encoder(const SaeWeights& weights, int64_t trained_k, const EncoderOptions& options) {
@@ -119,8 +121,8 @@ at::Tensor Encoder::feature_bitmap(const at::Tensor& x_in, int64_t heads) const 
   at::Tensor x = x_in;
   if (x.dim() == 3) {
     if (x.size(1) != heads) {
-      throw Error("SAE bitmap: input " + shape_str(x) + " does not have " +
-                  std::to_string(heads) + " heads");
+      throw Error("SAE bitmap: input " + shape_str(x) + " does not have " + std::to_string(heads) +
+                  " heads");
     }
     x = x.reshape({-1, x.size(2)});
   }
@@ -162,13 +164,14 @@ at::Tensor Encoder::decode(const Output& code) const {
   const int64_t n = ids.size(0), k = ids.size(1);
   if (n == 0 || k == 0) return b_dec_f32_.unsqueeze(0).expand({n, d_in_}).clone();
   const at::Tensor offsets = at::arange(0, n * k, k, ids.options());
-  const at::Tensor rows = std::get<0>(at::embedding_bag(W_dec_f32_, ids.clamp_min(0).reshape({-1}),
-                                                        offsets, /*scale_grad_by_freq=*/false,
-                                                        /*mode=sum*/ 0, /*sparse=*/false,
-                                                        at::where(ids >= 0, vals, 0).reshape({-1})));
+  const at::Tensor rows = std::get<0>(at::embedding_bag(
+      W_dec_f32_, ids.clamp_min(0).reshape({-1}), offsets, /*scale_grad_by_freq=*/false,
+      /*mode=sum*/ 0, /*sparse=*/false, at::where(ids >= 0, vals, 0).reshape({-1})));
   return rows + b_dec_f32_;
 }
 
-int64_t Encoder::unresolved_rows() const { return unresolved_.item<int64_t>(); }
+int64_t Encoder::unresolved_rows() const {
+  return unresolved_.item<int64_t>();
+}
 
 }  // namespace s3::sae

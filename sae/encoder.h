@@ -71,8 +71,8 @@ class Encoder {
   at::Tensor prepare(const at::Tensor& x, const char* what) const;
   TopKResult select(const at::Tensor& x_rows, bool sorted) const;
 
-  SaeWeights w_;           // compute dtype, on device
-  at::Tensor W_dec_f32_;   // for decode()
+  SaeWeights w_;          // compute dtype, on device
+  at::Tensor W_dec_f32_;  // for decode()
   at::Tensor b_dec_f32_;
   int64_t d_in_ = 0;
   int64_t d_latent_ = 0;

@@ -54,7 +54,8 @@ EvalStats Evaluator::result() const {
 EvalStats evaluate(const Encoder& encoder, const at::Tensor& vectors, int64_t batch) {
   Evaluator ev(encoder);
   const int64_t n = vectors.size(0);
-  for (int64_t s = 0; s < n; s += batch) ev.add(vectors.narrow(0, s, std::min(batch, n - s)));
+  for (int64_t s = 0; s < n; s += batch)
+    ev.add(vectors.narrow(0, s, std::min(batch, n - s)));
   return ev.result();
 }
 

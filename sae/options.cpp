@@ -9,7 +9,9 @@
 namespace s3::sae {
 namespace {
 
-[[noreturn]] void usage(const std::string& what) { throw UsageError(what); }
+[[noreturn]] void usage(const std::string& what) {
+  throw UsageError(what);
+}
 
 std::string num(double v) {
   std::string s = std::to_string(v);

@@ -15,7 +15,9 @@ constexpr const char* kFormatName = "s3attn-sae";
 
 }  // namespace
 
-std::filesystem::path sae_info_path(const std::filesystem::path& dir) { return dir / "sae.json"; }
+std::filesystem::path sae_info_path(const std::filesystem::path& dir) {
+  return dir / "sae.json";
+}
 
 std::filesystem::path layer_path(const std::filesystem::path& dir, int layer) {
   return dir / ("layer_" + std::to_string(layer) + ".safetensors");
@@ -50,7 +52,8 @@ std::string sae_info_to_json_string(const SaeInfo& info) {
   for (const auto& [layer, s] : info.stats) {
     nlohmann::json e = nlohmann::json::object();
     e["fvu"] = s.fvu ? nlohmann::json(*s.fvu) : nlohmann::json(nullptr);
-    e["dead_fraction"] = s.dead_fraction ? nlohmann::json(*s.dead_fraction) : nlohmann::json(nullptr);
+    e["dead_fraction"] =
+        s.dead_fraction ? nlohmann::json(*s.dead_fraction) : nlohmann::json(nullptr);
     stats[std::to_string(layer)] = e;
   }
   nlohmann::json j = {
@@ -97,15 +100,15 @@ SaeInfo read_sae_info(const std::filesystem::path& file) {
   SaeInfo info;
   try {
     if (!j.is_object() || j.value("format", std::string()) != kFormatName) {
-      throw DataCorruption(path, std::string("not an s3attn SAE description (\"format\" is not \"") +
-                                     kFormatName + "\")");
+      throw DataCorruption(
+          path,
+          std::string("not an s3attn SAE description (\"format\" is not \"") + kFormatName + "\")");
     }
     info.format_version = j.at("format_version").get<int>();
     if (info.format_version > SaeInfo::kFormatVersion) {
       throw DataCorruption(path, "format_version " + std::to_string(info.format_version) +
                                      " is newer than this s3attn reads (" +
-                                     std::to_string(SaeInfo::kFormatVersion) +
-                                     "): upgrade s3attn");
+                                     std::to_string(SaeInfo::kFormatVersion) + "): upgrade s3attn");
     }
     info.layers = j.at("layers").get<std::vector<int>>();
     info.d_in = j.at("d_in").get<int64_t>();

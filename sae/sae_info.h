@@ -33,10 +33,10 @@ struct SaeInfo {
   std::string model_fingerprint;  // model.json's fingerprint of the model it was trained on
   std::string dtype = "float32";  // dtype of the layer files' tensors
   // Training provenance.
-  std::string corpus;    // human-readable description of the training text
-  int64_t tokens = 0;    // corpus tokens read
-  int64_t vectors = 0;   // vectors each layer's SAE was trained on
-  int64_t steps = 0;     // optimizer steps per layer
+  std::string corpus;   // human-readable description of the training text
+  int64_t tokens = 0;   // corpus tokens read
+  int64_t vectors = 0;  // vectors each layer's SAE was trained on
+  int64_t steps = 0;    // optimizer steps per layer
   TrainerOptions training;
   std::map<int, LayerStats> stats;
 

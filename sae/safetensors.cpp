@@ -30,10 +30,10 @@ struct DtypeEntry {
 };
 
 constexpr DtypeEntry kDtypes[] = {
-    {Dtype::kBool, "BOOL", 1}, {Dtype::kU8, "U8", 1},         {Dtype::kI8, "I8", 1},
-    {Dtype::kI16, "I16", 2},   {Dtype::kU16, "U16", 2},       {Dtype::kF16, "F16", 2},
-    {Dtype::kBF16, "BF16", 2}, {Dtype::kI32, "I32", 4},       {Dtype::kU32, "U32", 4},
-    {Dtype::kF32, "F32", 4},   {Dtype::kF64, "F64", 8},       {Dtype::kI64, "I64", 8},
+    {Dtype::kBool, "BOOL", 1}, {Dtype::kU8, "U8", 1},          {Dtype::kI8, "I8", 1},
+    {Dtype::kI16, "I16", 2},   {Dtype::kU16, "U16", 2},        {Dtype::kF16, "F16", 2},
+    {Dtype::kBF16, "BF16", 2}, {Dtype::kI32, "I32", 4},        {Dtype::kU32, "U32", 4},
+    {Dtype::kF32, "F32", 4},   {Dtype::kF64, "F64", 8},        {Dtype::kI64, "I64", 8},
     {Dtype::kU64, "U64", 8},   {Dtype::kF8E4M3, "F8_E4M3", 1}, {Dtype::kF8E5M2, "F8_E5M2", 1},
 };
 
@@ -66,8 +66,12 @@ std::string shape_string(const std::vector<int64_t>& shape) {
 
 }  // namespace
 
-std::string_view dtype_name(Dtype dtype) { return entry_of(dtype).name; }
-size_t dtype_size(Dtype dtype) { return entry_of(dtype).size; }
+std::string_view dtype_name(Dtype dtype) {
+  return entry_of(dtype).name;
+}
+size_t dtype_size(Dtype dtype) {
+  return entry_of(dtype).size;
+}
 
 bool parse_dtype(std::string_view name, Dtype* out) {
   for (const auto& e : kDtypes) {
@@ -81,7 +85,8 @@ bool parse_dtype(std::string_view name, Dtype* out) {
 
 int64_t TensorInfo::numel() const {
   int64_t n = 1;
-  for (int64_t d : shape) n *= d;
+  for (int64_t d : shape)
+    n *= d;
   return n;
 }
 
@@ -191,7 +196,8 @@ void SafetensorsFile::Impl::parse() {
 
   // The tensors must tile the data buffer exactly.
   std::vector<const TensorInfo*> by_offset;
-  for (const auto& t : tensors) by_offset.push_back(&t);
+  for (const auto& t : tensors)
+    by_offset.push_back(&t);
   std::sort(by_offset.begin(), by_offset.end(), [](const TensorInfo* a, const TensorInfo* b) {
     return a->begin != b->begin ? a->begin < b->begin : a->end < b->end;
   });
@@ -260,8 +266,12 @@ SafetensorsFile SafetensorsFile::from_bytes(std::vector<std::byte> bytes, const 
   return SafetensorsFile(std::move(impl));
 }
 
-const std::string& SafetensorsFile::path() const { return impl_->path; }
-const std::vector<TensorInfo>& SafetensorsFile::tensors() const { return impl_->tensors; }
+const std::string& SafetensorsFile::path() const {
+  return impl_->path;
+}
+const std::vector<TensorInfo>& SafetensorsFile::tensors() const {
+  return impl_->tensors;
+}
 const std::map<std::string, std::string>& SafetensorsFile::metadata() const {
   return impl_->metadata;
 }
@@ -309,7 +319,8 @@ void SafetensorsWriter::set_metadata(std::map<std::string, std::string> metadata
 
 std::vector<std::byte> SafetensorsWriter::serialize() const {
   std::vector<const Entry*> order;
-  for (const auto& e : entries_) order.push_back(&e);
+  for (const auto& e : entries_)
+    order.push_back(&e);
   std::sort(order.begin(), order.end(), [](const Entry* a, const Entry* b) {
     size_t sa = dtype_size(a->dtype), sb = dtype_size(b->dtype);
     return sa != sb ? sa > sb : a->name < b->name;

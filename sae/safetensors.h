@@ -1,4 +1,5 @@
-// safetensors files (https://github.com/huggingface/safetensors), read and written without LibTorch.
+// safetensors files (https://github.com/huggingface/safetensors), read and written without
+// LibTorch.
 //
 // Layout: [u64 little-endian N][N bytes of UTF-8 JSON header][data buffer]. The header maps each
 // tensor name to {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]} (offsets relative to

@@ -7,7 +7,9 @@
 namespace s3::sae {
 namespace {
 
-bool is_16bit(at::ScalarType t) { return t == at::kBFloat16 || t == at::kHalf; }
+bool is_16bit(at::ScalarType t) {
+  return t == at::kBFloat16 || t == at::kHalf;
+}
 
 // Integer keys ordering (value desc, id asc) for values clamped at 0 (every non-positive value,
 // and NaN, becomes +0 and so loses to every positive one). ids: int64, broadcastable to v.
@@ -77,13 +79,13 @@ TopKResult topk_relu(const at::Tensor& pre, int64_t k, const TopKOptions& option
   //    pre.view(n, gs, ng)[r, a, j] is latent a * ng + j, a member of group j. The group max is a
   //    reduction over the outer axis (coalesced), much faster than over a tiny inner one.
   const at::Tensor pv = pre.view({n, gs, ng});
-  const at::Tensor gmax = pv.amax(1);  // [n, ng]
+  const at::Tensor gmax = pv.amax(1);                                          // [n, ng]
   auto [gval, gidx] = gmax.topk(keep, 1, /*largest=*/true, /*sorted=*/false);  // [n, keep]
   const at::Tensor theta = gval.amin(1);  // every other latent is <= theta
   const at::Tensor cand =
       pv.gather(2, gidx.unsqueeze(1).expand({n, gs, keep})).reshape({n, gs * keep});
-  const at::Tensor cid =
-      (at::arange(gs, long_opts).mul(ng).view({1, gs, 1}) + gidx.unsqueeze(1)).reshape({n, gs * keep});
+  const at::Tensor cid = (at::arange(gs, long_opts).mul(ng).view({1, gs, 1}) + gidx.unsqueeze(1))
+                             .reshape({n, gs * keep});
 
   // 2. Exact (value desc, id asc) top-k among the candidates.
   const at::Tensor key = make_key(cand, cid, narrow);

@@ -23,7 +23,7 @@
 namespace s3::sae {
 
 struct TopKOptions {
-  int64_t group_size = 8;    // 1 (or not dividing F) disables the prefilter
+  int64_t group_size = 8;  // 1 (or not dividing F) disables the prefilter
   int64_t extra_groups = 32;
   int64_t exact_rows = 256;
 };

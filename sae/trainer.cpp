@@ -6,8 +6,8 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
-#include <sstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "core/error.h"
 #include "sae/device.h"
@@ -23,13 +23,19 @@ const char* const kParamNames[] = {"W_enc", "b_enc", "W_dec", "b_dec"};
 
 at::Tensor& param(SaeWeights& w, int i) {
   switch (i) {
-    case 0: return w.W_enc;
-    case 1: return w.b_enc;
-    case 2: return w.W_dec;
-    default: return w.b_dec;
+    case 0:
+      return w.W_enc;
+    case 1:
+      return w.b_enc;
+    case 2:
+      return w.W_dec;
+    default:
+      return w.b_dec;
   }
 }
-const at::Tensor& param(const SaeWeights& w, int i) { return param(const_cast<SaeWeights&>(w), i); }
+const at::Tensor& param(const SaeWeights& w, int i) {
+  return param(const_cast<SaeWeights&>(w), i);
+}
 
 // Weiszfeld iterations for the geometric median of the rows of x [B, D] (float32), started at the
 // mean. A fixed number of iterations keeps it free of host syncs.
@@ -47,7 +53,7 @@ at::Tensor geometric_median(const at::Tensor& x, int iterations = 64) {
 LossAndGrad sae_loss_and_grad(const SaeWeights& p, const at::Tensor& x, const at::Tensor& dead,
                               int64_t k, int64_t k_aux, double aux_weight) {
   // Forward.
-  const at::Tensor xc = x - p.b_dec;                          // [B, D]
+  const at::Tensor xc = x - p.b_dec;                           // [B, D]
   const at::Tensor pre = at::addmm(p.b_enc, xc, p.W_enc.t());  // [B, F]
   // Plain top-k: the encoder's tie rule matters for reproducible indexes, not for gradients
   // (float32 ties are rare, and either choice is a valid subgradient).
@@ -60,28 +66,27 @@ LossAndGrad sae_loss_and_grad(const SaeWeights& p, const at::Tensor& x, const at
   const at::Tensor fvu = r.square().sum() / total;
 
   // Backward of the reconstruction term (top-k selection fixed).
-  const at::Tensor g_xhat = r * (2.0 / total);                         // [B, D]
-  at::Tensor g_W_dec = at::mm(z.t(), g_xhat);                          // [F, D]
-  at::Tensor g_pre = at::mm(g_xhat, p.W_dec.t()).mul_(z > 0);          // [B, F]
+  const at::Tensor g_xhat = r * (2.0 / total);                 // [B, D]
+  at::Tensor g_W_dec = at::mm(z.t(), g_xhat);                  // [F, D]
+  at::Tensor g_pre = at::mm(g_xhat, p.W_dec.t()).mul_(z > 0);  // [B, F]
 
   // AuxK: the k_aux largest pre-activations among dead latents reconstruct the residual
   // e = x - x_hat (a constant here). Zero, with zero gradient, when no latent is dead.
   at::Tensor aux_loss = at::zeros({}, pre.options());
   if (k_aux > 0) {
-    const at::Tensor neg_inf =
-        at::full({}, -std::numeric_limits<float>::infinity(), pre.options());
+    const at::Tensor neg_inf = at::full({}, -std::numeric_limits<float>::infinity(), pre.options());
     auto [aux_v, aux_i] = at::where(dead, pre, neg_inf).topk(k_aux, 1, true, false);
     const at::Tensor z_aux = at::zeros_like(pre).scatter_(1, aux_i, aux_v.clamp_min(0));
-    const at::Tensor e_hat = at::mm(z_aux, p.W_dec);                   // [B, D]
-    const at::Tensor diff = e_hat + r;                                 // e_hat - e
+    const at::Tensor e_hat = at::mm(z_aux, p.W_dec);  // [B, D]
+    const at::Tensor diff = e_hat + r;                // e_hat - e
     const at::Tensor any_dead = dead.any().to(at::kFloat);
     aux_loss = any_dead * diff.square().sum() / total;
     const at::Tensor g_ehat = diff * (any_dead * (2.0 * aux_weight) / total);
     g_W_dec.addmm_(z_aux.t(), g_ehat);
     g_pre.add_(at::mm(g_ehat, p.W_dec.t()).mul_(z_aux > 0));
   }
-  const at::Tensor g_W_enc = at::mm(g_pre.t(), xc);                    // [F, D]
-  const at::Tensor g_b_enc = g_pre.sum(0);                             // [F]
+  const at::Tensor g_W_enc = at::mm(g_pre.t(), xc);  // [F, D]
+  const at::Tensor g_b_enc = g_pre.sum(0);           // [F]
   // b_dec enters x_hat directly and the encoder through x - b_dec.
   const at::Tensor g_b_dec = g_xhat.sum(0) - at::mv(p.W_enc.t(), g_b_enc);  // [D]
 
@@ -104,9 +109,9 @@ struct Trainer::State {
   int64_t warmup = 0;
 
   bool initialized = false;
-  double scale = 1.0;  // inputs are multiplied by this during training
-  SaeWeights p;        // float32 on device, in the scaled space
-  SaeWeights m, v;     // Adam moments
+  double scale = 1.0;      // inputs are multiplied by this during training
+  SaeWeights p;            // float32 on device, in the scaled space
+  SaeWeights m, v;         // Adam moments
   at::Tensor since_fired;  // int64 [F]: vectors since each latent last fired
   int64_t step = 0;
   int64_t vectors = 0;
@@ -134,8 +139,7 @@ struct Trainer::State {
     at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(opt.seed);
     at::Tensor w_dec = at::randn({f, d}, gen, at::TensorOptions().dtype(at::kFloat));
     w_dec = w_dec / w_dec.norm(2, {1}, true).clamp_min(1e-12);
-    const at::Tensor b_dec_raw =
-        opt.b_dec_init == "mean" ? x_raw.mean(0) : geometric_median(x_raw);
+    const at::Tensor b_dec_raw = opt.b_dec_init == "mean" ? x_raw.mean(0) : geometric_median(x_raw);
     if (opt.normalize_inputs) {
       const double ms = (x_raw - b_dec_raw).square().sum(1).mean().item<double>();
       scale = ms > 0 && std::isfinite(ms) ? std::sqrt(static_cast<double>(d) / ms) : 1.0;
@@ -196,10 +200,18 @@ Trainer::Trainer(const TrainerOptions& options, int64_t d_in) : s_(std::make_uni
   s_->warmup = options.resolved_warmup_steps();
 }
 
-const TrainerOptions& Trainer::options() const { return s_->opt; }
-int64_t Trainer::d_in() const { return s_->d_in; }
-int64_t Trainer::steps_done() const { return s_->step; }
-int64_t Trainer::vectors_seen() const { return s_->vectors; }
+const TrainerOptions& Trainer::options() const {
+  return s_->opt;
+}
+int64_t Trainer::d_in() const {
+  return s_->d_in;
+}
+int64_t Trainer::steps_done() const {
+  return s_->step;
+}
+int64_t Trainer::vectors_seen() const {
+  return s_->vectors;
+}
 
 StepStats Trainer::step(const at::Tensor& batch) {
   State& s = *s_;

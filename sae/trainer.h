@@ -17,9 +17,9 @@
 namespace s3::sae {
 
 struct StepStats {
-  int64_t step = 0;      // steps done, this one included
-  int64_t vectors = 0;   // vectors trained on so far
-  double lr = 0;         // learning rate of this step
+  int64_t step = 0;     // steps done, this one included
+  int64_t vectors = 0;  // vectors trained on so far
+  double lr = 0;        // learning rate of this step
   // The following are copied from the device every options.stats_every steps; `fresh` says
   // whether this step's were (otherwise they are the last copied values).
   bool fresh = false;

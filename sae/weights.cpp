@@ -25,8 +25,12 @@ const char* kTensorNames[] = {"W_enc", "b_enc", "W_dec", "b_dec"};
 
 }  // namespace
 
-int64_t SaeWeights::d_in() const { return W_enc.size(1); }
-int64_t SaeWeights::d_latent() const { return W_enc.size(0); }
+int64_t SaeWeights::d_in() const {
+  return W_enc.size(1);
+}
+int64_t SaeWeights::d_latent() const {
+  return W_enc.size(0);
+}
 
 void SaeWeights::check(const std::string& what) const {
   const at::Tensor* ts[] = {&W_enc, &b_enc, &W_dec, &b_dec};
@@ -39,7 +43,8 @@ void SaeWeights::check(const std::string& what) const {
       throw Error(what + ": the four tensors must share one dtype and device");
     }
   }
-  if (W_enc.dim() != 2) throw Error(what + ": W_enc must be [d_latent, d_in], is " + shape_str(W_enc));
+  if (W_enc.dim() != 2)
+    throw Error(what + ": W_enc must be [d_latent, d_in], is " + shape_str(W_enc));
   const int64_t f = W_enc.size(0), d = W_enc.size(1);
   if (f < 1 || d < 1) throw Error(what + ": W_enc is empty");
   if (b_enc.dim() != 1 || b_enc.size(0) != f) {
@@ -95,15 +100,16 @@ SaeWeights load_layer(const std::filesystem::path& file, int64_t d_in, int64_t d
                                    std::to_string(d_latent));
   }
   if (d_in > 0 && w.d_in() != d_in) {
-    throw DataCorruption(path, "has d_in " + std::to_string(w.d_in()) +
-                                   " but sae.json says d_in " + std::to_string(d_in));
+    throw DataCorruption(path, "has d_in " + std::to_string(w.d_in()) + " but sae.json says d_in " +
+                                   std::to_string(d_in));
   }
   return w;
 }
 
 Sae load_sae(const std::filesystem::path& dir, const SaeExpect& expect) {
   if (!std::filesystem::is_directory(dir)) {
-    throw Error(dir.string() + ": SAE directory does not exist (train one with `s3attn sae train`)");
+    throw Error(dir.string() +
+                ": SAE directory does not exist (train one with `s3attn sae train`)");
   }
   Sae sae;
   sae.dir = dir;
@@ -127,7 +133,8 @@ Sae load_sae(const std::filesystem::path& dir, const SaeExpect& expect) {
   for (int layer : wanted) {
     if (std::find(info.layers.begin(), info.layers.end(), layer) == info.layers.end()) {
       std::string have;
-      for (int l : info.layers) have += (have.empty() ? "" : ",") + std::to_string(l);
+      for (int l : info.layers)
+        have += (have.empty() ? "" : ",") + std::to_string(l);
       throw Error(dir.string() + ": SAE has no layer " + std::to_string(layer) + " (it has " +
                   have + "): choose those layers or train an SAE for them");
     }
@@ -167,7 +174,8 @@ void save_sae(const std::filesystem::path& dir, const SaeInfo& info,
               const std::map<int, SaeWeights>& layers) {
   info.validate(sae_info_path(dir).string());
   std::vector<int> keys;
-  for (const auto& [layer, w] : layers) keys.push_back(layer);
+  for (const auto& [layer, w] : layers)
+    keys.push_back(layer);
   if (keys != info.layers) {
     throw Error(dir.string() + ": save_sae: the weights' layers differ from sae.json's layers");
   }
@@ -179,8 +187,8 @@ void save_sae(const std::filesystem::path& dir, const SaeInfo& info,
     w.check(file.string());
     if (w.d_in() != info.d_in || w.d_latent() != info.d_latent) {
       throw Error(file.string() + ": weights are " + std::to_string(w.d_latent()) + " x " +
-                  std::to_string(w.d_in()) + " but sae.json says " +
-                  std::to_string(info.d_latent) + " x " + std::to_string(info.d_in));
+                  std::to_string(w.d_in()) + " but sae.json says " + std::to_string(info.d_latent) +
+                  " x " + std::to_string(info.d_in));
     }
     if (dtype_string(w.W_enc.scalar_type()) != info.dtype) {
       throw Error(file.string() + ": weights are " + dtype_string(w.W_enc.scalar_type()) +

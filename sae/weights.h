@@ -44,10 +44,10 @@ SaeWeights load_layer(const std::filesystem::path& file, int64_t d_in = 0, int64
 
 // What a caller knows about the SAE it needs; zero / empty fields are not checked.
 struct SaeExpect {
-  int64_t d_in = 0;              // the model's input width under the SAE's head mode
-  std::string d_in_source;       // e.g. "head_dim of model X" (for the message)
-  std::string model_fingerprint; // the model's fingerprint
-  std::vector<int> layers;       // layers to load (must all be present); empty = all
+  int64_t d_in = 0;               // the model's input width under the SAE's head mode
+  std::string d_in_source;        // e.g. "head_dim of model X" (for the message)
+  std::string model_fingerprint;  // the model's fingerprint
+  std::vector<int> layers;        // layers to load (must all be present); empty = all
 };
 
 struct Sae {

@@ -8,6 +8,7 @@
 // after --warmup runs, with the device synchronised before and after each run. Results go to
 // stdout as a table and, with --json, as one JSON object per row; progress goes to stderr.
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <torch/version.h>
 
 #include <algorithm>
@@ -24,6 +25,7 @@
 #include "sae/device.h"
 #include "sae/encoder.h"
 #include "sae/topk.h"
+#include "sae/trainer.h"
 
 namespace {
 
@@ -42,23 +44,34 @@ struct Args {
   int64_t exact_rows = 256;
   int64_t max_rows = 32768;
   bool json = false;
+  int64_t threads = 0;   // CPU intra-op threads; 0 = ATen's default
+  bool train = false;    // also time Trainer::step
+  int64_t batch = 4096;  // trainer batch
 };
 
 const char* kUsage =
     "usage: sae_bench [--device cuda|cpu|cuda:N] [--dtype auto|float32|bfloat16|float16]\n"
     "                 [--tokens 4096] [--heads 8] [--d-in 128] [--latents 16384] [--k 128]\n"
     "                 [--reps 20] [--warmup 3] [--group-size 8] [--extra-groups 32]\n"
-    "                 [--exact-rows 256] [--max-rows 32768] [--json]\n";
+    "                 [--exact-rows 256] [--max-rows 32768] [--json]\n"
+    "                 [--train [--batch 4096]]   (also time a training step at --k)\n"
+    "                 [--threads N]              (CPU intra-op threads)\n";
 
 Args parse(int argc, char** argv) {
   Args a;
-  std::map<std::string, int64_t*> ints = {
-      {"--tokens", &a.tokens},         {"--heads", &a.heads},
-      {"--d-in", &a.d_in},             {"--latents", &a.latents},
-      {"--k", &a.k},                   {"--reps", &a.reps},
-      {"--warmup", &a.warmup},         {"--group-size", &a.group_size},
-      {"--extra-groups", &a.extra_groups}, {"--exact-rows", &a.exact_rows},
-      {"--max-rows", &a.max_rows}};
+  std::map<std::string, int64_t*> ints = {{"--tokens", &a.tokens},
+                                          {"--heads", &a.heads},
+                                          {"--d-in", &a.d_in},
+                                          {"--latents", &a.latents},
+                                          {"--k", &a.k},
+                                          {"--reps", &a.reps},
+                                          {"--warmup", &a.warmup},
+                                          {"--group-size", &a.group_size},
+                                          {"--extra-groups", &a.extra_groups},
+                                          {"--exact-rows", &a.exact_rows},
+                                          {"--max-rows", &a.max_rows},
+                                          {"--batch", &a.batch},
+                                          {"--threads", &a.threads}};
   std::map<std::string, bool> seen;
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
@@ -68,8 +81,8 @@ Args parse(int argc, char** argv) {
     }
     if (seen[flag]) throw s3::UsageError(flag + " given twice");
     seen[flag] = true;
-    if (flag == "--json") {
-      a.json = true;
+    if (flag == "--json" || flag == "--train") {
+      (flag == "--json" ? a.json : a.train) = true;
       continue;
     }
     if (i + 1 >= argc) throw s3::UsageError(flag + " needs a value");
@@ -100,7 +113,8 @@ struct Timing {
 
 Timing time_it(const c10::Device& dev, int64_t warmup, int64_t reps,
                const std::function<void()>& fn) {
-  for (int64_t i = 0; i < warmup; ++i) fn();
+  for (int64_t i = 0; i < warmup; ++i)
+    fn();
   s3::sae::synchronize(dev);
   std::vector<double> ms;
   for (int64_t i = 0; i < reps; ++i) {
@@ -108,8 +122,8 @@ Timing time_it(const c10::Device& dev, int64_t warmup, int64_t reps,
     const auto t0 = std::chrono::steady_clock::now();
     fn();
     s3::sae::synchronize(dev);
-    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
-                     .count());
+    ms.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
   std::sort(ms.begin(), ms.end());
   return {ms[ms.size() / 2], ms.front()};
@@ -118,6 +132,7 @@ Timing time_it(const c10::Device& dev, int64_t warmup, int64_t reps,
 int run(const Args& a) {
   using namespace s3::sae;
   if (a.reps < 1 || a.warmup < 0) throw s3::UsageError("--reps must be >= 1, --warmup >= 0");
+  if (a.threads > 0) at::set_num_threads(static_cast<int>(a.threads));
   const c10::Device dev = resolve_device(a.device);
   const at::ScalarType dtype = resolve_dtype(a.dtype, dev);
   const int64_t n = a.tokens * a.heads;
@@ -145,8 +160,8 @@ int run(const Args& a) {
   const TopKOptions topk{a.group_size, a.extra_groups, a.exact_rows};
 
   const int64_t words = (a.tokens + 63) / 64;
-  const at::Tensor host = at::empty({a.latents, words},
-                                    at::TensorOptions().dtype(at::kLong).pinned_memory(dev.is_cuda()));
+  const at::Tensor host = at::empty(
+      {a.latents, words}, at::TensorOptions().dtype(at::kLong).pinned_memory(dev.is_cuda()));
   const at::Tensor pre = enc.preactivations(x);
 
   std::vector<std::pair<std::string, std::function<void()>>> cases = {
@@ -158,13 +173,15 @@ int run(const Args& a) {
       {"feature_bitmap + copy to host",
        [&] { host.copy_(enc.feature_bitmap(x, a.heads), /*non_blocking=*/true); }},
   };
-  if (a.latents <= 32768 && n <= 32768) {
-    cases.push_back({"topk_relu_dense (reference)", [&] { (void)topk_relu_dense(pre, a.k, false); }});
+  if (a.latents * n <= (int64_t{1} << 27)) {  // its int64 keys take 8 bytes per element
+    cases.push_back(
+        {"topk_relu_dense (reference)", [&] { (void)topk_relu_dense(pre, a.k, false); }});
   }
 
-  std::cerr << "sae_bench: " << a.device << " " << dtype_string(dtype) << ", " << a.tokens
-            << " tokens x " << a.heads << " heads = " << n << " vectors, d_in " << a.d_in
-            << ", " << a.latents << " latents, k " << a.k << "\n";
+  std::cerr << "sae_bench: " << a.device << " " << dtype_string(dtype) << " ("
+            << at::get_num_threads() << " CPU threads), " << a.tokens << " tokens x " << a.heads
+            << " heads = " << n << " vectors, d_in " << a.d_in << ", " << a.latents
+            << " latents, k " << a.k << "\n";
   std::printf("%-34s %10s %10s\n", "case (per layer-chunk)", "median ms", "min ms");
   for (const auto& [name, fn] : cases) {
     const Timing t = time_it(dev, a.warmup, a.reps, fn);
@@ -184,6 +201,31 @@ int run(const Args& a) {
   }
   std::printf("unresolved rows (left approximate): %lld\n",
               static_cast<long long>(enc.unresolved_rows()));
+
+  if (a.train) {
+    TrainerOptions to;
+    to.latents = a.latents;
+    to.k = a.k;
+    to.batch = a.batch;
+    to.steps = 1'000'000;
+    to.device = a.device;
+    to.stats_every = 1'000'000;  // no per-step host copies
+    to.dead_after = 1;           // AuxK on from the start: the steady-state cost
+    Trainer trainer(to, a.d_in);
+    const at::Tensor batch = at::randn({a.batch, a.d_in}).to(dev);
+    trainer.step(batch);  // initialisation (b_dec, scale) outside the timing
+    const Timing t = time_it(dev, a.warmup, a.reps, [&] { trainer.step(batch); });
+    std::printf("%-34s %10.3f %10.3f   (%.0f vectors/s, batch %lld, fp32)\n", "trainer step",
+                t.median_ms, t.min_ms, a.batch / (t.median_ms / 1e3), (long long)a.batch);
+    if (a.json) {
+      std::printf(
+          "{\"tool\": \"sae_bench\", \"case\": \"trainer step\", \"device\": \"%s\", "
+          "\"d_in\": %lld, \"latents\": %lld, \"k\": %lld, \"batch\": %lld, \"median_ms\": "
+          "%.4f, \"vectors_per_s\": %.0f, \"torch\": \"%s\"}\n",
+          a.device.c_str(), (long long)a.d_in, (long long)a.latents, (long long)a.k,
+          (long long)a.batch, t.median_ms, a.batch / (t.median_ms / 1e3), TORCH_VERSION);
+    }
+  }
   return 0;
 }
 

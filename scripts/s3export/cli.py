@@ -107,7 +107,12 @@ def export(args) -> dict:
         model = modeling.build_decoder(spec)
         modeling.load_weights(model, ref.state_dict(), spec)
         source = meta.source_info("hf", args.hf)
-        tok_src = tok_src or args.hf
+        if tok_src is None:
+            if any((args.hf / f).exists() for f in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")):
+                tok_src = args.hf
+            else:
+                chat.warn(f"{args.hf} has no tokenizer files and no --tokenizer was given: the model directory "
+                          "gets none")
         gen_eos = chat.read_generation_eos(args.hf)
     elif args.gguf is not None:
         from .load_gguf import read_gguf

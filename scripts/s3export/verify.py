@@ -58,9 +58,9 @@ def hf_reference(spec: ModelSpec, params: dict, device, dtype: torch.dtype):
 
 
 def cuda_runtime_settings() -> None:
-    """The settings docs/model-format.md asks of a CUDA runtime: no cuDNN SDPA (it builds a new graph for
-    every new key length, ~8 ms per layer call) and no TorchScript graph-executor re-optimisation (it
-    re-specialises on every new sequence length)."""
+    """The CUDA settings docs/model-format.md recommends for decode: no cuDNN SDPA (it builds a new graph
+    for every new key length, ~8 ms per layer call) and no TorchScript graph-executor optimisation (the
+    profiling executor re-specialises, for seconds, on every new sequence length)."""
     torch.backends.cuda.enable_cudnn_sdp(False)
     torch._C._set_graph_executor_optimize(False)
 

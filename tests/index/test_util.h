@@ -57,11 +57,13 @@ inline void write_file(const fs::path& p, const std::string& s) {
   out << s;
 }
 
-// Every regular file under dir (relative path -> bytes).
+// Every regular file under dir (relative path -> bytes), except the writers' lock file `.lock`.
 inline std::map<std::string, std::string> snapshot(const fs::path& dir) {
   std::map<std::string, std::string> out;
   for (const auto& e : fs::recursive_directory_iterator(dir)) {
-    if (e.is_regular_file()) out[fs::relative(e.path(), dir).string()] = read_file(e.path());
+    if (e.is_regular_file() && e.path().filename() != ".lock") {
+      out[fs::relative(e.path(), dir).string()] = read_file(e.path());
+    }
   }
   return out;
 }

@@ -135,13 +135,14 @@ TEST(Encoder, TiesGoToTheLowerId) {
   const int64_t f = 256, d = 8, k = 10;
   SaeWeights w = grid_weights(f, d, 8);
   w.W_enc.zero_();
-  w.b_enc.fill_(1.0f);          // every latent = 1: one big tie
+  w.b_enc.fill_(1.0f);                    // every latent = 1: one big tie
   w.b_enc.narrow(0, 200, 3).fill_(2.0f);  // except 200..202, larger
   const Encoder enc(w, k, cpu_options("bfloat16"));
   const auto got = enc.encode(grid_inputs(5, d, 9));
   const std::vector<int> want = {200, 201, 202, 0, 1, 2, 3, 4, 5, 6};
   for (int64_t r = 0; r < 5; ++r) {
-    for (int64_t i = 0; i < k; ++i) EXPECT_EQ(got.ids[r][i].item<int>(), want[i]);
+    for (int64_t i = 0; i < k; ++i)
+      EXPECT_EQ(got.ids[r][i].item<int>(), want[i]);
   }
   EXPECT_EQ(got.values[0][0].item<float>(), 2.0f);
   EXPECT_EQ(got.values[0][9].item<float>(), 1.0f);
@@ -157,8 +158,7 @@ TEST(Encoder, ZeroNegativeAndFewPositiveRows) {
   SaeWeights w0 = w;
   w0.b_dec = at::zeros_like(w.b_dec);
   w0.b_enc = at::zeros_like(w.b_enc);
-  for (const auto& [weights, input] :
-       {std::pair{w, x}, std::pair{w0, at::zeros({3, d})}}) {
+  for (const auto& [weights, input] : {std::pair{w, x}, std::pair{w0, at::zeros({3, d})}}) {
     const Encoder enc(weights, k, cpu_options());
     const auto got = enc.encode(input);
     EXPECT_TRUE(at::all(got.ids == -1).item<bool>());
@@ -338,9 +338,11 @@ TEST(EncoderCuda, PaperSizeBitmapMatchesItsIds) {
   at::Tensor dense = at::zeros({t, f + 1}, x.options().dtype(at::kBool));
   const at::Tensor ids = code.ids.to(at::kLong).view({t, h * k});
   dense.scatter_(1, at::where(ids >= 0, ids, f), true);
-  const at::Tensor bits = dense.narrow(1, 0, f).t().contiguous().view({f, t / 64, 64}).to(at::kLong);
+  const at::Tensor bits =
+      dense.narrow(1, 0, f).t().contiguous().view({f, t / 64, 64}).to(at::kLong);
   at::Tensor words = at::zeros({f, t / 64}, bits.options());
-  for (int j = 0; j < 64; ++j) words.bitwise_or_(bits.select(2, j).bitwise_left_shift(j));
+  for (int j = 0; j < 64; ++j)
+    words.bitwise_or_(bits.select(2, j).bitwise_left_shift(j));
   EXPECT_TRUE(at::equal(bm, words));
   // The bf16 sets agree with a float32 CPU encode up to rounding near the k-th value.
   const Encoder cpu(w, k, cpu_options());

@@ -68,7 +68,9 @@ TEST(SaeInfo, RoundTrip) {
   EXPECT_EQ(layer_path(dir.path(), 11).filename(), "layer_11.safetensors");
 }
 
-void write_text(const std::filesystem::path& p, const std::string& s) { std::ofstream(p) << s; }
+void write_text(const std::filesystem::path& p, const std::string& s) {
+  std::ofstream(p) << s;
+}
 
 TEST(SaeInfo, BadFiles) {
   TempDir dir;

@@ -91,13 +91,13 @@ inline std::vector<OracleRow> oracle_topk(const SaeWeights& w, const at::Tensor&
   for (int64_t r = 0; r < n; ++r) {
     for (int64_t j = 0; j < f; ++j) {
       double s = B[j];
-      for (int64_t c = 0; c < d; ++c) s += W[j * d + c] * (X[r * d + c] - P[c]);
+      for (int64_t c = 0; c < d; ++c)
+        s += W[j * d + c] * (X[r * d + c] - P[c]);
       pre[j] = s;
     }
     std::iota(order.begin(), order.end(), 0);
-    std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
-      return pre[a] != pre[b] ? pre[a] > pre[b] : a < b;
-    });
+    std::sort(order.begin(), order.end(),
+              [&](int64_t a, int64_t b) { return pre[a] != pre[b] ? pre[a] > pre[b] : a < b; });
     OracleRow& o = out[r];
     o.kth = pre[order[k - 1]];
     o.next = k < f ? pre[order[k]] : -1e300;

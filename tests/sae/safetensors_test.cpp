@@ -25,7 +25,8 @@ std::vector<std::byte> bytes_of(const std::string& s) {
 }
 
 // A raw file image: 8-byte length, header text, `data` bytes.
-std::vector<std::byte> raw(const std::string& header, size_t data_bytes, uint64_t len_override = 0) {
+std::vector<std::byte> raw(const std::string& header, size_t data_bytes,
+                           uint64_t len_override = 0) {
   std::vector<std::byte> out(8 + header.size() + data_bytes, std::byte{0});
   const uint64_t len = len_override ? len_override : header.size();
   std::memcpy(out.data(), &len, 8);
@@ -158,13 +159,15 @@ TEST(Safetensors, TruncatedFileOnDisk) {
   image.resize(image.size() - 10);
   const auto path = dir.path() / "t.safetensors";
   std::ofstream(path, std::ios::binary)
-      .write(reinterpret_cast<const char*>(image.data()), static_cast<std::streamsize>(image.size()));
+      .write(reinterpret_cast<const char*>(image.data()),
+             static_cast<std::streamsize>(image.size()));
   try {
     SafetensorsFile::open(path);
     FAIL();
   } catch (const s3::DataCorruption& e) {
     EXPECT_EQ(e.path(), path.string());
-    EXPECT_NE(std::string(e.what()).find("run past the data buffer"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("run past the data buffer"), std::string::npos)
+        << e.what();
   }
 }
 
