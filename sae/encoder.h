@@ -27,6 +27,8 @@ at::Tensor sae_rows_from_keys(const at::Tensor& keys, HeadMode mode);
 // head order, to match the concatenated keys.
 at::Tensor sae_rows_from_queries(const at::Tensor& queries, int64_t n_kv_heads, HeadMode mode);
 
+// Not thread-safe: calls update a device-side counter (unresolved_rows()). One encoder per layer
+// and thread; copies are cheap (tensors are shared) but share that counter.
 class Encoder {
  public:
   // Weights are copied to options.device in the compute dtype (options.dtype). k: options.k if

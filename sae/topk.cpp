@@ -63,8 +63,9 @@ TopKResult topk_relu_dense(const at::Tensor& pre, int64_t k, bool sorted) {
   return finish(pos, pre.gather(1, pos), zero_count);
 }
 
-TopKResult topk_relu(const at::Tensor& pre, int64_t k, const TopKOptions& options, bool sorted) {
-  check_input(pre, k);
+TopKResult topk_relu(const at::Tensor& pre_in, int64_t k, const TopKOptions& options, bool sorted) {
+  check_input(pre_in, k);
+  const at::Tensor pre = pre_in.contiguous();  // no-op for matmul outputs
   const int64_t n = pre.size(0), f = pre.size(1);
   const int64_t gs = options.group_size;
   const int64_t ng = gs > 0 ? f / gs : 0;

@@ -4,7 +4,12 @@
 This is the design notebook behind sae/encoder.cpp: every variant here is a sequence of stock ATen
 ops, so its timing carries over to the LibTorch implementation. Run on the GPU machine:
 
-    python3 sae/bench/topk_variants.py --device cuda
+    python3 sae/bench/topk_variants.py --device cuda --check --tokens 512 --latents 4096 --k 64
+    python3 sae/bench/topk_variants.py --device cuda        # round 1: plain topk, key sort, blocks
+    python3 sae/bench/topk_variants.py --device cuda --v2   # round 2: key dtypes, contiguous groups
+    python3 sae/bench/topk_variants.py --device cuda --v3   # round 3: strided groups (chosen)
+
+Results of these rounds on an H200: docs/sae.md section 4.
 
 Paper-size case: d_in 128, 16,384 latents, k 128, one 4096-token chunk x 8 KV heads = 32,768 rows.
 """
