@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace s3::cli {
 
@@ -19,6 +20,11 @@ struct Command {
 Command add_tokenize(CLI::App& root);
 Command add_generate(CLI::App& root);
 Command add_logits(CLI::App& root);
+Command add_index(CLI::App& root);
+Command add_ask(CLI::App& root);
+Command add_inspect(CLI::App& root);
+// `sae` has subcommands of its own (train, eval); each is one Command.
+std::vector<Command> add_sae(CLI::App& root);
 
 // Reads a whole text file (--input); throws s3::Error when it cannot.
 std::string read_text_file(const std::string& path);

@@ -37,7 +37,11 @@ int main(int argc, char** argv) {
       s3::cli::add_tokenize(app),
       s3::cli::add_generate(app),
       s3::cli::add_logits(app),
+      s3::cli::add_index(app),
+      s3::cli::add_ask(app),
+      s3::cli::add_inspect(app),
   };
+  for (auto& command : s3::cli::add_sae(app)) commands.push_back(std::move(command));
 
   try {
     app.parse(argc, argv);

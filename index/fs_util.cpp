@@ -1,5 +1,7 @@
 #include "index/fs_util.h"
 
+#include <ftw.h>
+
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
@@ -92,8 +94,13 @@ void rename_replace(const fs::path& from, const fs::path& to) {
 }
 
 void remove_tree_quietly(const fs::path& path) noexcept {
-  std::error_code ec;
-  fs::remove_all(path, ec);
+  // nftw, not std::filesystem::remove_all: pip's libtorch.so exports its own copy of remove_all,
+  // and in a binary linked with it the call binds there and crashes.
+  auto remove_entry = [](const char* p, const struct stat*, int, struct FTW*) {
+    ::remove(p);  // best effort: keep walking
+    return 0;
+  };
+  ::nftw(path.c_str(), remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 void write_file_atomic(const fs::path& path, std::string_view content, bool fsync) {

@@ -138,6 +138,7 @@ def export(args) -> dict:
     tok = chat.load_tokenizer(tok_src) if tok_src is not None else None
     model = model.to("cpu")
     log(f"scripting {modeling.param_count(model) / 1e6:.1f}M parameters")
+    fingerprint = meta.weights_fingerprint(model, spec)
     scripted = modeling.script(model)
 
     try:
@@ -163,7 +164,7 @@ def export(args) -> dict:
         if facts["tokenizer_size"] is not None and facts["tokenizer_size"] > spec.vocab_size:
             chat.warn(f"the tokenizer has {facts['tokenizer_size']} tokens but the model's vocabulary is "
                       f"{spec.vocab_size}")
-        info = meta.build_model_json(spec, dtype, source, facts, gen_eos, model_ts)
+        info = meta.build_model_json(spec, dtype, source, facts, gen_eos, fingerprint)
         (tmp / "model.json").write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         log(f"wrote {meta.model_json_summary(info)} in {time.time() - t0:.1f}s")
 

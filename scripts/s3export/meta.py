@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from pathlib import Path
 from typing import Optional
@@ -29,6 +30,25 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def weights_fingerprint(model, spec) -> str:
+    """sha256 over the architecture facts and every parameter (name, dtype, shape, bytes): the same
+    weights give the same fingerprint wherever and however they are exported, unlike a hash of the
+    TorchScript archive, whose bytes depend on the Python and torch that wrote it."""
+    import torch
+
+    h = hashlib.sha256()
+    facts = [spec.family, spec.n_layers, spec.hidden_size, spec.intermediate_size, spec.n_heads, spec.n_kv_heads,
+             spec.head_dim, spec.vocab_size, spec.rope_theta, spec.rope_scaling, spec.rms_norm_eps,
+             spec.tie_word_embeddings, spec.qkv_bias]
+    h.update(json.dumps(facts, sort_keys=True, default=str).encode())
+    for name, p in sorted(model.state_dict().items()):
+        t = p.detach().to("cpu").contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+        raw = t.view(torch.int16) if t.dtype in (torch.bfloat16, torch.float16) else t
+        h.update(raw.numpy().tobytes())
+    return h.hexdigest()
+
+
 def _first(*values):
     for v in values:
         if v is not None:
@@ -37,7 +57,7 @@ def _first(*values):
 
 
 def build_model_json(spec: ModelSpec, dtype: torch.dtype, source: dict, tok_facts: dict,
-                     generation_eos: list[int], model_ts: Path) -> dict:
+                     generation_eos: list[int], fingerprint: str) -> dict:
     import transformers
 
     stop = set(spec.eos_token_ids) | set(generation_eos)
@@ -75,7 +95,7 @@ def build_model_json(spec: ModelSpec, dtype: torch.dtype, source: dict, tok_fact
         "bos_token": tok_facts.get("bos_token"),
         "chat_template": tok_facts.get("chat_template"),
         "default_taps": default_taps(spec.n_layers),
-        "fingerprint": sha256_file(model_ts),
+        "fingerprint": fingerprint,
         "exporter": {"torch": torch.__version__.split("+")[0], "transformers": transformers.__version__},
     }
 

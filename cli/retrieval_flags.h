@@ -1,0 +1,27 @@
+// The retrieval knobs (docs/retrieval.md), declared once for every command that retrieves
+// (ask, and later longbench). Values land in a RetrievalOptions; call finish() after parsing.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <memory>
+#include <string>
+
+#include "retrieval/pipeline.h"
+
+namespace s3::cli {
+
+struct RetrievalFlags {
+  retrieval::RetrievalOptions options;
+  std::string method = "s3-hybrid";
+  std::string aggregate = "sum";
+  uint32_t nms_radius = 0;  // 0 = the default (max span / 2)
+  bool bm25_unique_terms = false;
+
+  // Turns the string flags into enums and validates everything (UsageError naming the flag).
+  void finish();
+};
+
+void add_retrieval_flags(CLI::App& app, RetrievalFlags& flags);
+
+}  // namespace s3::cli

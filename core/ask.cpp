@@ -1,0 +1,228 @@
+#include "core/ask.h"
+
+#include <chrono>
+
+#include "core/error.h"
+#include "core/generation.h"
+#include "core/index_sources.h"
+#include "core/model.h"
+#include "core/prompt.h"
+#include "core/scan.h"
+#include "index/index_reader.h"
+#include "index/text_analyzer.h"
+
+namespace s3 {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+std::string replace_all(std::string text, const std::string& from, const std::string& to) {
+  for (size_t at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size()))
+    text.replace(at, from.size(), to);
+  return text;
+}
+
+std::string metadata_string(const nlohmann::json& meta, const char* key) {
+  auto it = meta.find(key);
+  return it != meta.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+}  // namespace
+
+bool method_needs_sae(retrieval::Method method) {
+  return method == retrieval::Method::kS3 || method == retrieval::Method::kS3Hybrid;
+}
+
+void AskOptions::validate() const {
+  retrieval.validate();
+  if (max_new_tokens < 1) throw UsageError("--max-new-tokens must be at least 1");
+  if (prompt_template.find("{context}") == std::string::npos || prompt_template.find("{question}") == std::string::npos)
+    throw UsageError("--prompt-template must contain {context} and {question}");
+}
+
+struct Asker::Impl {
+  index::IndexReader reader;
+  Model model;
+  std::unique_ptr<Scanner> scanner;
+  IndexPostingSource postings{reader};
+  IndexLexicalSource lexical{reader.lexical()};
+  double open_s = 0;
+  double load_s = 0;
+
+  retrieval::TokenRange resolve_doc(const std::string& doc) const;
+  std::vector<retrieval::SelectedRange> split_at_documents(std::span<const retrieval::SelectedRange> ranges) const;
+};
+
+Asker::Asker(const AskSetup& setup, bool need_sae) {
+  auto t0 = Clock::now();
+  index::IndexReader reader = index::IndexReader::open(setup.index);
+  const double open_s = seconds_since(t0);
+  const nlohmann::json& meta = reader.metadata();
+
+  t0 = Clock::now();
+  const std::string built_model = metadata_string(meta, "model_dir");
+  const std::filesystem::path model_dir = setup.model ? *setup.model : std::filesystem::path(built_model);
+  if (model_dir.empty()) throw Error(setup.index.string() + " does not record its model; pass --model");
+  ModelLoadOptions load{setup.device, setup.dtype};
+  Model model = Model::load(model_dir, load);
+  const std::string want_model = metadata_string(meta, "model_fingerprint");
+  if (!want_model.empty() && want_model != model.info().fingerprint)
+    throw Error("the index " + setup.index.string() + " was built with another model (fingerprint " +
+                want_model.substr(0, 12) + ", " + model_dir.string() + " has " + model.info().fingerprint.substr(0, 12) +
+                "); use the model it was built with or rebuild the index");
+
+  auto impl = std::make_unique<Impl>(Impl{std::move(reader), std::move(model), nullptr});
+  if (need_sae) {
+    const std::string built_sae = metadata_string(meta, "sae_dir");
+    const std::filesystem::path sae_dir = setup.sae ? *setup.sae : std::filesystem::path(built_sae);
+    if (sae_dir.empty()) throw Error(setup.index.string() + " does not record its SAE; pass --sae");
+    ScanOptions scan;
+    const auto layers = impl->reader.layers();
+    scan.layers.assign(layers.begin(), layers.end());
+    const nlohmann::json scan_meta = meta.value("scan", nlohmann::json::object());
+    scan.rope = scan_meta.value("rope", false);
+    scan.chunk_bos = scan_meta.value("chunk_bos", false) ? "always" : "never";
+    impl->scanner = std::make_unique<Scanner>(impl->model, sae_dir, scan);
+    const std::string want_sae = metadata_string(meta, "sae_fingerprint");
+    if (!want_sae.empty() && want_sae != impl->scanner->sae_fingerprint())
+      throw Error("the index " + setup.index.string() + " was built with another SAE than " + sae_dir.string() +
+                  "; use the SAE it was built with or rebuild the index");
+  }
+  impl->open_s = open_s;
+  impl->load_s = seconds_since(t0);
+  impl_ = std::move(impl);
+}
+
+Asker::~Asker() = default;
+
+retrieval::TokenRange Asker::Impl::resolve_doc(const std::string& doc) const {
+  if (doc.empty()) return {0, reader.n_tokens()};
+  for (uint32_t d = 0; d < reader.n_documents(); ++d) {
+    const index::DocumentView view = reader.document(d);
+    if (view.name == doc || std::to_string(d) == doc) return {view.token_begin, view.token_end};
+  }
+  throw UsageError("--doc: no document named '" + doc + "' in the index (see s3attn inspect)");
+}
+
+std::vector<retrieval::SelectedRange> Asker::Impl::split_at_documents(
+    std::span<const retrieval::SelectedRange> ranges) const {
+  std::vector<retrieval::SelectedRange> out;
+  for (const retrieval::SelectedRange& r : ranges) {
+    uint32_t begin = r.range.begin;
+    while (begin < r.range.end) {
+      const index::DocumentView doc = reader.document(reader.document_at(begin));
+      const uint32_t end = std::min(r.range.end, doc.token_end);
+      out.push_back({{begin, end}, r.source, r.score});
+      begin = end;
+    }
+  }
+  return out;
+}
+
+AskResult Asker::ask(const std::string& question, const AskOptions& options) const {
+  options.validate();
+  const Impl& s = *impl_;
+  const auto start = Clock::now();
+  if (question.empty()) throw UsageError("--question must not be empty");
+  const retrieval::Method method = options.retrieval.method;
+  if (method_needs_sae(method) && !s.scanner) throw Error("method " + std::string(retrieval::method_name(method)) + " needs the SAE");
+
+  AskResult result;
+  nlohmann::json timings = {{"open_index_s", s.open_s}, {"load_model_s", s.load_s}};
+
+  // The prompt around the evidence costs tokens too: the evidence budget must leave room for it
+  // and for the answer inside the model's window.
+  const ModelInfo& info = s.model.info();
+  auto build_prompt = [&](const std::string& context) {
+    std::string text = replace_all(replace_all(options.prompt_template, "{question}", question), "{context}", context);
+    return apply_chat_template(info, text, options.chat && info.chat_template.has_value());
+  };
+  const int overhead = static_cast<int>(encode_prompt(info, s.model.tokenizer(), build_prompt("")).size());
+  const int room = info.max_position_embeddings - overhead - options.max_new_tokens;
+  retrieval::RetrievalOptions ropt = options.retrieval;
+  if (method == retrieval::Method::kFull) {
+    if (room < 1) throw Error("the prompt and --max-new-tokens leave no room for the document in the model's window");
+    ropt.budget.budget = static_cast<uint32_t>(room);
+  } else if (static_cast<int64_t>(ropt.budget.budget) > room) {
+    throw UsageError("--budget " + std::to_string(ropt.budget.budget) + " does not fit the model's window of " +
+                     std::to_string(info.max_position_embeddings) + " tokens with a prompt of " + std::to_string(overhead) +
+                     " tokens and --max-new-tokens " + std::to_string(options.max_new_tokens) + " (at most " +
+                     std::to_string(std::max(room, 0)) + ")");
+  }
+  result.budget = ropt.budget.budget;
+
+  const retrieval::TokenRange doc = s.resolve_doc(options.doc);
+  retrieval::QueryFeatures query;
+  auto t = Clock::now();
+  if (method_needs_sae(method)) {
+    const char* aggregate = ropt.score.aggregation == retrieval::Aggregation::kMax ? "max" : "sum";
+    const Scanner::QueryFeatures encoded = s.scanner->encode_query(question, aggregate);
+    for (const auto& layer : encoded.per_layer) {
+      auto& out = query.emplace_back();
+      for (const auto& [feature, weight] : layer) out.push_back({feature, weight});
+    }
+  }
+  timings["encode_query_s"] = seconds_since(t);
+  // The index's own analyzer (stemmer state is per instance, so one per question).
+  const std::vector<std::string> terms = index::TextAnalyzer(s.reader.lexical().analyzer_options()).analyze(question);
+
+  retrieval::RetrievalInputs in;
+  in.doc = doc;
+  in.postings = &s.postings;
+  in.query = &query;
+  in.lexical = &s.lexical;
+  in.query_terms = terms;
+  const retrieval::RetrievalResult retrieved = retrieval::retrieve(in, ropt);
+  timings["retrieval"] = retrieved.timings;
+
+  const std::vector<retrieval::SelectedRange> ranges = s.split_at_documents(retrieved.selection.ranges);
+  result.evidence_tokens = retrieved.selection.n_tokens;
+  for (const retrieval::SelectedRange& r : ranges) {
+    const uint32_t d = s.reader.document_at(r.range.begin);
+    const index::DocumentView view = s.reader.document(d);
+    Evidence e{std::string(view.name), d, r.range.begin - view.token_begin, r.range.end - view.token_begin,
+               std::string(s.reader.text_of(r.range.begin, r.range.end)), std::string(retrieval::source_name(r.source)),
+               r.score, nullptr};
+    if (options.explain) {
+      if (r.source == retrieval::Source::kS3)
+        e.explain = retrieval::explain_range(s.postings, query, r.range, ropt.score, 10);
+      else if (r.source == retrieval::Source::kBm25)
+        e.explain = {{"bm25_terms", nlohmann::json::array()}};
+    }
+    result.evidence.push_back(std::move(e));
+  }
+  if (options.explain) {  // BM25 rows: the terms of the best passage overlapping each range
+    for (Evidence& e : result.evidence) {
+      if (e.source != "bm25") continue;
+      const uint32_t begin = s.reader.document(e.doc_id).token_begin + e.start;
+      for (const retrieval::ScoredPassage& p : retrieved.passages) {
+        if (p.range.begin <= begin && begin < p.range.end) {
+          e.explain = {{"passage", p.passage},
+                       {"bm25_terms", retrieval::explain_passage(s.lexical, terms, p.passage, ropt.bm25)}};
+          break;
+        }
+      }
+    }
+  }
+
+  if (!options.evidence_only) {
+    const std::string context = retrieval::assemble_context(
+        ranges, [&](retrieval::TokenRange r) { return std::string(s.reader.text_of(r.begin, r.end)); }, ropt.context);
+    const std::vector<int32_t> prompt = encode_prompt(info, s.model.tokenizer(), build_prompt(context));
+    result.prompt_tokens = static_cast<int>(prompt.size());
+    GenerationOptions gen;
+    gen.max_new_tokens = options.max_new_tokens;
+    const GenerationResult generated = generate(s.model, prompt, gen);
+    result.answer = generated.text;
+    result.tokens = generated.tokens;
+    result.stop_reason = generated.stop_reason;
+    timings["prefill_s"] = generated.timings.prefill_s;
+    timings["decode_s"] = generated.timings.decode_s;
+  }
+  timings["ask_s"] = seconds_since(start);
+  result.timings = std::move(timings);
+  return result;
+}
+
+}  // namespace s3
