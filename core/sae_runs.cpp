@@ -27,9 +27,13 @@ constexpr const char* kStateFormat = "s3attn-sae-train-state";
 constexpr int kStateVersion = 1;
 
 std::string with_commas(uint64_t v) {
-  std::string s = std::to_string(v);
-  for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(static_cast<size_t>(i), ",");
-  return s;
+  const std::string digits = std::to_string(v);
+  std::string out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out.push_back(',');
+    out.push_back(digits[i]);
+  }
+  return out;
 }
 
 // "name (N bytes[, field 'f'])" for one --corpus input; a directory sums its regular files.
@@ -64,7 +68,8 @@ bool chunk_bos(const ModelInfo& info) {
 
 void check_chunk_fits(const ModelInfo& info, int chunk, bool bos) {
   if (chunk + (bos ? 1 : 0) > info.max_position_embeddings)
-    throw UsageError("--chunk " + std::to_string(chunk) + " is longer than the model's context of " +
+    throw UsageError("--chunk " + std::to_string(chunk) +
+                     " is longer than the model's context of " +
                      std::to_string(info.max_position_embeddings) + " positions" +
                      (bos ? " (with the BOS token)" : "") + ": use a smaller --chunk");
 }
@@ -105,8 +110,7 @@ uint64_t splitmix64(uint64_t& s) {
 // splitmix64 make the order the same on every platform, so a resumed run finds its place again.
 class EpochStream {
  public:
-  EpochStream(const SaeCorpus& corpus, uint64_t seed, int64_t epoch, int chunk)
-      : corpus_(&corpus) {
+  EpochStream(const SaeCorpus& corpus, uint64_t seed, int64_t epoch, int chunk) : corpus_(&corpus) {
     uint64_t rng = seed ^ (0xD1B54A32D192ED03ull * static_cast<uint64_t>(epoch + 1));
     order_.resize(corpus.docs.size());
     std::iota(order_.begin(), order_.end(), size_t{0});
@@ -114,7 +118,8 @@ class EpochStream {
       std::swap(order_[i - 1], order_[splitmix64(rng) % i]);
     ends_.reserve(order_.size());
     uint64_t end = 0;
-    for (size_t d : order_) ends_.push_back(end += corpus.docs[d].size());
+    for (size_t d : order_)
+      ends_.push_back(end += corpus.docs[d].size());
     // Small corpora would lose a large share of an epoch to the skipped prefix: no offset there.
     const auto c = static_cast<uint64_t>(chunk);
     start_ = end >= 2 * c ? splitmix64(rng) % c : 0;
@@ -126,7 +131,8 @@ class EpochStream {
   std::vector<int32_t> read(uint64_t offset, uint64_t n) const {
     std::vector<int32_t> out;
     out.reserve(n);
-    size_t i = static_cast<size_t>(std::upper_bound(ends_.begin(), ends_.end(), offset) - ends_.begin());
+    size_t i =
+        static_cast<size_t>(std::upper_bound(ends_.begin(), ends_.end(), offset) - ends_.begin());
     for (; out.size() < n && i < ends_.size(); ++i) {
       const std::vector<int32_t>& doc = corpus_->docs[order_[i]];
       const uint64_t begin = ends_[i] - doc.size();
@@ -152,18 +158,19 @@ struct StreamState {
   uint64_t tokens = 0;  // tokens run through the model so far
 };
 
-fs::path checkpoint_dir(const fs::path& out) { return out / "checkpoint"; }
-fs::path state_path(const fs::path& out) { return checkpoint_dir(out) / "state.json"; }
+fs::path checkpoint_dir(const fs::path& out) {
+  return out / "checkpoint";
+}
+fs::path state_path(const fs::path& out) {
+  return checkpoint_dir(out) / "state.json";
+}
 
 // What must not change when a checkpoint is resumed.
 nlohmann::json run_identity(const ModelInfo& info, const std::vector<int>& layers,
                             const SaeTrainOptions& o, int64_t d_in) {
-  return {{"layers", layers},
-          {"head_mode", std::string(sae::to_string(o.head_mode))},
-          {"d_in", d_in},
-          {"latents", o.trainer.latents},
-          {"k", o.trainer.k},
-          {"model_fingerprint", info.fingerprint}};
+  return {{"layers", layers}, {"head_mode", std::string(sae::to_string(o.head_mode))},
+          {"d_in", d_in},     {"latents", o.trainer.latents},
+          {"k", o.trainer.k}, {"model_fingerprint", info.fingerprint}};
 }
 
 // The identity of the key stream: if any of these differ on resume, the stream starts over.
@@ -171,9 +178,9 @@ nlohmann::json stream_identity(const SaeCorpus& corpus, const SaeTrainOptions& o
   return {{"corpus", corpus.description}, {"chunk", o.chunk}, {"seed", o.trainer.seed}};
 }
 
-// Writes every trainer to OUT/checkpoint/layer_<L>.step<S>.safetensors, then state.json (atomically,
-// naming those files), then removes the files of older checkpoints. A crash at any point leaves a
-// state.json that names complete files.
+// Writes every trainer to OUT/checkpoint/layer_<L>.step<S>.safetensors, then state.json
+// (atomically, naming those files), then removes the files of older checkpoints. A crash at any
+// point leaves a state.json that names complete files.
 void write_checkpoint(const fs::path& out, const std::vector<int>& layers,
                       const std::vector<sae::Trainer>& trainers, nlohmann::json state) {
   const fs::path dir = checkpoint_dir(out);
@@ -258,7 +265,8 @@ SaeCorpus read_sae_corpus(const Model& model, const DocumentSource& source, uint
 
 void SaeTrainOptions::validate() const {
   for (int l : layers)
-    if (l < 0) throw UsageError("--layers: layer numbers are non-negative, not " + std::to_string(l));
+    if (l < 0)
+      throw UsageError("--layers: layer numbers are non-negative, not " + std::to_string(l));
   trainer.validate();
   if (chunk < 16 || chunk > (1 << 20))
     throw UsageError("--chunk must be between 16 and 1048576 tokens, not " + std::to_string(chunk));
@@ -340,7 +348,8 @@ SaeTrainResult train_sae(const Model& model, const SaeCorpus& corpus,
       stream.offset = state["offset"].get<uint64_t>();
     }
   } else {
-    for (size_t i = 0; i < layers.size(); ++i) trainers.emplace_back(options.trainer, d_in);
+    for (size_t i = 0; i < layers.size(); ++i)
+      trainers.emplace_back(options.trainer, d_in);
   }
 
   torch::NoGradGuard no_grad;  // the trainer writes its gradients by hand
@@ -388,14 +397,10 @@ SaeTrainResult train_sae(const Model& model, const SaeCorpus& corpus,
     progress(p);
   };
   auto checkpoint = [&] {
-    nlohmann::json state = {{"format", kStateFormat},
-                            {"format_version", kStateVersion},
-                            {"identity", identity},
-                            {"stream", stream_id},
-                            {"epoch", stream.epoch},
-                            {"offset", stream.offset},
-                            {"tokens", stream.tokens},
-                            {"options", options.trainer}};
+    nlohmann::json state = {{"format", kStateFormat},  {"format_version", kStateVersion},
+                            {"identity", identity},    {"stream", stream_id},
+                            {"epoch", stream.epoch},   {"offset", stream.offset},
+                            {"tokens", stream.tokens}, {"options", options.trainer}};
     write_checkpoint(out, layers, trainers, std::move(state));
     last_checkpoint = trainers.front().steps_done();
     return last_checkpoint;
@@ -411,13 +416,14 @@ SaeTrainResult train_sae(const Model& model, const SaeCorpus& corpus,
       stream.offset = epoch.start();
       continue;
     }
-    const uint64_t len = std::min<uint64_t>(static_cast<uint64_t>(options.chunk),
-                                            epoch.total() - stream.offset);
+    const uint64_t len =
+        std::min<uint64_t>(static_cast<uint64_t>(options.chunk), epoch.total() - stream.offset);
     const auto taps = tap_chunk(model, epoch.read(stream.offset, len), bos, tap_layers);
     stream.offset += len;
     stream.tokens += len;
     std::vector<torch::Tensor> rows;
-    for (const auto& qk : taps) rows.push_back(sae::sae_rows_from_keys(qk.second, options.head_mode));
+    for (const auto& qk : taps)
+      rows.push_back(sae::sae_rows_from_keys(qk.second, options.head_mode));
 
     // The buffers fill in step (every layer gets the same number of rows), and a batch is drawn
     // only from a full buffer, so each batch mixes vectors from many chunks.
@@ -444,7 +450,8 @@ SaeTrainResult train_sae(const Model& model, const SaeCorpus& corpus,
                      step - last_checkpoint >= options.checkpoint_every;
     report(due ? checkpoint() : -1);
   }
-  if (options.checkpoint_every > 0 && trainers.front().steps_done() != last_checkpoint) checkpoint();
+  if (options.checkpoint_every > 0 && trainers.front().steps_done() != last_checkpoint)
+    checkpoint();
 
   // Outputs.
   SaeTrainResult result;
@@ -497,7 +504,8 @@ SaeEvalResult evaluate_sae(const Model& model, const fs::path& sae_dir, const Sa
   const ModelInfo& info = model.info();
   const auto start = std::chrono::steady_clock::now();
   if (!fs::is_directory(sae_dir))
-    throw Error(sae_dir.string() + ": SAE directory does not exist (train one with `s3attn sae train`)");
+    throw Error(sae_dir.string() +
+                ": SAE directory does not exist (train one with `s3attn sae train`)");
   const sae::SaeInfo sae_info = sae::read_sae_info(sae::sae_info_path(sae_dir));
   check_layers(info, sae_info.layers, sae_dir.string() + ": the SAE's layers");
   sae::SaeExpect expect;
@@ -515,7 +523,8 @@ SaeEvalResult evaluate_sae(const Model& model, const fs::path& sae_dir, const Sa
   // Evaluators keep references to the encoders: build all encoders first, then never move them.
   std::vector<sae::Encoder> encoders;
   encoders.reserve(sae.info.layers.size());
-  for (int l : sae.info.layers) encoders.emplace_back(sae.layers.at(l), sae.info.k, encoder_options);
+  for (int l : sae.info.layers)
+    encoders.emplace_back(sae.layers.at(l), sae.info.k, encoder_options);
   std::vector<sae::Evaluator> keys, queries;
   keys.reserve(encoders.size());
   queries.reserve(encoders.size());

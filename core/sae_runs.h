@@ -27,7 +27,8 @@ struct SaeCorpus {
 
 // Reads and tokenizes `source`. With max_tokens > 0, stops tokenizing once that many tokens are
 // held (evaluation reads a prefix). Throws s3::Error for an empty corpus (no document has a token).
-SaeCorpus read_sae_corpus(const Model& model, const DocumentSource& source, uint64_t max_tokens = 0);
+SaeCorpus read_sae_corpus(const Model& model, const DocumentSource& source,
+                          uint64_t max_tokens = 0);
 
 struct SaeTrainOptions {
   std::vector<int> layers;  // tapped layers; empty = the model's default_taps
@@ -35,8 +36,8 @@ struct SaeTrainOptions {
   // latents, k, steps, batch, lr, k_aux, aux_weight, seed... Its device is ignored: the SAE trains
   // where the model runs.
   sae::TrainerOptions trainer;
-  int chunk = 1024;            // tokens per tap call (real positions 0..chunk-1 after the BOS)
-  int64_t shuffle_buffer = 0;  // vectors held per layer for mixing; 0 = auto: 32 * batch
+  int chunk = 1024;                 // tokens per tap call (real positions 0..chunk-1 after the BOS)
+  int64_t shuffle_buffer = 0;       // vectors held per layer for mixing; 0 = auto: 32 * batch
   int64_t checkpoint_every = 1000;  // steps between checkpoints; 0 = none
   bool resume = false;              // continue from OUT/checkpoint
   std::string dtype = "float32";    // dtype of the saved layer files
@@ -51,11 +52,11 @@ struct SaeTrainProgress {
   int64_t resumed_from = 0;  // step this run started at
   int64_t buffered = 0;      // vectors in each layer's shuffle buffer
   int64_t buffer_capacity = 0;
-  int64_t epoch = 0;  // passes over the corpus begun, 0-based
+  int64_t epoch = 0;    // passes over the corpus begun, 0-based
   uint64_t tokens = 0;  // tokens run through the model, earlier runs of a resumed SAE included
   // Means over layers of the latest statistics copied from the trainers (0 before the first step).
   double loss = 0, fvu = 0, dead_fraction = 0;
-  double vectors_per_s = 0;  // SAE input vectors trained on per second, all layers, this run
+  double vectors_per_s = 0;      // SAE input vectors trained on per second, all layers, this run
   int64_t checkpoint_step = -1;  // step of the checkpoint written at this call; -1 if none
 };
 using SaeTrainCallback = std::function<void(const SaeTrainProgress&)>;
@@ -64,7 +65,7 @@ struct SaeTrainResult {
   sae::SaeInfo info;  // what went to OUT/sae.json
   int64_t resumed_from = 0;
   double seconds = 0;
-  double vectors_per_s = 0;  // as in SaeTrainProgress, over the whole run
+  double vectors_per_s = 0;              // as in SaeTrainProgress, over the whole run
   std::filesystem::path checkpoint_dir;  // empty when checkpoints are off
 };
 
@@ -77,16 +78,16 @@ SaeTrainResult train_sae(const Model& model, const SaeCorpus& corpus,
                          const SaeTrainCallback& progress = {});
 
 struct SaeEvalOptions {
-  uint64_t max_tokens = 65536;   // corpus tokens evaluated (a prefix, in document order)
-  int chunk = 1024;              // tokens per tap call, cut from each document's start
+  uint64_t max_tokens = 65536;     // corpus tokens evaluated (a prefix, in document order)
+  int chunk = 1024;                // tokens per tap call, cut from each document's start
   std::string sae_dtype = "auto";  // encoder compute dtype, as the scan uses it (sae/options.h)
   void validate() const;
 };
 
 struct SaeLayerEval {
   int layer = 0;
-  double fvu_keys = 0;     // FVU of the keys
-  double fvu_queries = 0;  // FVU of the queries, encoded by the same SAE
+  double fvu_keys = 0;       // FVU of the keys
+  double fvu_queries = 0;    // FVU of the queries, encoded by the same SAE
   double dead_fraction = 0;  // latents never active on the keys
   double l0 = 0;             // mean active latents per key vector
   double dead_fraction_queries = 0;

@@ -35,3 +35,12 @@ def default_model() -> Path:
     """The default model (SmolLM2-135M-Instruct) exported to models/default, as scripts/demo.sh does."""
     subprocess.run(["bash", str(REPO / "scripts" / "default_model.sh")], check=True, timeout=1200)
     return REPO / "models" / "default"
+
+
+@pytest.fixture(scope="session")
+def default_sae(default_model) -> Path:
+    """The default SAE of the default model (installed by scripts/default_model.sh)."""
+    sae = default_model / "sae"
+    if not (sae / "sae.json").exists():
+        pytest.fail(f"{sae} is missing: scripts/default_model.sh installs it")
+    return sae

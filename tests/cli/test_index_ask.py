@@ -1,0 +1,174 @@
+"""`s3attn index`, `ask` and `inspect` end to end on a tiny model: evidence is exact original text
+within the budget for every method, indexes are refused or replaced as asked, damaged or
+mismatched indexes fail clearly, and a killed rebuild leaves the old index usable."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from s3attn_testing import REPO, run_json, run_s3attn, s3attn_binary
+
+WORDS = ("river market library grain merchant scholar harbor lantern copper orchard meadow bridge "
+         "winter signal archive compass garden tower valley forest candle mirror").split()
+
+
+def make_text(seed: int, sentences: int) -> str:
+    import random
+    rng = random.Random(seed)
+    out = []
+    for i in range(sentences):
+        n = rng.randint(6, 14)
+        out.append(" ".join(rng.choice(WORDS) for _ in range(n)).capitalize() + ".")
+        if i % 9 == 8:
+            out.append("\n\n")
+    return " ".join(out)
+
+
+@pytest.fixture(scope="module")
+def tiny_sae(tiny_export, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("sae") / "sae"
+    meta = json.loads((tiny_export / "model.json").read_text())
+    layers = ",".join(map(str, meta["default_taps"]))
+    subprocess.run([sys.executable, str(REPO / "scripts" / "make_random_sae.py"), "--model", str(tiny_export),
+                    "--layers", layers, "--latents", "256", "--k", "8", "--dtype", "float32", "--out", str(out)],
+                   check=True, capture_output=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def docs(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("docs")
+    for i in range(2):
+        (root / f"doc{i}.txt").write_text(make_text(i, 120) + f"\nThe secret code word is zanzibar{i}.\n" +
+                                          make_text(10 + i, 60))
+    return root
+
+
+@pytest.fixture(scope="module")
+def index(tiny_export, tiny_sae, docs, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("idx") / "index"
+    run_s3attn("index", "--model", tiny_export, "--sae", tiny_sae, "--input", docs, "--chunk", "128", "--out", out)
+    return out
+
+
+def test_inspect_reports_documents_and_postings(s3attn, index, docs, tiny_export):
+    info = run_json("inspect", index, "--json")
+    assert info["documents"] == 2
+    names = sorted(d["name"] for d in info["document_list"])
+    assert names == sorted(str(p) for p in docs.iterdir())
+    total = 0
+    for d in info["document_list"]:
+        ids = run_json("tokenize", "--tokenizer", tiny_export / "tokenizer.json", "--input", d["name"], "--json")["ids"]
+        assert d["tokens"] == len(ids)
+        total += len(ids)
+    assert info["tokens"] == total
+    assert all(layer["postings"] > 0 for layer in info["layers"])
+    assert info["configuration"]["scan"]["chunk"] == 128
+    assert info["configuration"]["model_fingerprint"] == json.loads((tiny_export / "model.json").read_text())["fingerprint"]
+
+
+@pytest.mark.parametrize("method", ["s3", "bm25", "s3-hybrid", "full"])
+def test_evidence_is_exact_text_within_budget(s3attn, index, docs, method):
+    budget = 200
+    out = run_json("ask", "--index", index, "--question", "What is the secret code word?", "--method", method,
+                   "--budget", str(budget), "--evidence-only", "--json", "--doc", "0")
+    doc_text = sorted(docs.iterdir())[0].read_text()
+    evidence = out["evidence"]
+    assert evidence, out
+    used = sum(e["end"] - e["start"] for e in evidence)
+    if method == "full":
+        assert used == out["evidence_tokens"]
+    else:
+        assert used == out["evidence_tokens"] == min(budget, out["evidence_tokens"]) and used <= budget
+    starts = [e["start"] for e in evidence]
+    assert starts == sorted(starts)
+    for e in evidence:
+        assert e["text"] in doc_text
+        assert e["source"] in {"s3", "bm25", "lead", "tail"}
+    if method == "bm25":
+        assert any("zanzibar0" in e["text"] for e in evidence if e["source"] == "bm25")
+
+
+def test_ask_answers_with_timings(s3attn, index):
+    out = run_json("ask", "--index", index, "--question", "What is the secret code word?", "--budget", "128",
+                   "--max-new-tokens", "8", "--json")
+    assert isinstance(out["answer"], str) and out["tokens"]
+    for key in ("open_index_s", "load_model_s", "encode_query_s", "retrieval", "prefill_s", "decode_s"):
+        assert key in out["timings"]
+    assert out["prompt_tokens"] > out["evidence_tokens"] > 0
+
+
+def test_existing_index_needs_overwrite_or_append(s3attn, index, tiny_export, tiny_sae, docs):
+    proc = run_s3attn("index", "--model", tiny_export, "--sae", tiny_sae, "--input", docs, "--out", index, check=False)
+    assert proc.returncode == 1 and "--overwrite" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_append_adds_documents_and_keeps_old_ones(s3attn, tiny_export, tiny_sae, docs, tmp_path):
+    out = tmp_path / "idx"
+    run_s3attn("index", "--model", tiny_export, "--sae", tiny_sae, "--input", docs / "doc0.txt", "--out", out)
+    before = run_json("inspect", out, "--json")
+    seg0 = {p.name: p.read_bytes() for p in (out / before["segments"][0]["dir"]).iterdir()}
+    run_s3attn("index", "--model", tiny_export, "--sae", tiny_sae, "--input", docs / "doc1.txt", "--out", out, "--append")
+    after = run_json("inspect", out, "--json")
+    assert after["documents"] == 2 and len(after["segments"]) == 2
+    assert {p.name: p.read_bytes() for p in (out / before["segments"][0]["dir"]).iterdir()} == seg0
+
+
+def test_corrupted_index_is_refused(s3attn, index, tmp_path):
+    import shutil
+    bad = tmp_path / "bad"
+    shutil.copytree(index, bad)
+    victim = sorted(bad.rglob("postings-*.bin"))[0]
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    proc = run_s3attn("ask", "--index", bad, "--question", "x", "--evidence-only", check=False)
+    err = proc.stderr.strip()
+    assert proc.returncode == 1 and len(err.splitlines()) == 1 and victim.name in err, err
+
+
+def test_index_of_another_model_is_refused(s3attn, index, tmp_path):
+    from tiny_models import make_tiny_model
+    from conftest import export  # tests/cli/conftest.py
+    other = export(make_tiny_model("llama", tmp_path / "hf", seed=7), tmp_path / "other")
+    proc = run_s3attn("ask", "--index", index, "--model", other, "--question", "x", "--method", "bm25",
+                      "--evidence-only", check=False)
+    assert proc.returncode == 1 and "another model" in proc.stderr
+
+
+def test_empty_input_is_refused(s3attn, tiny_export, tiny_sae, tmp_path):
+    (tmp_path / "empty.txt").write_text("")
+    proc = run_s3attn("index", "--model", tiny_export, "--sae", tiny_sae, "--input", tmp_path / "empty.txt",
+                      "--out", tmp_path / "idx", check=False)
+    assert proc.returncode == 1 and "no documents" in proc.stderr
+    assert not (tmp_path / "idx").exists()
+
+
+def test_killed_rebuild_leaves_old_index_usable(s3attn, index, tiny_export, tiny_sae, tmp_path):
+    import shutil
+    target = tmp_path / "idx"
+    shutil.copytree(index, target)
+    before = run_json("inspect", target, "--json")
+    big = tmp_path / "big.txt"
+    big.write_text(make_text(99, 6000))
+    proc = subprocess.Popen([str(s3attn_binary()), "index", "--model", str(tiny_export), "--sae", str(tiny_sae),
+                             "--input", str(big), "--chunk", "64", "--out", str(target), "--overwrite"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # Kill it mid-scan: progress lines ("index  20% ...") go to stderr when it is not a terminal.
+    for line in proc.stderr:
+        if line.startswith(b"index") and b"100%" not in line and b" 0%" not in line:
+            break
+    assert proc.poll() is None, "the rebuild finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    after = run_json("inspect", target, "--json")
+    assert after["documents"] == before["documents"] and after["tokens"] == before["tokens"]
+    out = run_json("ask", "--index", target, "--question", "secret code", "--method", "bm25", "--evidence-only",
+                   "--json")
+    assert out["evidence"]
