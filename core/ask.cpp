@@ -42,6 +42,11 @@ void AskOptions::validate() const {
 }
 
 struct Asker::Impl {
+  // Built in place: the sources below refer to `reader`, so an Impl never moves.
+  Impl(index::IndexReader r, Model m) : reader(std::move(r)), model(std::move(m)) {}
+  Impl(const Impl&) = delete;
+  Impl& operator=(const Impl&) = delete;
+
   index::IndexReader reader;
   Model model;
   std::unique_ptr<Scanner> scanner;
@@ -72,7 +77,7 @@ Asker::Asker(const AskSetup& setup, bool need_sae) {
                 want_model.substr(0, 12) + ", " + model_dir.string() + " has " + model.info().fingerprint.substr(0, 12) +
                 "); use the model it was built with or rebuild the index");
 
-  auto impl = std::make_unique<Impl>(Impl{std::move(reader), std::move(model), nullptr});
+  auto impl = std::make_unique<Impl>(std::move(reader), std::move(model));
   if (need_sae) {
     const std::string built_sae = metadata_string(meta, "sae_dir");
     const std::filesystem::path sae_dir = setup.sae ? *setup.sae : std::filesystem::path(built_sae);

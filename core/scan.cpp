@@ -248,6 +248,7 @@ ScanStats Scanner::scan(index::IndexWriter& writer, std::span<const Document> do
   const int64_t heads = s.sae.info.head_mode == sae::HeadMode::kPerHead ? info.n_kv_heads : 1;
   const std::vector<int64_t> tap_layers(s.layers.begin(), s.layers.end());
 
+  if (progress) progress(0, total);
   ScanStats stats;
   Indexer indexer;
   uint64_t next_position = writer.token_end();
