@@ -146,7 +146,9 @@ AskResult Asker::ask(const std::string& question, const AskOptions& options) con
   const int overhead = static_cast<int>(encode_prompt(info, s.model.tokenizer(), build_prompt("")).size());
   const int room = info.max_position_embeddings - overhead - options.max_new_tokens;
   retrieval::RetrievalOptions ropt = options.retrieval;
-  if (method == retrieval::Method::kFull) {
+  // With --evidence-only nothing is generated: the budget is taken as given (for `full` too).
+  if (options.evidence_only) {
+  } else if (method == retrieval::Method::kFull) {
     if (room < 1) throw Error("the prompt and --max-new-tokens leave no room for the document in the model's window");
     ropt.budget.budget = static_cast<uint32_t>(room);
   } else if (static_cast<int64_t>(ropt.budget.budget) > room) {
