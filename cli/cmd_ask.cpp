@@ -33,6 +33,7 @@ Command add_ask(CLI::App& root) {
   app->add_option("--prompt-template-file", a->prompt_template_file, "prompt with {context} and {question}")
       ->check(CLI::ExistingFile);
   app->add_flag("--explain", a->ask.explain, "show the features / terms that chose each evidence range");
+  app->add_flag("--ignore-stop", a->ask.ignore_stop, "always generate --max-new-tokens tokens (benchmarks)");
   app->add_flag("--json", a->json, "print a JSON object");
 
   auto run = [a]() {

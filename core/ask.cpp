@@ -220,6 +220,7 @@ AskResult Asker::ask(const std::string& question, const AskOptions& options) con
     result.prompt_tokens = static_cast<int>(prompt.size());
     GenerationOptions gen;
     gen.max_new_tokens = options.max_new_tokens;
+    gen.ignore_stop = options.ignore_stop;
     const GenerationResult generated = generate(s.model, prompt, gen);
     result.answer = generated.text;
     result.tokens = generated.tokens;

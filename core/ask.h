@@ -37,6 +37,7 @@ struct AskOptions {
   std::string prompt_template = kDefaultAskPrompt;
   std::string doc;             // a document's name or id; empty = every document of the index
   bool explain = false;        // attach the features / terms that chose each evidence range
+  bool ignore_stop = false;    // always generate max_new_tokens (benchmarks)
   void validate() const;
 };
 
