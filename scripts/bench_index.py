@@ -24,9 +24,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def emit(out_dir: Path, row: dict) -> None:
+def emit(rows: Path, row: dict) -> None:
     print(json.dumps(row), flush=True)
-    with (out_dir / "bench_index.jsonl").open("a") as f:
+    with rows.open("a") as f:
         f.write(json.dumps(row) + "\n")
 
 
@@ -135,8 +135,10 @@ def main() -> int:
     p.add_argument("--hf-config", type=Path)
     p.add_argument("--binary", type=Path, default=REPO / "build" / "s3attn")
     p.add_argument("--question", default="What did the author work on before college?")
-    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path, help="work directory (documents, indexes)")
+    p.add_argument("--rows", type=Path, help="JSONL file for the rows (default OUT/bench_index.jsonl)")
     args = p.parse_args()
+    rows = args.rows or args.out / "bench_index.jsonl"
     import torch
     dtype = getattr(torch, args.dtype)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -158,7 +160,7 @@ def main() -> int:
                "hidden": meta["hidden_size"]}
         row.update(bare_chunked_forward(args.model, ids, sae_layers, args.chunk, args.device, dtype))
         row["index_over_bare"] = (row["scan_s"] + row["commit_s"]) / row["bare_forward_s"]
-        emit(args.out, row)
+        emit(rows, row)
         if i > 0:
             continue
         ask = run([str(args.binary), "ask", "--index", str(index_dir), "--question", args.question, "--budget", "2048",
@@ -173,7 +175,7 @@ def main() -> int:
             ask_row["hf_over_ask"] = ask_row["hf_total_s"] / ask_row["ask_s"]
             ask_row["hf_over_index_plus_ask"] = ask_row["hf_total_s"] / (ask_row["ask_s"] + ask_row["index_s"])
             ask_row["hf_prefill_over_index"] = ask_row["hf_prefill_s"] / ask_row["index_s"]
-        emit(args.out, ask_row)
+        emit(rows, ask_row)
     return 0
 
 
