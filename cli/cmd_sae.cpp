@@ -2,6 +2,7 @@
 // model over a corpus, and its reconstruction quality on keys and queries. docs/sae.md.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <iostream>
@@ -122,11 +123,11 @@ Command add_train(CLI::App& parent) {
     const DocumentSource source = args->corpus.source();
     const Model model = load_model(args->model, args->device, args->model_dtype);
     const SaeCorpus corpus = read_sae_corpus(model, source);
-    spdlog::info("corpus: {}", corpus.description);
 
     std::unique_ptr<ProgressBar> bar;
     auto on_progress = [&](const SaeTrainProgress& p) {
-      if (!bar) {
+      if (!bar) {  // logged once train_sae accepted the run, so that errors stay one line
+        spdlog::info("corpus: {}", corpus.description);
         if (p.resumed_from > 0) spdlog::info("resuming from step {}", p.resumed_from);
         spdlog::info("filling the shuffle buffer ({} vectors per layer) before the first step",
                      p.buffer_capacity);
@@ -213,13 +214,10 @@ Command add_eval(CLI::App& parent) {
     const DocumentSource source = args->corpus.source();
     const Model model = load_model(args->model, args->device, args->model_dtype);
     const SaeCorpus corpus = read_sae_corpus(model, source, args->options.max_tokens);
-    std::unique_ptr<ProgressBar> bar;
-    auto on_progress = [&](uint64_t done, uint64_t total) {
-      if (!bar) bar = std::make_unique<ProgressBar>("sae eval", total, "tokens");
-      bar->update(done);
-    };
-    const SaeEvalResult r = evaluate_sae(model, args->sae_dir, corpus, args->options, on_progress);
-    if (bar) bar->finish();
+    ProgressBar bar("sae eval", std::min(args->options.max_tokens, corpus.tokens), "tokens");
+    const SaeEvalResult r = evaluate_sae(model, args->sae_dir, corpus, args->options,
+                                         [&](uint64_t done, uint64_t) { bar.update(done); });
+    bar.finish();
     if (r.unresolved_rows > 0)
       spdlog::warn("{} encoder rows kept an approximate top-k (ties at the k-th value)",
                    r.unresolved_rows);

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 #include <deque>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <set>
@@ -206,24 +207,39 @@ void write_checkpoint(const fs::path& out, const std::vector<int>& layers,
   }
 }
 
-nlohmann::json read_state(const fs::path& out) {
+// A checkpoint's state.json, parsed and type-checked.
+struct SavedState {
+  int64_t step = 0;
+  nlohmann::json identity;                   // run_identity() of the run that wrote it
+  nlohmann::json stream;                     // stream_identity()
+  std::map<std::string, std::string> files;  // layer -> file name
+  StreamState position;
+};
+
+SavedState read_state(const fs::path& out) {
   const fs::path file = state_path(out);
   if (!fs::exists(file))
     throw Error("--resume: " + file.string() +
                 " does not exist, so there is nothing to resume (train without --resume)");
-  nlohmann::json j;
+  SavedState s;
   try {
-    j = nlohmann::json::parse(index::read_small_file(file));
+    const nlohmann::json j = nlohmann::json::parse(index::read_small_file(file));
+    if (!j.is_object() || j.value("format", "") != kStateFormat)
+      throw DataCorruption(file.string(), "not an s3attn SAE training state");
+    if (j.value("format_version", 0) > kStateVersion)
+      throw DataCorruption(file.string(), "written by a newer s3attn: upgrade s3attn");
+    j.at("step").get_to(s.step);
+    s.identity = j.at("identity");
+    s.stream = j.at("stream");
+    j.at("files").get_to(s.files);
+    j.at("epoch").get_to(s.position.epoch);
+    j.at("offset").get_to(s.position.offset);
+    j.at("tokens").get_to(s.position.tokens);
+    if (!s.identity.is_object()) throw DataCorruption(file.string(), "'identity' is not an object");
   } catch (const nlohmann::json::exception& e) {
-    throw DataCorruption(file.string(), std::string("not valid JSON (") + e.what() + ")");
+    throw DataCorruption(file.string(), std::string("malformed (") + e.what() + ")");
   }
-  if (!j.is_object() || j.value("format", "") != kStateFormat)
-    throw DataCorruption(file.string(), "not an s3attn SAE training state");
-  if (j.value("format_version", 0) > kStateVersion)
-    throw DataCorruption(file.string(), "written by a newer s3attn: upgrade s3attn");
-  for (const char* key : {"step", "identity", "stream", "files", "epoch", "offset", "tokens"})
-    if (!j.contains(key)) throw DataCorruption(file.string(), std::string("lacks '") + key + "'");
-  return j;
+  return s;
 }
 
 // Mean of the fresh FVUs of the last `window` steps: one batch's FVU is noisy at small batches.
@@ -322,31 +338,30 @@ SaeTrainResult train_sae(const Model& model, const SaeCorpus& corpus,
   StreamState stream;
   int64_t resumed_from = 0;
   if (options.resume) {
-    const nlohmann::json state = read_state(out);
+    const SavedState state = read_state(out);
     const std::string where = state_path(out).string();
     for (const auto& [key, value] : identity.items()) {
-      if (state["identity"].value(key, nlohmann::json()) != value)
+      const nlohmann::json saved = state.identity.value(key, nlohmann::json());
+      if (saved != value)
         throw Error("--resume: the checkpoint in " + out.string() + " was made with " + key + " " +
-                    state["identity"].value(key, nlohmann::json()).dump() + ", this run has " +
-                    value.dump() + ": resume with the same settings or choose another --out");
+                    saved.dump() + ", this run has " + value.dump() +
+                    ": resume with the same settings or choose another --out");
     }
-    resumed_from = state["step"].get<int64_t>();
+    resumed_from = state.step;
     if (resumed_from >= options.trainer.steps)
       throw UsageError("--resume: the checkpoint is at step " + std::to_string(resumed_from) +
                        " and --steps is " + std::to_string(options.trainer.steps) +
                        ": raise --steps to train further");
     for (int l : layers) {
-      const std::string name = state["files"].value(std::to_string(l), "");
-      if (name.empty()) throw DataCorruption(where, "names no file for layer " + std::to_string(l));
-      trainers.push_back(sae::Trainer::resume(checkpoint_dir(out) / name, options.trainer));
+      const auto file = state.files.find(std::to_string(l));
+      if (file == state.files.end())
+        throw DataCorruption(where, "names no file for layer " + std::to_string(l));
+      trainers.push_back(sae::Trainer::resume(checkpoint_dir(out) / file->second, options.trainer));
       if (trainers.back().steps_done() != resumed_from || trainers.back().d_in() != d_in)
         throw DataCorruption(where, "layer " + std::to_string(l) + "'s file disagrees with it");
     }
-    stream.tokens = state["tokens"].get<uint64_t>();
-    if (state["stream"] == stream_id) {  // same corpus, chunk and seed: continue where it stopped
-      stream.epoch = state["epoch"].get<int64_t>();
-      stream.offset = state["offset"].get<uint64_t>();
-    }
+    stream.tokens = state.position.tokens;
+    if (state.stream == stream_id) stream = state.position;  // same corpus, chunk and seed
   } else {
     for (size_t i = 0; i < layers.size(); ++i)
       trainers.emplace_back(options.trainer, d_in);

@@ -33,8 +33,9 @@ SaeCorpus read_sae_corpus(const Model& model, const DocumentSource& source,
 struct SaeTrainOptions {
   std::vector<int> layers;  // tapped layers; empty = the model's default_taps
   sae::HeadMode head_mode = sae::HeadMode::kPerHead;
-  // latents, k, steps, batch, lr, k_aux, aux_weight, seed... Its device is ignored: the SAE trains
-  // where the model runs.
+  // latents, k, steps, batch, lr, k_aux, aux_weight, seed... device and stats_every are set by
+  // train_sae: the SAE trains where the model runs, with stats copied every step on the CPU and
+  // every 10th on CUDA.
   sae::TrainerOptions trainer;
   int chunk = 1024;                 // tokens per tap call (real positions 0..chunk-1 after the BOS)
   int64_t shuffle_buffer = 0;       // vectors held per layer for mixing; 0 = auto: 32 * batch

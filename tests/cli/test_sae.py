@@ -177,6 +177,13 @@ def test_resume_refuses_a_different_run(trained, tiny_export, corpus, tmp_path):
     # Without --resume an existing SAE is never overwritten.
     proc = run_s3attn(*base, "--latents", "64", "--k", "4", "--steps", "5", check=False)
     assert_one_line_error(proc, 1, "already holds an SAE")
+    # An interrupted run (a checkpoint, no sae.json yet) is neither overwritten nor silently restarted.
+    (copy / "sae.json").unlink()
+    proc = run_s3attn(*base, "--latents", "64", "--k", "4", "--steps", "5", check=False)
+    assert_one_line_error(proc, 1, "holds a checkpoint", "--resume")
+    (copy / "checkpoint" / "state.json").write_text('{"format": "s3attn-sae-train-state", "step": "x"}')
+    proc = run_s3attn(*base, "--latents", "64", "--k", "4", "--steps", "400", "--resume", check=False)
+    assert_one_line_error(proc, 1, "state.json", "malformed")
     proc = run_s3attn("sae", "train", "--model", tiny_export, "--corpus", corpus, "--out", tmp_path / "new",
                       *TRAIN, "--steps", "5", "--resume", check=False)
     assert_one_line_error(proc, 1, "nothing to resume")
@@ -293,3 +300,14 @@ def test_wikitext_jsonl(data_dir, tiny_export, tmp_path):
     assert summary["steps"] == 30
     m = evaluate(tiny_export, out, wiki, "--doc-field", "content", "--max-tokens", "1000")["layers"]["3"]
     assert 0 <= m["fvu_keys"] < 1 and m["l0"] <= 4
+
+
+def test_same_seed_same_sae(tiny_export, corpus, tmp_path):
+    """Corpus order, chunk offsets, batches and initialisation all come from --seed."""
+    runs = {}
+    for name, seed in (("a", "7"), ("b", "7"), ("c", "8")):
+        train(tiny_export, corpus, tmp_path / name, "--layers", "1", "--steps", "20", "--seed", seed,
+              "--checkpoint-every", "0")
+        runs[name] = (tmp_path / name / "layer_1.safetensors").read_bytes()
+    assert runs["a"] == runs["b"]
+    assert runs["a"] != runs["c"]
