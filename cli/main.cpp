@@ -48,7 +48,11 @@ int main(int argc, char** argv) {
   } catch (const CLI::Success& e) {
     return app.exit(e);  // --help / --version
   } catch (const CLI::ParseError& e) {
-    std::string where = app.get_subcommands().empty() ? "s3attn" : "s3attn " + app.get_subcommands().front()->get_name();
+    std::string where = "s3attn";  // the deepest subcommand given, e.g. "s3attn sae train"
+    for (const CLI::App* sub = &app; !sub->get_subcommands().empty();) {
+      sub = sub->get_subcommands().front();
+      where += " " + sub->get_name();
+    }
     std::fprintf(stderr, "error: %s (see '%s --help')\n", e.what(), where.c_str());
     return 2;
   }

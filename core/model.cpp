@@ -1,5 +1,6 @@
 #include "core/model.h"
 
+#include <ATen/Context.h>
 #include <torch/csrc/jit/runtime/graph_executor.h>
 #include <torch/script.h>
 
@@ -31,6 +32,10 @@ Model Model::load(const std::filesystem::path& dir, const ModelLoadOptions& opti
   torch::jit::getProfilingMode() = false;
   torch::jit::getExecutorMode() = false;
   torch::jit::setGraphExecutorOptimize(false);
+  // cuDNN's SDPA builds a new execution graph for every new key length, i.e. at every decode step
+  // of a fresh process (about 8 ms per layer call on an H200); flash / memory-efficient attention
+  // need no such warm-up (docs/model-format.md, CUDA runtime settings).
+  if (options.device.is_cuda()) at::globalContext().setSDPUseCuDNN(false);
   const c10::Device device = to_torch_device(options.device);
   torch::jit::Module module;
   try {
