@@ -14,7 +14,7 @@ echo "== generate =="
 question="What is the capital of France?"
 echo "Q: $question"
 printf 'A: '
-"$bin" generate --model models/default --chat --max-new-tokens 64 --prompt "$question"
+"$bin" --log-level warn generate --model models/default --chat --max-new-tokens 64 --prompt "$question"
 
 echo
 echo "== index a long document and ask about it =="
@@ -23,7 +23,7 @@ mkdir -p "$work"
 doc="$work/licenses.txt"
 cat /usr/share/common-licenses/GPL-3 /usr/share/common-licenses/Apache-2.0 > "$doc"
 "$bin" index --model models/default --sae models/default/sae --input "$doc" --out "$work/index" --overwrite
-"$bin" inspect "$work/index" | head -3
+"$bin" inspect "$work/index" | head -8
 question="${1:-How many days after receiving notice of a violation does a licensee have to cure it?}"
 echo "Q: $question"
 "$bin" ask --index "$work/index" --question "$question" --method s3-hybrid --budget 1024 --max-new-tokens 64

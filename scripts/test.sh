@@ -7,5 +7,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 "$root/scripts/build.sh"
 export S3ATTN_BIN="$root/build/s3attn"
-ctest --test-dir build --output-on-failure -j "${S3ATTN_JOBS:-$(nproc)}"
+# ctest runs suites side by side: one intra-op thread each keeps LibTorch's spinning threads from
+# oversubscribing the cores; pytest runs one s3attn at a time with all of them.
+OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" ctest --test-dir build --output-on-failure -j "${S3ATTN_JOBS:-$(nproc)}"
 "$root/.venv/bin/python" -m pytest tests -q -rs "$@"

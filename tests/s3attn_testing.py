@@ -30,3 +30,15 @@ def run_s3attn(*args: str, check: bool = True, timeout: float = 600) -> subproce
 
 def run_json(*args: str) -> dict:
     return json.loads(run_s3attn(*args).stdout)
+
+
+def assert_one_line_error(proc, code: int, *needles: str) -> None:
+    """A failed command: exit `code`, one `error: ...` line on stderr naming `needles`, no trace."""
+    err = proc.stderr.strip()
+    assert proc.returncode == code, (proc.returncode, err)
+    assert err.startswith("error: "), err
+    assert len(err.splitlines()) == 1, err
+    for bad in ("Traceback", "terminate called", "Exception raised from", "c10::"):
+        assert bad not in err, err
+    for needle in needles:
+        assert needle in err, err

@@ -7,18 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from s3attn_testing import run_s3attn
-
-
-def assert_one_line_error(proc, code: int, *needles: str) -> None:
-    err = proc.stderr.strip()
-    assert proc.returncode == code, (proc.returncode, err)
-    assert err.startswith("error: "), err
-    assert len(err.splitlines()) == 1, err
-    for bad in ("Traceback", "terminate called", "Exception raised from", "c10::"):
-        assert bad not in err, err
-    for needle in needles:
-        assert needle in err, err
+from s3attn_testing import run_s3attn, assert_one_line_error
 
 
 def test_no_subcommand_is_usage_error(s3attn):

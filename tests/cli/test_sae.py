@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from s3attn_testing import run_json, run_s3attn
+from s3attn_testing import run_json, run_s3attn, assert_one_line_error
 
 WORDS = ("river market library grain merchant scholar harbor lantern copper orchard meadow bridge "
          "winter signal archive compass garden tower valley forest candle mirror the a of and is "
@@ -28,17 +28,6 @@ def make_text(seed: int, sentences: int) -> str:
     rng = random.Random(seed)
     return " ".join(" ".join(rng.choice(WORDS) for _ in range(rng.randint(5, 12))).capitalize() + "."
                     for _ in range(sentences))
-
-
-def assert_one_line_error(proc, code: int, *needles: str) -> None:
-    err = proc.stderr.strip()
-    assert proc.returncode == code, (proc.returncode, err)
-    assert err.startswith("error: "), err
-    assert len(err.splitlines()) == 1, err
-    for bad in ("Traceback", "terminate called", "Exception raised from", "c10::"):
-        assert bad not in err, err
-    for needle in needles:
-        assert needle in err, err
 
 
 @pytest.fixture(scope="module")
