@@ -42,3 +42,10 @@ def assert_one_line_error(proc, code: int, *needles: str) -> None:
         assert bad not in err, err
     for needle in needles:
         assert needle in err, err
+
+
+def export_model(hf_dir: Path, out: Path, dtype: str = "float32") -> Path:
+    """Exports a Hugging Face checkpoint with scripts/export_model.py; returns the model dir."""
+    subprocess.run([sys.executable, str(REPO / "scripts" / "export_model.py"), "--hf", str(hf_dir), "--out", str(out),
+                    "--dtype", dtype], check=True, capture_output=True, timeout=600)
+    return out

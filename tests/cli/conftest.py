@@ -1,20 +1,12 @@
 """Tiny random Hugging Face models of each family, exported once per test session."""
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from s3attn_testing import REPO
+from s3attn_testing import export_model as export
 from tiny_models import FAMILIES, make_tiny_model
-
-
-def export(hf_dir: Path, out: Path, dtype: str = "float32") -> Path:
-    subprocess.run([sys.executable, str(REPO / "scripts" / "export_model.py"), "--hf", str(hf_dir), "--out", str(out),
-                    "--dtype", dtype], check=True, capture_output=True, timeout=600)
-    return out
 
 
 @pytest.fixture(scope="session", params=FAMILIES)

@@ -137,8 +137,8 @@ def test_corrupted_index_is_refused(s3attn, index, tmp_path):
 
 def test_index_of_another_model_is_refused(s3attn, index, tmp_path):
     from tiny_models import make_tiny_model
-    from conftest import export  # tests/cli/conftest.py
-    other = export(make_tiny_model("llama", tmp_path / "hf", seed=7), tmp_path / "other")
+    from s3attn_testing import export_model
+    other = export_model(make_tiny_model("llama", tmp_path / "hf", seed=7), tmp_path / "other")
     proc = run_s3attn("ask", "--index", index, "--model", other, "--question", "x", "--method", "bm25",
                       "--evidence-only", check=False)
     assert proc.returncode == 1 and "another model" in proc.stderr

@@ -3,10 +3,14 @@ usage, never a traceback, nothing left behind)."""
 
 import json
 import subprocess
+import sys
 
 import torch
-from conftest import EXPORTER, PYTHON, ROOT
+from s3attn_testing import REPO as ROOT  # also puts scripts/ and tests/scripts/ on sys.path
 from tiny_models import _base, write_tokenizer
+
+EXPORTER = ROOT / "scripts" / "export_model.py"
+PYTHON = sys.executable
 
 
 def run(*args):

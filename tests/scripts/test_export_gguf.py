@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT  # noqa: F401
+import s3attn_testing  # noqa: F401  (puts scripts/ and tests/scripts/ on sys.path)
 from tiny_models import write_tiny_gguf
 
 

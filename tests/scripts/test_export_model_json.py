@@ -4,7 +4,7 @@ import hashlib
 import json
 
 import pytest
-from conftest import ROOT  # noqa: F401
+import s3attn_testing  # noqa: F401  (puts scripts/ and tests/scripts/ on sys.path)
 from tiny_models import FAMILIES
 
 
@@ -104,7 +104,8 @@ def test_fingerprint_is_the_weights_not_the_archive(tmp_path):
     """The same weights exported twice give the same fingerprint; other weights another one."""
     import subprocess
     import sys
-    from conftest import EXPORTER
+    from s3attn_testing import REPO
+    EXPORTER = REPO / "scripts" / "export_model.py"
     from tiny_models import make_tiny_model
 
     prints = []

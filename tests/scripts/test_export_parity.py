@@ -3,7 +3,7 @@ taps (pre- and post-RoPE) and the "tap runs only layers 0..max(layers)" rule."""
 
 import pytest
 import torch
-from conftest import ROOT  # noqa: F401  (sets sys.path)
+import s3attn_testing  # noqa: F401  (puts scripts/ and tests/scripts/ on sys.path)
 from tiny_models import EXTRA_FAMILIES, FAMILIES
 
 ALL = FAMILIES + EXTRA_FAMILIES
