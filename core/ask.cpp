@@ -3,13 +3,13 @@
 #include <chrono>
 
 #include "core/error.h"
+#include "core/evidence.h"
 #include "core/generation.h"
 #include "core/index_sources.h"
 #include "core/model.h"
 #include "core/prompt.h"
 #include "core/scan.h"
 #include "index/index_reader.h"
-#include "index/text_analyzer.h"
 
 namespace s3 {
 namespace {
@@ -160,27 +160,12 @@ AskResult Asker::ask(const std::string& question, const AskOptions& options) con
   result.budget = ropt.budget.budget;
 
   const retrieval::TokenRange doc = s.resolve_doc(options.doc);
-  retrieval::QueryFeatures query;
-  auto t = Clock::now();
-  if (method_needs_sae(method)) {
-    const char* aggregate = ropt.score.aggregation == retrieval::Aggregation::kMax ? "max" : "sum";
-    const Scanner::QueryFeatures encoded = s.scanner->encode_query(question, aggregate);
-    for (const auto& layer : encoded.per_layer) {
-      auto& out = query.emplace_back();
-      for (const auto& [feature, weight] : layer) out.push_back({feature, weight});
-    }
-  }
-  timings["encode_query_s"] = seconds_since(t);
-  // The index's own analyzer (stemmer state is per instance, so one per question).
-  const std::vector<std::string> terms = index::TextAnalyzer(s.reader.lexical().analyzer_options()).analyze(question);
-
-  retrieval::RetrievalInputs in;
-  in.doc = doc;
-  in.postings = &s.postings;
-  in.query = &query;
-  in.lexical = &s.lexical;
-  in.query_terms = terms;
-  const retrieval::RetrievalResult retrieved = retrieval::retrieve(in, ropt);
+  const QuestionRetrieval q =
+      retrieve_for_question(s.scanner.get(), s.reader, s.postings, s.lexical, question, doc, ropt);
+  const retrieval::QueryFeatures& query = q.query;
+  const std::vector<std::string>& terms = q.terms;
+  const retrieval::RetrievalResult& retrieved = q.result;
+  timings["encode_query_s"] = q.encode_query_s;
   timings["retrieval"] = retrieved.timings;
 
   const std::vector<retrieval::SelectedRange> ranges = s.split_at_documents(retrieved.selection.ranges);
@@ -214,8 +199,7 @@ AskResult Asker::ask(const std::string& question, const AskOptions& options) con
   }
 
   if (!options.evidence_only) {
-    const std::string context = retrieval::assemble_context(
-        ranges, [&](retrieval::TokenRange r) { return std::string(s.reader.text_of(r.begin, r.end)); }, ropt.context);
+    const std::string context = evidence_context(s.reader, ranges, ropt.context);
     const std::vector<int32_t> prompt = encode_prompt(info, s.model.tokenizer(), build_prompt(context));
     result.prompt_tokens = static_cast<int>(prompt.size());
     GenerationOptions gen;

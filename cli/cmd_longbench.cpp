@@ -1,0 +1,79 @@
+// s3attn longbench: LongBench v1 under the official protocol with every method (docs/longbench.md).
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <tuple>
+
+#include "cli/command.h"
+#include "cli/progress.h"
+#include "cli/retrieval_flags.h"
+#include "core/error.h"
+#include "core/longbench.h"
+
+namespace s3::cli {
+
+Command add_longbench(CLI::App& root) {
+  struct Args {
+    std::string data, config, model, sae, out, device = "cpu", dtype, label, suite = "longbench";
+    std::vector<std::string> tasks;
+    RetrievalFlags retrieval;
+    int max_length = 0, limit = 0, max_new_tokens_cap = 0;
+  };
+  auto a = std::make_shared<Args>();
+  CLI::App* app = root.add_subcommand("longbench", "Run LongBench v1 tasks under the official protocol (or L-Eval files)");
+  app->add_option("--data", a->data, "folder of LongBench v1 <task>.jsonl files")->required();
+  app->add_option("--config", a->config, "the official LongBench/config folder (LongBench)");
+  app->add_option("--suite", a->suite, "longbench | leval (L-Eval files: one document, many instructions)")
+      ->capture_default_str();
+  app->add_option("--tasks", a->tasks, "comma-separated task names, or all")->delimiter(',')->required();
+  app->add_option("--model", a->model, "model directory")->required();
+  app->add_option("--sae", a->sae, "SAE directory (bm25, s3, s3-hybrid; default: <model>/sae)");
+  add_retrieval_flags(*app, a->retrieval);
+  app->add_option("--max-length", a->max_length,
+                  "truncate prompts longer than this many tokens in the middle (default: window - 692)");
+  app->add_option("--limit", a->limit, "first N samples of each task");
+  app->add_option("--max-new-tokens-cap", a->max_new_tokens_cap,
+                  "cap dataset2maxlen (for smoke tests; recorded in the manifest)");
+  app->add_option("--device", a->device, "cpu, cuda or cuda:N")->capture_default_str();
+  app->add_option("--dtype", a->dtype, "model dtype (default: the exported one)");
+  app->add_option("--label", a->label, "column label for the scorer's tables (manifest \"label\")");
+  app->add_option("--out", a->out, "run directory")->required();
+
+  auto run = [a, app]() {
+    auto given = [app](const char* flag) { return app->get_option(flag)->count() > 0; };
+    a->retrieval.finish();
+    LongBenchOptions o;
+    o.suite = a->suite;
+    o.data = a->data;
+    o.config = a->config;
+    o.tasks = a->tasks;
+    o.model = a->model;
+    if (!a->sae.empty()) o.sae = a->sae;
+    o.out = a->out;
+    o.retrieval = a->retrieval.options;
+    if (given("--max-length")) o.max_length = a->max_length;
+    if (given("--limit")) o.limit = a->limit;
+    if (given("--max-new-tokens-cap")) o.max_new_tokens_cap = a->max_new_tokens_cap;
+    o.device = DeviceSpec::parse(a->device);
+    if (!a->dtype.empty()) o.dtype = validate_dtype(a->dtype);
+    o.label = a->label;
+    std::tie(o.rank, o.world) = shard_from_environment();
+
+    std::optional<ProgressBar> bar;
+    LongBenchCallbacks cb;
+    cb.task_start = [&](const std::string& task, uint64_t todo) {
+      bar.emplace(o.world == 1 ? task : task + " [" + std::to_string(o.rank) + "/" + std::to_string(o.world) + "]",
+                  todo, "samples");
+      bar->update(0);
+    };
+    cb.sample_done = [&](uint64_t done) { bar->update(done); };
+    cb.task_end = [&]() { bar->finish(); };
+    const nlohmann::json summary = run_longbench(o, cb);
+    std::cout << summary.dump() << "\n";
+    return 0;
+  };
+  return {app, run};
+}
+
+}  // namespace s3::cli

@@ -1,0 +1,45 @@
+#include "core/evidence.h"
+
+#include <chrono>
+
+#include "core/error.h"
+#include "core/scan.h"
+#include "index/text_analyzer.h"
+
+namespace s3 {
+
+QuestionRetrieval retrieve_for_question(const Scanner* scanner, const index::IndexReader& reader,
+                                        const retrieval::PostingSource& postings,
+                                        const retrieval::LexicalSource& lexical, const std::string& question,
+                                        retrieval::TokenRange doc, const retrieval::RetrievalOptions& options) {
+  QuestionRetrieval out;
+  const retrieval::Method method = options.method;
+  if (method == retrieval::Method::kS3 || method == retrieval::Method::kS3Hybrid) {
+    if (!scanner) throw Error("method " + std::string(retrieval::method_name(method)) + " needs the SAE");
+    const auto t = std::chrono::steady_clock::now();
+    const char* aggregate = options.score.aggregation == retrieval::Aggregation::kMax ? "max" : "sum";
+    for (const auto& layer : scanner->encode_query(question, aggregate).per_layer) {
+      auto& features = out.query.emplace_back();
+      for (const auto& [feature, weight] : layer) features.push_back({feature, weight});
+    }
+    out.encode_query_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+  }
+  // The index's own analyzer (stemmer state is per instance, so one per question).
+  out.terms = index::TextAnalyzer(reader.lexical().analyzer_options()).analyze(question);
+  retrieval::RetrievalInputs in;
+  in.doc = doc;
+  in.postings = &postings;
+  in.query = &out.query;
+  in.lexical = &lexical;
+  in.query_terms = out.terms;
+  out.result = retrieval::retrieve(in, options);
+  return out;
+}
+
+std::string evidence_context(const index::IndexReader& reader, std::span<const retrieval::SelectedRange> ranges,
+                             const retrieval::ContextOptions& options) {
+  return retrieval::assemble_context(
+      ranges, [&](retrieval::TokenRange r) { return std::string(reader.text_of(r.begin, r.end)); }, options);
+}
+
+}  // namespace s3

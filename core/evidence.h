@@ -1,0 +1,34 @@
+// From a question to selected evidence over an opened index: the question's SAE features (when the
+// method reads them) and analyzed terms, retrieval (retrieval/pipeline.h), and the exact text of the
+// selection. Shared by `ask` and `longbench`. Free of LibTorch.
+#pragma once
+
+#include <span>
+#include <string>
+#include <vector>
+
+#include "index/index_reader.h"
+#include "retrieval/pipeline.h"
+
+namespace s3 {
+
+class Scanner;
+
+struct QuestionRetrieval {
+  retrieval::QueryFeatures query;  // per layer slot (empty when the method reads no SAE features)
+  std::vector<std::string> terms;  // the question analyzed by the index's own analyzer
+  retrieval::RetrievalResult result;
+  double encode_query_s = 0;
+};
+
+// `scanner` may be null for methods that read no SAE features.
+QuestionRetrieval retrieve_for_question(const Scanner* scanner, const index::IndexReader& reader,
+                                        const retrieval::PostingSource& postings,
+                                        const retrieval::LexicalSource& lexical, const std::string& question,
+                                        retrieval::TokenRange doc, const retrieval::RetrievalOptions& options);
+
+// The ranges' exact original text joined by the context separator (ranges within one document).
+std::string evidence_context(const index::IndexReader& reader, std::span<const retrieval::SelectedRange> ranges,
+                             const retrieval::ContextOptions& options);
+
+}  // namespace s3

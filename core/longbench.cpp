@@ -1,0 +1,617 @@
+#include "core/longbench.h"
+
+#include "core/evidence.h"
+
+#include <unistd.h>
+#include <xxhash.h>
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <set>
+#include <span>
+
+#include "core/error.h"
+#include "core/generation.h"
+#include "core/index_sources.h"
+#include "core/model.h"
+#include "core/prompt.h"
+#include "core/scan.h"
+#include "index/fs_util.h"
+#include "index/index_reader.h"
+#include "index/index_writer.h"
+#include "index/text_analyzer.h"
+
+namespace s3 {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+constexpr const char* kVersion = "0.1.0";  // CMakeLists.txt project version
+// pred.py's max_length is 7,500 for 8K-window models (31,500 for 32K ones): the window less 692
+// tokens for the chat template and the longest answer (dataset2maxlen: 512).
+constexpr int kWindowReserve = 692;
+
+const std::set<std::string>& no_chat_tasks() {
+  static const std::set<std::string> tasks = {"trec", "triviaqa", "samsum", "lsht", "lcc", "repobench-p"};
+  return tasks;
+}
+
+std::string hex64(uint64_t h) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+std::string xxh3_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error("cannot read " + path.string());
+  XXH3_state_t* state = XXH3_createState();
+  XXH3_64bits_reset(state);
+  std::vector<char> buf(1 << 20);
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    if (in.gcount() > 0) XXH3_64bits_update(state, buf.data(), static_cast<size_t>(in.gcount()));
+  }
+  const XXH64_hash_t h = XXH3_64bits_digest(state);
+  XXH3_freeState(state);
+  return hex64(h);
+}
+
+std::string xxh3_text(const std::string& text) { return hex64(XXH3_64bits(text.data(), text.size())); }
+
+nlohmann::json read_json_file(const fs::path& path) {
+  if (!fs::is_regular_file(path)) throw Error("missing config file " + path.string());
+  const std::string text = index::read_small_file(path);
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) throw Error(path.string() + " is not a JSON object");
+  return j;
+}
+
+struct Sample {
+  std::string id, input, context;
+  nlohmann::json answers, all_classes, length;
+  size_t doc = 0;                // samples of one document share its index (L-Eval)
+  nlohmann::json evaluation;     // L-Eval's metric name, copied to the row
+};
+
+std::vector<Sample> read_task_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error("cannot read " + path.string());
+  std::vector<Sample> out;
+  std::string line;
+  for (size_t lineno = 1; std::getline(in, line); ++lineno) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const nlohmann::json row = nlohmann::json::parse(line, nullptr, false);
+    const std::string where = path.string() + ":" + std::to_string(lineno);
+    if (row.is_discarded() || !row.is_object()) throw Error(where + ": not a JSON object");
+    for (const char* key : {"_id", "input", "context", "answers"})
+      if (!row.contains(key)) throw Error(where + ": no field '" + key + "'");
+    if (!row["_id"].is_string() || !row["input"].is_string() || !row["context"].is_string() || !row["answers"].is_array())
+      throw Error(where + ": _id, input, context must be strings and answers a list");
+    Sample s;
+    s.id = row["_id"].get<std::string>();
+    s.input = row["input"].get<std::string>();
+    s.context = row["context"].get<std::string>();
+    s.answers = row["answers"];
+    s.all_classes = row.value("all_classes", nlohmann::json());
+    s.length = row.value("length", nlohmann::json());
+    s.doc = out.size();
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+// L-Eval: one document (`input`) per row with many `instructions` / `outputs`; each instruction is
+// a sample with _id "<row>-<question>" and answers [output].
+std::vector<Sample> read_leval_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error("cannot read " + path.string());
+  std::vector<Sample> out;
+  std::string line;
+  size_t doc = 0;
+  for (size_t lineno = 1; std::getline(in, line); ++lineno) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const nlohmann::json row = nlohmann::json::parse(line, nullptr, false);
+    const std::string where = path.string() + ":" + std::to_string(lineno);
+    if (row.is_discarded() || !row.is_object()) throw Error(where + ": not a JSON object");
+    if (!row.contains("input") || !row["input"].is_string() || !row.contains("instructions") ||
+        !row["instructions"].is_array() || !row.contains("outputs") || !row["outputs"].is_array() ||
+        row["instructions"].size() != row["outputs"].size())
+      throw Error(where + ": an L-Eval row needs input, and instructions and outputs of equal length");
+    const std::string document = row["input"].get<std::string>();
+    size_t words = 0;
+    for (size_t i = 0; i < document.size(); ++i)
+      if (!std::isspace(static_cast<unsigned char>(document[i])) &&
+          (i == 0 || std::isspace(static_cast<unsigned char>(document[i - 1]))))
+        ++words;
+    for (size_t q = 0; q < row["instructions"].size(); ++q) {
+      if (!row["instructions"][q].is_string() || !row["outputs"][q].is_string())
+        throw Error(where + ": instructions and outputs must be strings");
+      Sample s;
+      s.id = std::to_string(doc) + "-" + std::to_string(q);
+      s.input = row["instructions"][q].get<std::string>();
+      s.context = document;
+      s.answers = nlohmann::json::array({row["outputs"][q]});
+      s.length = words;
+      s.doc = doc;
+      s.evaluation = row.value("evaluation", nlohmann::json());
+      out.push_back(std::move(s));
+    }
+    ++doc;
+  }
+  return out;
+}
+
+// Reads the rows a killed run left; a last line cut by the kill is dropped and the file rewritten.
+std::set<std::string> resume_file(const fs::path& path) {
+  std::set<std::string> done;
+  if (!fs::exists(path)) return done;
+  const std::string content = index::read_small_file(path);
+  std::string kept;
+  bool rewrite = false;
+  size_t begin = 0;
+  while (begin < content.size()) {
+    size_t end = content.find('\n', begin);
+    const bool last = end == std::string::npos || end + 1 >= content.size();
+    const bool complete = end != std::string::npos;
+    if (!complete) end = content.size();
+    const std::string line = content.substr(begin, end - begin);
+    begin = end + 1;
+    if (line.empty()) continue;
+    const nlohmann::json row = nlohmann::json::parse(line, nullptr, false);
+    const bool ok = !row.is_discarded() && row.is_object() && row.contains("_id") && row["_id"].is_string();
+    if (!ok || !complete) {
+      if (!last) throw Error(path.string() + ": a row that is not valid JSON before the last line; move the file away");
+      rewrite = true;  // a cut last line: run that sample again
+      continue;
+    }
+    if (!done.insert(row["_id"].get<std::string>()).second) throw Error(path.string() + ": duplicate _id");
+    kept += line + "\n";
+  }
+  if (rewrite) index::write_file_atomic(path, kept, true);
+  return done;
+}
+
+int env_int(const char* name, int fallback, bool& present) {
+  const char* v = std::getenv(name);
+  present = v && *v;
+  if (!present) return fallback;
+  char* end = nullptr;
+  const long x = std::strtol(v, &end, 10);
+  if (*end != '\0' || x < 0 || x > 1000000) throw UsageError(std::string(name) + "=" + v + " is not a valid number");
+  return static_cast<int>(x);
+}
+
+struct TempDir {
+  fs::path path;
+  ~TempDir() {
+    if (!path.empty()) index::remove_tree_quietly(path);
+  }
+};
+
+// A sample's context indexed as one document with the same Scanner / IndexWriter as `s3attn
+// index`, in a temporary directory removed with the object. Built in place (the sources refer to
+// `reader`), so it never moves.
+struct ContextIndex {
+  ContextIndex(fs::path dir, index::IndexReader r) : tmp{std::move(dir)}, reader(std::move(r)) {}
+  ContextIndex(const ContextIndex&) = delete;
+  ContextIndex& operator=(const ContextIndex&) = delete;
+  TempDir tmp;  // first member: removed after the reader is closed
+  index::IndexReader reader;
+  IndexPostingSource postings{reader};
+  IndexLexicalSource lexical{reader.lexical()};
+  double index_s = 0;
+};
+
+std::unique_ptr<ContextIndex> index_context(const Scanner& scanner, const fs::path& tmp_parent, const std::string& context) {
+  const auto t = Clock::now();
+  TempDir guard{index::make_temp_dir(tmp_parent, "lb-" + std::to_string(::getpid()) + "-")};
+  index::IndexWriterOptions w;
+  w.out = guard.path / "index";
+  w.layers = scanner.layers();
+  w.d_latent = static_cast<uint32_t>(scanner.d_latent());
+  w.metadata = scanner.metadata();
+  w.lexical.target_words = 100;  // s3attn index --passage-words default
+  w.fsync = false;               // a throwaway index
+  w.validate();
+  {
+    index::IndexWriter writer(w);
+    const std::vector<Document> docs = {Document{"context", context}};
+    scanner.scan(writer, docs);
+    writer.commit();
+  }
+  index::IndexReader reader = index::IndexReader::open(w.out);
+  fs::path dir = guard.path;
+  guard.path.clear();  // owned by the ContextIndex from here
+  auto out = std::make_unique<ContextIndex>(std::move(dir), std::move(reader));
+  out->index_s = seconds_since(t);
+  return out;
+}
+
+// The evidence of `question`: the same retrieval and assembly as `s3attn ask`.
+struct EvidenceResult {
+  std::string text;
+  uint32_t tokens = 0;
+  double retrieval_s = 0;
+};
+
+EvidenceResult select_evidence(const Scanner& scanner, const ContextIndex& ci, const std::string& question,
+                               const retrieval::RetrievalOptions& ropt) {
+  const auto t = Clock::now();
+  const QuestionRetrieval q = retrieve_for_question(&scanner, ci.reader, ci.postings, ci.lexical, question,
+                                                    {0, ci.reader.n_tokens()}, ropt);
+  EvidenceResult r;
+  r.text = evidence_context(ci.reader, q.result.selection.ranges, ropt.context);
+  r.tokens = q.result.selection.n_tokens;
+  r.retrieval_s = seconds_since(t);
+  return r;
+}
+
+std::string trim(const std::string& s) {
+  const size_t b = s.find_first_not_of(" \t\r\n");
+  if (b == std::string::npos) return "";
+  return s.substr(b, s.find_last_not_of(" \t\r\n") - b + 1);
+}
+
+}  // namespace
+
+std::string format_longbench_prompt(const std::string& templ, const std::string& context, const std::string& input) {
+  std::string out;
+  out.reserve(templ.size() + context.size() + input.size());
+  for (size_t i = 0; i < templ.size();) {
+    if (templ.compare(i, 9, "{context}") == 0) {
+      out += context;
+      i += 9;
+    } else if (templ.compare(i, 7, "{input}") == 0) {
+      out += input;
+      i += 7;
+    } else if (templ[i] == '{' || templ[i] == '}') {
+      throw Error("a LongBench template has a brace other than {context} / {input}; it is not supported");
+    } else {
+      out += templ[i++];
+    }
+  }
+  return out;
+}
+
+bool longbench_task_uses_chat(const std::string& task) { return !no_chat_tasks().contains(task); }
+
+std::pair<int, int> shard_from_environment() {
+  bool have_rank = false, have_world = false;
+  int rank = env_int("RANK", 0, have_rank);
+  int world = env_int("WORLD_SIZE", 1, have_world);
+  const char* rank_name = "RANK";
+  const char* world_name = "WORLD_SIZE";
+  if (!have_rank && !have_world) {
+    rank = env_int("SLURM_PROCID", 0, have_rank);
+    world = env_int("SLURM_NTASKS", 1, have_world);
+    rank_name = "SLURM_PROCID";
+    world_name = "SLURM_NTASKS";
+  }
+  if (have_rank != have_world)
+    throw UsageError(std::string("set both ") + rank_name + " and " + world_name + " (or neither)");
+  if (world < 1 || rank >= world)
+    throw UsageError(std::string(rank_name) + "=" + std::to_string(rank) + " must be below " + world_name + "=" +
+                     std::to_string(world));
+  return {rank, world};
+}
+
+namespace {
+
+// s3attn's own L-Eval prompts (not L-Eval's scripts, which this repository does not carry):
+// multiple choice asks for the letters only, open-ended questions for a short answer.
+constexpr const char* kLevalExamTemplate =
+    "Now you are given a very long document. Please follow the instruction based on this document. For "
+    "multi-choice questions, there could be a single correct option or multiple correct options. Please only "
+    "provide the letter corresponding to the answer (like A or AB) when answering.\n\nDocument is as follows. "
+    "{context}\n\nQuestion: {input}\nAnswer:";
+constexpr const char* kLevalOpenTemplate =
+    "Now you are given a very long document. Please follow the instruction based on this document. Answer "
+    "concisely.\n\nDocument is as follows. {context}\n\nInstruction: {input}\nAnswer:";
+constexpr int kLevalExamMaxNew = 16;
+constexpr int kLevalOpenMaxNew = 256;
+
+struct TaskPlan {
+  std::string name;
+  std::string templ;
+  int dataset_max_new = 0;
+  fs::path file;
+  std::vector<Sample> samples;
+};
+
+}  // namespace
+
+nlohmann::json run_longbench(const LongBenchOptions& o, const LongBenchCallbacks& callbacks) {
+  o.retrieval.validate();
+  if (o.limit && *o.limit < 1) throw UsageError("--limit must be at least 1");
+  if (o.max_length && *o.max_length < 2) throw UsageError("--max-length must be at least 2");
+  if (o.max_new_tokens_cap && *o.max_new_tokens_cap < 1) throw UsageError("--max-new-tokens-cap must be at least 1");
+  if (o.world < 1 || o.rank < 0 || o.rank >= o.world) throw UsageError("bad shard rank / world size");
+  if (o.suite != "longbench" && o.suite != "leval") throw UsageError("--suite: '" + o.suite + "' is not one of longbench, leval");
+  const bool leval = o.suite == "leval";
+  const retrieval::Method method = o.retrieval.method;
+  const bool retrieve = method != retrieval::Method::kFull;
+
+  // Everything that can be checked before loading the model.
+  if (!fs::is_directory(o.data)) throw Error("--data " + o.data.string() + " is not a directory");
+  std::vector<TaskPlan> plans;
+  nlohmann::json config_meta;
+  if (!leval) {
+    if (o.config.empty()) throw UsageError("--config is required for LongBench");
+    if (!fs::is_directory(o.config)) throw Error("--config " + o.config.string() + " is not a directory");
+    const fs::path prompt_file = o.config / "dataset2prompt.json", maxlen_file = o.config / "dataset2maxlen.json";
+    const nlohmann::json prompts = read_json_file(prompt_file);
+    const nlohmann::json maxlens = read_json_file(maxlen_file);
+    std::string known;
+    for (const auto& [name, value] : prompts.items()) {
+      if (!value.is_string()) throw Error(prompt_file.string() + ": the template of " + name + " is not a string");
+      known += (known.empty() ? "" : ", ") + name;
+    }
+    std::vector<std::string> tasks;
+    if (o.tasks.size() == 1 && o.tasks[0] == "all") {
+      for (const auto& [name, value] : prompts.items())
+        if (fs::is_regular_file(o.data / (name + ".jsonl"))) tasks.push_back(name);
+      if (tasks.empty()) throw Error("--tasks all: no <task>.jsonl of a known task in " + o.data.string());
+    } else {
+      for (const std::string& t : o.tasks) {
+        if (!prompts.contains(t)) throw UsageError("--tasks: unknown task '" + t + "' (known: " + known + ")");
+        if (std::find(tasks.begin(), tasks.end(), t) == tasks.end()) tasks.push_back(t);
+      }
+    }
+    for (const std::string& t : tasks) {
+      if (!maxlens.contains(t) || !maxlens[t].is_number_integer() || maxlens[t].get<int>() < 1)
+        throw Error(maxlen_file.string() + " has no positive max length for " + t);
+      const fs::path file = o.data / (t + ".jsonl");
+      if (!fs::is_regular_file(file)) throw Error("missing data file " + file.string());
+      TaskPlan plan{t, prompts[t].get<std::string>(), maxlens[t].get<int>(), file, {}};
+      (void)format_longbench_prompt(plan.templ, "", "");  // refuses other braces early
+      plans.push_back(std::move(plan));
+    }
+    config_meta = {{"dir", fs::absolute(o.config).string()}, {"dataset2prompt_xxh3_64", xxh3_file(prompt_file)},
+                   {"dataset2maxlen_xxh3_64", xxh3_file(maxlen_file)}};
+  } else {
+    std::vector<std::string> known;
+    for (const auto& entry : fs::directory_iterator(o.data))
+      if (entry.is_regular_file() && entry.path().extension() == ".jsonl") known.push_back(entry.path().stem().string());
+    std::sort(known.begin(), known.end());
+    std::string known_text;
+    for (const std::string& k : known) known_text += (known_text.empty() ? "leval_" : ", leval_") + k;
+    std::vector<std::string> stems;
+    if (o.tasks.size() == 1 && o.tasks[0] == "all") {
+      stems = known;
+      if (stems.empty()) throw Error("--tasks all: no .jsonl file in " + o.data.string());
+    } else {
+      for (std::string t : o.tasks) {
+        if (t.rfind("leval_", 0) == 0) t = t.substr(6);
+        if (std::find(known.begin(), known.end(), t) == known.end())
+          throw UsageError("--tasks: no L-Eval file for '" + t + "' in " + o.data.string() + " (known: " + known_text + ")");
+        if (std::find(stems.begin(), stems.end(), t) == stems.end()) stems.push_back(t);
+      }
+    }
+    for (const std::string& stem : stems) plans.push_back({"leval_" + stem, "", 0, o.data / (stem + ".jsonl"), {}});
+    config_meta = nullptr;
+  }
+  if (plans.empty()) throw UsageError("--tasks: no task given");
+  for (TaskPlan& plan : plans) {
+    plan.samples = leval ? read_leval_file(plan.file) : read_task_file(plan.file);
+    if (leval) {
+      const bool exam = !plan.samples.empty() && plan.samples[0].evaluation == "exam";
+      plan.templ = exam ? kLevalExamTemplate : kLevalOpenTemplate;
+      plan.dataset_max_new = exam ? kLevalExamMaxNew : kLevalOpenMaxNew;
+    }
+    if (o.limit && plan.samples.size() > static_cast<size_t>(*o.limit)) plan.samples.resize(static_cast<size_t>(*o.limit));
+  }
+  fs::path sae_dir;
+  if (retrieve) {
+    sae_dir = o.sae ? *o.sae : o.model / "sae";
+    if (!fs::is_directory(sae_dir))
+      throw Error("method " + std::string(retrieval::method_name(method)) + " indexes each context with an SAE: " +
+                  sae_dir.string() + " is missing; pass --sae");
+  }
+
+  fs::create_directories(o.out);
+  const fs::path tmp_parent = o.out / ".tmp";
+  if (retrieve) {
+    fs::create_directories(tmp_parent);
+    index::remove_stale_temp_dirs(tmp_parent, "lb-");
+  }
+
+  ModelLoadOptions load{o.device, o.dtype};
+  const Model model = Model::load(o.model, load);
+  const ModelInfo& info = model.info();
+  const Tokenizer& tok = model.tokenizer();
+  std::unique_ptr<Scanner> scanner;
+  if (retrieve) scanner = std::make_unique<Scanner>(model, sae_dir, ScanOptions{});
+  const int max_length = o.max_length ? *o.max_length : std::max(2, info.max_position_embeddings - kWindowReserve);
+  // A prompt cut to max_length, plus the chat template (and a few tokens where the two halves are
+  // re-tokenized at the seam), must fit the model's window; refuse before the first sample.
+  int chat_overhead = 0;
+  if (info.chat_template)
+    chat_overhead = static_cast<int>(encode_prompt(info, tok, apply_chat_template(info, "", true)).size());
+  if (static_cast<int64_t>(max_length) + chat_overhead + 8 > info.max_position_embeddings)
+    throw UsageError("--max-length " + std::to_string(max_length) + " plus the chat template (" +
+                     std::to_string(chat_overhead) + " tokens) does not fit the model's window of " +
+                     std::to_string(info.max_position_embeddings) + " tokens");
+  const std::vector<int32_t> newline_ids = tok.encode("\n");
+  if (newline_ids.empty()) throw Error("the tokenizer gives no token for a newline");
+  const int32_t newline_id = newline_ids.back();
+
+  // The manifest: what identifies the run is compared with an existing one (resume), the tasks merged.
+  nlohmann::json manifest = {
+      {"suite", o.suite},
+      {"method", std::string(retrieval::method_name(method))},
+      {"model", {{"path", fs::absolute(o.model).string()}, {"fingerprint", info.fingerprint}, {"family", info.family},
+                 {"max_position_embeddings", info.max_position_embeddings}}},
+      {"sae", retrieve ? nlohmann::json{{"path", fs::absolute(sae_dir).string()}, {"fingerprint", scanner->sae_fingerprint()},
+                                        {"scan", scanner->metadata()["scan"]}}
+                       : nlohmann::json()},
+      {"s3attn_version", kVersion},
+      {"tokenizer", {{"file", info.tokenizer_file().string()}, {"xxh3_64", xxh3_file(info.tokenizer_file())}}},
+      {"hash", "xxh3_64"},
+      {"max_length", max_length},
+      {"max_length_rule", o.max_length ? "--max-length" : "max_position_embeddings - 692"},
+      {"truncation", "middle: first and last max_length/2 prompt tokens, decoded without special tokens"},
+      {"decoding", "greedy"},
+      {"stop_ids", info.stop_token_ids},
+      {"newline_stop_id", newline_id},
+      {"newline_stop_tasks", {"samsum"}},
+      {"max_new_tokens_cap", o.max_new_tokens_cap ? nlohmann::json(*o.max_new_tokens_cap) : nlohmann::json()},
+      {"config", config_meta},
+      {"device", model.device().name},
+      {"dtype", model.dtype()},
+      {"world_size", o.world},
+      {"limit", o.limit ? nlohmann::json(*o.limit) : nlohmann::json()},
+  };
+  if (retrieve) {
+    manifest["budget"] = o.retrieval.budget.budget;
+    manifest["retrieval"] = o.retrieval;
+    manifest["retrieval_question"] = "the sample's input; the template's instruction text when the input is empty";
+  }
+  if (!o.label.empty()) manifest["label"] = o.label;
+  nlohmann::json task_meta = nlohmann::json::object();
+  const fs::path manifest_path = o.out / "manifest.json";
+  if (fs::exists(manifest_path)) {
+    const nlohmann::json old = read_json_file(manifest_path);
+    for (const char* key :
+         {"suite", "method", "sae", "max_length", "max_new_tokens_cap", "budget", "retrieval", "world_size"}) {
+      nlohmann::json a = old.value(key, nlohmann::json()), b = manifest.value(key, nlohmann::json());
+      if (std::string(key) == "suite" && a.is_null()) a = "longbench";
+      if (a != b)
+        throw Error(o.out.string() + " holds a run with another " + key + " (" + a.dump() + " there, " + b.dump() +
+                    " now); use another --out");
+    }
+    if (old.value("model", nlohmann::json::object()).value("fingerprint", "") != info.fingerprint)
+      throw Error(o.out.string() + " holds a run of another model; use another --out");
+    if (old.contains("tasks") && old["tasks"].is_object()) task_meta = old["tasks"];
+  }
+
+  std::vector<int> max_new(plans.size());
+  std::vector<bool> chats(plans.size());
+  for (size_t i = 0; i < plans.size(); ++i) {
+    const TaskPlan& plan = plans[i];
+    max_new[i] = plan.dataset_max_new;
+    if (o.max_new_tokens_cap) max_new[i] = std::min(max_new[i], *o.max_new_tokens_cap);
+    chats[i] = (leval || longbench_task_uses_chat(plan.name)) && info.chat_template.has_value();
+    nlohmann::json meta = {{"chat", chats[i]},
+                           {"max_new_tokens", max_new[i]},
+                           {"extra_stop_ids", plan.name == "samsum" ? std::vector<int32_t>{newline_id} : std::vector<int32_t>{}},
+                           {"template_xxh3_64", xxh3_text(plan.templ)},
+                           {"data_file", fs::absolute(plan.file).string()},
+                           {"data_xxh3_64", xxh3_file(plan.file)},
+                           {"samples", plan.samples.size()}};
+    if (leval) {
+      meta["template"] = plan.templ;  // s3attn's own (docs/longbench.md)
+      meta["default_max_new_tokens"] = plan.dataset_max_new;
+      meta["evaluation"] = plan.samples.empty() ? nlohmann::json() : plan.samples[0].evaluation;
+    } else {
+      meta["dataset2maxlen"] = plan.dataset_max_new;
+    }
+    task_meta[plan.name] = std::move(meta);
+  }
+  manifest["tasks"] = task_meta;
+  index::write_file_atomic(manifest_path, manifest.dump(2) + "\n", true);
+
+  nlohmann::json summary = {{"out", o.out.string()}, {"tasks", nlohmann::json::object()}};
+  for (size_t ti = 0; ti < plans.size(); ++ti) {
+    const TaskPlan& plan = plans[ti];
+    const std::string& task = plan.name;
+    const std::string& templ = plan.templ;
+    GenerationOptions gen;
+    gen.max_new_tokens = max_new[ti];
+    if (task == "samsum") gen.extra_stop_ids = {newline_id};
+    const std::string name = o.world == 1 ? task + ".jsonl"
+                                          : task + ".rank" + std::to_string(o.rank) + "-of" + std::to_string(o.world) + ".jsonl";
+    const fs::path file = o.out / name;
+    const std::set<std::string> done = resume_file(file);
+    std::ofstream out(file, std::ios::binary | std::ios::app);
+    if (!out) throw Error("cannot write " + file.string());
+    out.flush();
+
+    std::vector<const Sample*> todo;
+    uint64_t skipped = 0;
+    for (size_t i = 0; i < plan.samples.size(); ++i) {
+      if (static_cast<int>(i % static_cast<size_t>(o.world)) != o.rank) continue;
+      if (done.contains(plan.samples[i].id)) ++skipped;
+      else todo.push_back(&plan.samples[i]);
+    }
+    if (callbacks.task_start) callbacks.task_start(task, todo.size());
+    // The question-free instruction of the template: the retrieval question of tasks without input.
+    const std::string instruction = trim(format_longbench_prompt(templ, "", ""));
+    std::unique_ptr<ContextIndex> cached;  // the index of the current document (L-Eval: many questions)
+    size_t cached_doc = 0;
+    uint64_t written = 0;
+    for (const Sample* s : todo) {
+      const auto start = Clock::now();
+      reset_peak_device_memory(model.device());
+      std::string context = s->context;
+      nlohmann::json evidence_tokens;
+      double index_s = 0, retrieval_s = 0;
+      if (retrieve) {
+        const std::string question = trim(s->input).empty() ? instruction : s->input;
+        context.clear();
+        evidence_tokens = 0;
+        if (!s->context.empty()) {
+          if (!cached || cached_doc != s->doc) {
+            cached.reset();  // remove the previous document's index first
+            cached = index_context(*scanner, tmp_parent, s->context);
+            cached_doc = s->doc;
+            index_s = cached->index_s;
+          }
+          const EvidenceResult ev = select_evidence(*scanner, *cached, question, o.retrieval);
+          context = ev.text;
+          evidence_tokens = ev.tokens;
+          retrieval_s = ev.retrieval_s;
+        }
+      } else {
+        evidence_tokens = tok.encode(context).size();
+      }
+      std::string prompt = format_longbench_prompt(templ, context, s->input);
+      const std::vector<int32_t> raw = encode_prompt(info, tok, prompt);
+      const bool truncated = static_cast<int>(raw.size()) > max_length;
+      if (truncated) {  // pred.py: decode(ids[:half]) + decode(ids[-half:]), special tokens skipped
+        const size_t half = static_cast<size_t>(max_length / 2);
+        const std::span<const int32_t> ids(raw);
+        prompt = tok.decode(ids.first(half), true) + tok.decode(ids.last(half), true);
+      }
+      const std::vector<int32_t> ids = encode_prompt(info, tok, apply_chat_template(info, prompt, chats[ti]));
+      const GenerationResult g = generate(model, ids, gen);
+      nlohmann::json row = {{"pred", g.text},
+                            {"answers", s->answers},
+                            {"all_classes", s->all_classes},
+                            {"length", s->length},
+                            {"_id", s->id},
+                            {"prompt_tokens", ids.size()},
+                            {"raw_prompt_tokens", raw.size()},
+                            {"truncated", truncated},
+                            {"evidence_tokens", evidence_tokens},
+                            {"new_tokens", g.tokens.size()},
+                            {"stop_reason", g.stop_reason},
+                            {"timings",
+                             {{"index_s", index_s},
+                              {"retrieval_s", retrieval_s},
+                              {"prefill_s", g.timings.prefill_s},
+                              {"decode_s", g.timings.decode_s},
+                              {"total_s", seconds_since(start)}}},
+                            {"peak_gpu_bytes", peak_device_memory(model.device())}};
+      if (leval) row["evaluation"] = s->evaluation;
+      out << row.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+      out.flush();
+      if (!out) throw Error("cannot write " + file.string());
+      ++written;
+      if (callbacks.sample_done) callbacks.sample_done(written);
+    }
+    cached.reset();
+    if (callbacks.task_end) callbacks.task_end();
+    summary["tasks"][task] = {{"file", file.string()}, {"written", written}, {"skipped", skipped}};
+  }
+  if (retrieve) ::rmdir(tmp_parent.c_str());  // only when empty (another rank may still use it)
+  return summary;
+}
+
+}  // namespace s3
