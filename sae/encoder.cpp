@@ -6,15 +6,10 @@
 
 #include "core/error.h"
 #include "sae/device.h"
+#include "sae/tensor_io.h"
 
 namespace s3::sae {
 namespace {
-
-std::string shape_str(const at::Tensor& t) {
-  std::ostringstream os;
-  os << t.sizes();
-  return os.str();
-}
 
 // Packs a 0/1 byte mask [F * Tp] (latent-major, Tp tokens per latent, Tp % 64 == 0) into
 // little-endian uint64 words [F, Tp / 64], bit j of word w = token 64 w + j.
@@ -34,7 +29,7 @@ at::Tensor pack_mask(const at::Tensor& mask, int64_t f, int64_t words) {
 
 at::Tensor sae_rows_from_keys(const at::Tensor& keys, HeadMode mode) {
   if (keys.dim() != 3) {
-    throw Error("SAE input: keys must be [tokens, kv_heads, head_dim], are " + shape_str(keys));
+    throw Error("SAE input: keys must be [tokens, kv_heads, head_dim], are " + tensor_shape(keys));
   }
   const int64_t t = keys.size(0), h = keys.size(1), d = keys.size(2);
   return mode == HeadMode::kPerHead ? keys.reshape({t * h, d}) : keys.reshape({t, h * d});
@@ -42,7 +37,7 @@ at::Tensor sae_rows_from_keys(const at::Tensor& keys, HeadMode mode) {
 
 at::Tensor sae_rows_from_queries(const at::Tensor& queries, int64_t n_kv_heads, HeadMode mode) {
   if (queries.dim() != 3) {
-    throw Error("SAE input: queries must be [tokens, heads, head_dim], are " + shape_str(queries));
+    throw Error("SAE input: queries must be [tokens, heads, head_dim], are " + tensor_shape(queries));
   }
   const int64_t t = queries.size(0), hq = queries.size(1), d = queries.size(2);
   if (n_kv_heads < 1 || hq % n_kv_heads != 0) {
@@ -78,7 +73,7 @@ Encoder::Encoder(const SaeWeights& weights, int64_t trained_k, const EncoderOpti
 at::Tensor Encoder::prepare(const at::Tensor& x, const char* what) const {
   if (x.dim() != 2 || x.size(1) != d_in_) {
     throw Error(std::string(what) + ": input must be [N, " + std::to_string(d_in_) +
-                "] (d_in of this SAE), is " + shape_str(x));
+                "] (d_in of this SAE), is " + tensor_shape(x));
   }
   if (!at::isFloatingType(x.scalar_type())) {
     throw Error(std::string(what) + ": input must be floating point");
@@ -121,7 +116,7 @@ at::Tensor Encoder::feature_bitmap(const at::Tensor& x_in, int64_t heads) const 
   at::Tensor x = x_in;
   if (x.dim() == 3) {
     if (x.size(1) != heads) {
-      throw Error("SAE bitmap: input " + shape_str(x) + " does not have " + std::to_string(heads) +
+      throw Error("SAE bitmap: input " + tensor_shape(x) + " does not have " + std::to_string(heads) +
                   " heads");
     }
     x = x.reshape({-1, x.size(2)});
@@ -129,7 +124,7 @@ at::Tensor Encoder::feature_bitmap(const at::Tensor& x_in, int64_t heads) const 
   if (x.dim() != 2 || x.size(0) % heads != 0) {
     throw Error("SAE bitmap: input must be [T * " + std::to_string(heads) + ", " +
                 std::to_string(d_in_) + "] or [T, " + std::to_string(heads) + ", " +
-                std::to_string(d_in_) + "], is " + shape_str(x_in));
+                std::to_string(d_in_) + "], is " + tensor_shape(x_in));
   }
   const int64_t t = x.size(0) / heads;
   const int64_t words = (t + 63) / 64;

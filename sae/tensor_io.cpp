@@ -1,5 +1,7 @@
 #include "sae/tensor_io.h"
 
+#include <sstream>
+
 #include <ATen/ATen.h>
 
 #include <cstring>
@@ -114,6 +116,12 @@ void save_tensors(const std::filesystem::path& path,
     add_tensor(writer, name, t);
   writer.set_metadata(metadata);
   writer.write(path);
+}
+
+std::string tensor_shape(const at::Tensor& t) {
+  std::ostringstream os;
+  os << t.sizes();
+  return os.str();
 }
 
 }  // namespace s3::sae

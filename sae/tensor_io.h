@@ -17,6 +17,9 @@ at::ScalarType to_scalar_type(Dtype dtype);
 Dtype to_safetensors_dtype(at::ScalarType type);
 
 // An owned, contiguous CPU copy of tensor `name` (s3::DataCorruption when missing).
+// "[4096, 8, 128]": a tensor's shape for error messages.
+std::string tensor_shape(const at::Tensor& t);
+
 at::Tensor read_tensor(const SafetensorsFile& file, std::string_view name);
 // Every tensor of a file.
 std::map<std::string, at::Tensor> load_tensors(const std::filesystem::path& path);

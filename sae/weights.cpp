@@ -15,12 +15,6 @@
 namespace s3::sae {
 namespace {
 
-std::string shape_str(const at::Tensor& t) {
-  std::ostringstream os;
-  os << t.sizes();
-  return os.str();
-}
-
 const char* kTensorNames[] = {"W_enc", "b_enc", "W_dec", "b_dec"};
 
 }  // namespace
@@ -44,18 +38,18 @@ void SaeWeights::check(const std::string& what) const {
     }
   }
   if (W_enc.dim() != 2)
-    throw Error(what + ": W_enc must be [d_latent, d_in], is " + shape_str(W_enc));
+    throw Error(what + ": W_enc must be [d_latent, d_in], is " + tensor_shape(W_enc));
   const int64_t f = W_enc.size(0), d = W_enc.size(1);
   if (f < 1 || d < 1) throw Error(what + ": W_enc is empty");
   if (b_enc.dim() != 1 || b_enc.size(0) != f) {
-    throw Error(what + ": b_enc must be [" + std::to_string(f) + "], is " + shape_str(b_enc));
+    throw Error(what + ": b_enc must be [" + std::to_string(f) + "], is " + tensor_shape(b_enc));
   }
   if (W_dec.dim() != 2 || W_dec.size(0) != f || W_dec.size(1) != d) {
     throw Error(what + ": W_dec must be [" + std::to_string(f) + ", " + std::to_string(d) +
-                "] like W_enc, is " + shape_str(W_dec));
+                "] like W_enc, is " + tensor_shape(W_dec));
   }
   if (b_dec.dim() != 1 || b_dec.size(0) != d) {
-    throw Error(what + ": b_dec must be [" + std::to_string(d) + "], is " + shape_str(b_dec));
+    throw Error(what + ": b_dec must be [" + std::to_string(d) + "], is " + tensor_shape(b_dec));
   }
 }
 
