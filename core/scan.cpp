@@ -79,6 +79,8 @@ class Indexer {
     std::lock_guard lock(mutex_);
     if (error_) std::rethrow_exception(error_);
   }
+  // Seconds spent running jobs; read after drain().
+  double busy_s() const { return busy_s_; }
 
  private:
   void loop() {
@@ -93,7 +95,9 @@ class Indexer {
         busy_ = true;
       }
       try {
+        const auto t0 = std::chrono::steady_clock::now();
         if (!error_) job();
+        busy_s_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       } catch (...) {
         std::lock_guard lock(mutex_);
         error_ = std::current_exception();
@@ -111,6 +115,7 @@ class Indexer {
   std::deque<std::function<void()>> jobs_;
   bool busy_ = false;
   bool closing_ = false;
+  double busy_s_ = 0;  // written by the indexer thread only
   std::exception_ptr error_;
   std::thread thread_;
 };
@@ -124,7 +129,11 @@ class BufferPool {
   }
   torch::Tensor acquire() {
     std::unique_lock lock(mutex_);
-    cv_.wait(lock, [&] { return !free_.empty(); });
+    if (free_.empty()) {
+      const auto t0 = std::chrono::steady_clock::now();
+      cv_.wait(lock, [&] { return !free_.empty(); });
+      wait_s_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    }
     torch::Tensor t = std::move(free_.back());
     free_.pop_back();
     return t;
@@ -136,11 +145,13 @@ class BufferPool {
     }
     cv_.notify_one();
   }
+  double wait_s() const { return wait_s_; }  // time acquire() waited (the caller's thread)
 
  private:
   std::mutex mutex_;
   std::condition_variable cv_;
   std::vector<torch::Tensor> free_;
+  double wait_s_ = 0;
 };
 
 }  // namespace
@@ -229,6 +240,7 @@ ScanStats Scanner::scan(index::IndexWriter& writer, std::span<const Document> do
   };
   std::vector<std::shared_ptr<Tokenized>> tokenized;
   uint64_t total = 0;
+  const auto tokenize_start = std::chrono::steady_clock::now();
   for (const Document& doc : documents) {
     Encoding enc = s.model.tokenizer().encode_with_offsets(doc.text);
     if (enc.ids.empty()) throw Error("document " + doc.name + " has no tokens");
@@ -250,6 +262,7 @@ ScanStats Scanner::scan(index::IndexWriter& writer, std::span<const Document> do
 
   if (progress) progress(0, total);
   ScanStats stats;
+  stats.tokenize_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - tokenize_start).count();
   Indexer indexer;
   uint64_t next_position = writer.token_end();
   uint64_t done = 0;
@@ -298,8 +311,12 @@ ScanStats Scanner::scan(index::IndexWriter& writer, std::span<const Document> do
     }
     ++stats.documents;
   }
+  const auto drain_start = std::chrono::steady_clock::now();
   indexer.drain();
   synchronize(s.model.device());
+  stats.drain_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - drain_start).count();
+  stats.indexer_busy_s = indexer.busy_s();
+  stats.buffer_wait_s = pool.wait_s();
   stats.tokens = total;
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   stats.peak_device_bytes = peak_device_memory(s.model.device());

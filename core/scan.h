@@ -43,6 +43,10 @@ struct ScanStats {
   uint64_t tokens = 0;
   uint64_t chunks = 0;
   double seconds = 0;           // wall time of the scan, indexer drained
+  double tokenize_s = 0;        // tokenizing every document, before the first chunk
+  double indexer_busy_s = 0;    // the indexer thread's time in writer calls (postings absorption)
+  double buffer_wait_s = 0;     // the main thread waiting for a free pinned buffer (indexer behind)
+  double drain_s = 0;           // waiting for the indexer after the last chunk
   long long peak_device_bytes = 0;
 };
 

@@ -154,7 +154,9 @@ def main() -> int:
                        str(doc), "--out", str(index_dir), "--overwrite", "--chunk", str(args.chunk), "--device",
                        args.device, "--dtype", args.dtype, "--json"])
         row = {"what": "index", "tokens": summary["tokens"], "layers": sae_layers, "chunk": args.chunk,
-               "scan_s": summary["scan_s"], "commit_s": summary["commit_s"], "peak_device_bytes":
+               "scan_s": summary["scan_s"], "commit_s": summary["commit_s"],
+               "indexer_busy_s": summary["indexer_busy_s"], "buffer_wait_s": summary["buffer_wait_s"],
+               "drain_s": summary["drain_s"], "tokenize_s": summary["tokenize_s"], "peak_device_bytes":
                summary["peak_device_bytes"], "postings": summary["postings"],
                "bytes_per_posting": summary["bytes_per_posting"], "model": meta.get("architecture"),
                "hidden": meta["hidden_size"]}
