@@ -36,6 +36,8 @@ Command add_index(CLI::App& root) {
   app->add_option("--chunk", a->scan.chunk, "tokens per independent chunk")->capture_default_str();
   app->add_option("--layers", a->scan.layers, "tapped layers (default: every layer of the SAE)")->delimiter(',');
   app->add_flag("--rope", a->scan.rope, "index post-RoPE keys (ablation)");
+  app->add_option("--chunk-overlap", a->scan.overlap, "warm-up tokens before each chunk, run but not indexed")
+      ->capture_default_str();
   app->add_option("--chunk-bos", a->scan.chunk_bos, "prepend BOS to each chunk: auto | always | never")->capture_default_str();
   app->add_option("--device", a->device, "cpu, cuda or cuda:N")->capture_default_str();
   app->add_option("--dtype", a->dtype, "model dtype (default: the exported one)");

@@ -27,6 +27,7 @@ void ScanOptions::validate() const {
   if (chunk_bos != "auto" && chunk_bos != "always" && chunk_bos != "never")
     throw UsageError("--chunk-bos: '" + chunk_bos + "' is not one of auto, always, never");
   if (buffers < 1 || buffers > 64) throw UsageError("--buffers must be between 1 and 64");
+  if (overlap < 0 || overlap >= chunk) throw UsageError("--chunk-overlap must be in [0, --chunk)");
   for (int l : layers)
     if (l < 0) throw UsageError("--layers: layer numbers are non-negative");
 }
@@ -218,6 +219,7 @@ nlohmann::json Scanner::metadata() const {
            {{"chunk", s.options.chunk},
             {"layers", s.layers},
             {"rope", s.options.rope},
+            {"overlap", s.options.overlap},
             {"chunk_bos", s.chunk_bos},
             {"k", s.sae.info.k},
             {"d_latent", s.sae.info.d_latent},
@@ -275,12 +277,15 @@ ScanStats Scanner::scan(index::IndexWriter& writer, std::span<const Document> do
     const int64_t n = static_cast<int64_t>(t->ids.size());
     for (int64_t begin = 0; begin < n; begin += s.options.chunk) {
       const int64_t len = std::min<int64_t>(s.options.chunk, n - begin);
+      // Warm-up context: the `overlap` tokens before the chunk run through the model too, but only
+      // the chunk's own positions are indexed (keys of a sequence's first positions are atypical).
+      const int64_t warm = std::min<int64_t>(s.options.overlap, begin);
       std::vector<int32_t> chunk;
-      chunk.reserve(len + 1);
+      chunk.reserve(warm + len + 1);
       if (s.chunk_bos) chunk.push_back(*info.bos_token_id);
-      chunk.insert(chunk.end(), t->ids.begin() + begin, t->ids.begin() + begin + len);
+      chunk.insert(chunk.end(), t->ids.begin() + (begin - warm), t->ids.begin() + begin + len);
       const auto taps = tap(s.model, ids_tensor(s.model, chunk), tap_layers, s.options.rope);
-      const int64_t skip = s.chunk_bos ? 1 : 0;
+      const int64_t skip = (s.chunk_bos ? 1 : 0) + warm;
       const int64_t words = (len + 63) / 64;
       for (size_t slot = 0; slot < s.layers.size(); ++slot) {
         const torch::Tensor keys = taps[slot].second[0].slice(0, skip);  // [len, Hkv, D]

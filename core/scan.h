@@ -27,6 +27,9 @@ struct ScanOptions {
   int chunk = 4096;         // tokens per independent chunk (method.md §1)
   std::vector<int> layers;  // tapped layers; empty = every layer the SAE has
   bool rope = false;        // post-RoPE keys (ablation; the index default is pre-RoPE)
+  // Tokens before each chunk run through the model as warm-up context and are not indexed (their
+  // own chunk indexes them). 0 = the method's independent chunks.
+  int overlap = 0;
   // Prepend BOS to every chunk (and drop its position) when the model's tokenizer adds one, so
   // each chunk looks like the start of a sequence: "auto" | "always" | "never".
   std::string chunk_bos = "auto";

@@ -174,3 +174,19 @@ def test_killed_rebuild_leaves_old_index_usable(s3attn, index, tiny_export, tiny
     out = run_json("ask", "--index", target, "--question", "secret code", "--method", "bm25", "--evidence-only",
                    "--json")
     assert out["evidence"]
+
+
+def test_chunk_overlap_is_recorded_and_validated(s3attn, tiny_export, tiny_sae, docs, tmp_path):
+    """--chunk-overlap runs warm-up tokens through the model; the index covers the same tokens."""
+    out = tmp_path / "idx"
+    run_s3attn("index", "--model", tiny_export, "--sae", tiny_sae, "--input", docs / "doc0.txt", "--chunk", "128",
+               "--chunk-overlap", "32", "--out", out)
+    info = run_json("inspect", out, "--json")
+    assert info["configuration"]["scan"]["overlap"] == 32
+    plain = tmp_path / "plain"
+    run_s3attn("index", "--model", tiny_export, "--sae", tiny_sae, "--input", docs / "doc0.txt", "--chunk", "128",
+               "--out", plain)
+    assert info["tokens"] == run_json("inspect", plain, "--json")["tokens"]
+    proc = run_s3attn("index", "--model", tiny_export, "--sae", tiny_sae, "--input", docs / "doc0.txt", "--chunk",
+                      "128", "--chunk-overlap", "128", "--out", tmp_path / "bad", check=False)
+    assert proc.returncode == 2 and "--chunk-overlap" in proc.stderr
