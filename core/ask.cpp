@@ -30,10 +30,6 @@ std::string metadata_string(const nlohmann::json& meta, const char* key) {
 
 }  // namespace
 
-bool method_needs_sae(retrieval::Method method) {
-  return method == retrieval::Method::kS3 || method == retrieval::Method::kS3Hybrid;
-}
-
 void AskOptions::validate() const {
   retrieval.validate();
   if (max_new_tokens < 1) throw UsageError("--max-new-tokens must be at least 1");
@@ -131,7 +127,6 @@ AskResult Asker::ask(const std::string& question, const AskOptions& options) con
   const auto start = Clock::now();
   if (question.empty()) throw UsageError("--question must not be empty");
   const retrieval::Method method = options.retrieval.method;
-  if (method_needs_sae(method) && !s.scanner) throw Error("method " + std::string(retrieval::method_name(method)) + " needs the SAE");
 
   AskResult result;
   nlohmann::json timings = {{"open_index_s", s.open_s}, {"load_model_s", s.load_s}};

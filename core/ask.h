@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/device.h"
+#include "core/evidence.h"
 #include "retrieval/pipeline.h"
 
 namespace s3 {
@@ -77,8 +78,5 @@ class Asker {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
-
-// Does a method read SAE features?
-bool method_needs_sae(retrieval::Method method);
 
 }  // namespace s3

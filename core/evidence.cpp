@@ -8,13 +8,17 @@
 
 namespace s3 {
 
+bool method_needs_sae(retrieval::Method method) {
+  return method == retrieval::Method::kS3 || method == retrieval::Method::kS3Hybrid;
+}
+
 QuestionRetrieval retrieve_for_question(const Scanner* scanner, const index::IndexReader& reader,
                                         const retrieval::PostingSource& postings,
                                         const retrieval::LexicalSource& lexical, const std::string& question,
                                         retrieval::TokenRange doc, const retrieval::RetrievalOptions& options) {
   QuestionRetrieval out;
   const retrieval::Method method = options.method;
-  if (method == retrieval::Method::kS3 || method == retrieval::Method::kS3Hybrid) {
+  if (method_needs_sae(method)) {
     if (!scanner) throw Error("method " + std::string(retrieval::method_name(method)) + " needs the SAE");
     const auto t = std::chrono::steady_clock::now();
     const char* aggregate = options.score.aggregation == retrieval::Aggregation::kMax ? "max" : "sum";

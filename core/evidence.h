@@ -14,6 +14,9 @@ namespace s3 {
 
 class Scanner;
 
+// Does a method read SAE features (and so need the SAE and a Scanner)?
+bool method_needs_sae(retrieval::Method method);
+
 struct QuestionRetrieval {
   retrieval::QueryFeatures query;  // per layer slot (empty when the method reads no SAE features)
   std::vector<std::string> terms;  // the question analyzed by the index's own analyzer
