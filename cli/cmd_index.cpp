@@ -39,6 +39,8 @@ Command add_index(CLI::App& root) {
   app->add_option("--chunk-overlap", a->scan.overlap, "warm-up tokens before each chunk, run but not indexed")
       ->capture_default_str();
   app->add_option("--chunk-bos", a->scan.chunk_bos, "prepend BOS to each chunk: auto | always | never")->capture_default_str();
+  app->add_option("--sae-bitmap", a->scan.sae_bitmap, "SAE bitmap on CUDA: auto | fused | aten")->capture_default_str();
+  app->add_flag("!--no-warmup", a->scan.warmup, "skip the unindexed warm-up chunk on CUDA");
   app->add_option("--device", a->device, "cpu, cuda or cuda:N")->capture_default_str();
   app->add_option("--dtype", a->dtype, "model dtype (default: the exported one)");
   app->add_option("--codec", a->codec, "posting codec: varint-delta | streamvbyte-delta")->capture_default_str();
@@ -86,7 +88,7 @@ Command add_index(CLI::App& root) {
       postings += commit.postings[i];
       posting_bytes += commit.postings_bytes[i];
     }
-    const double total_s = stats.seconds + commit.seconds;
+    const double total_s = stats.warmup_s + stats.seconds + commit.seconds;
     nlohmann::json summary = {{"index", a->out},
                               {"documents", stats.documents},
                               {"tokens", stats.tokens},
@@ -95,6 +97,7 @@ Command add_index(CLI::App& root) {
                               {"posting_bytes", posting_bytes},
                               {"bytes_per_posting", postings ? static_cast<double>(posting_bytes) / postings : 0.0},
                               {"file_bytes", commit.file_bytes},
+                              {"warmup_s", stats.warmup_s},
                               {"scan_s", stats.seconds},
                               {"tokenize_s", stats.tokenize_s},
                               {"indexer_busy_s", stats.indexer_busy_s},

@@ -50,6 +50,7 @@ struct Asker::Impl {
   IndexLexicalSource lexical{reader.lexical()};
   double open_s = 0;
   double load_s = 0;
+  double warmup_s = 0;  // CUDA only: one short generation and query encoding before the first question
 
   retrieval::TokenRange resolve_doc(const std::string& doc) const;
   std::vector<retrieval::SelectedRange> split_at_documents(std::span<const retrieval::SelectedRange> ranges) const;
@@ -92,6 +93,19 @@ Asker::Asker(const AskSetup& setup, bool need_sae) {
   }
   impl->open_s = open_s;
   impl->load_s = seconds_since(t0);
+  // Warm-up on CUDA (kernel loading, cuBLAS and allocator set-up happen on first use), reported as
+  // warmup_s apart from each question's own time.
+  if (impl->model.device().is_cuda()) {
+    t0 = Clock::now();
+    std::vector<int32_t> ids = impl->model.tokenizer().encode("Warm-up text for the first kernels.");
+    while (!ids.empty() && ids.size() < 256) ids.insert(ids.end(), ids.begin(), ids.end());
+    GenerationOptions gen;
+    gen.max_new_tokens = 4;
+    gen.ignore_stop = true;
+    if (!ids.empty()) generate(impl->model, ids, gen);
+    if (impl->scanner) impl->scanner->encode_query("What is the warm-up question?");
+    impl->warmup_s = seconds_since(t0);
+  }
   impl_ = std::move(impl);
 }
 
@@ -129,7 +143,7 @@ AskResult Asker::ask(const std::string& question, const AskOptions& options) con
   const retrieval::Method method = options.retrieval.method;
 
   AskResult result;
-  nlohmann::json timings = {{"open_index_s", s.open_s}, {"load_model_s", s.load_s}};
+  nlohmann::json timings = {{"open_index_s", s.open_s}, {"load_model_s", s.load_s}, {"warmup_s", s.warmup_s}};
 
   // The prompt around the evidence costs tokens too: the evidence budget must leave room for it
   // and for the answer inside the model's window.

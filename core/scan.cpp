@@ -49,7 +49,7 @@ std::string file_fingerprint(const std::filesystem::path& path) {
   return hex;
 }
 
-// The indexer thread: runs writer jobs in order while the main thread keeps the device busy.
+// An indexer thread: runs writer jobs in order while the main thread keeps the device busy.
 class Indexer {
  public:
   Indexer() : thread_([this] { loop(); }) {}
@@ -192,6 +192,7 @@ Scanner::Scanner(const Model& model, const std::filesystem::path& sae_dir, ScanO
   sae::EncoderOptions encoder_options;
   encoder_options.device = model.device().name;
   encoder_options.dtype = options.sae_dtype;
+  encoder_options.bitmap = options.sae_bitmap;
   encoder_options.validate();
   std::vector<sae::Encoder> encoders;
   for (int l : layers) encoders.emplace_back(sae.layers.at(l), sae.info.k, encoder_options);
@@ -231,6 +232,49 @@ ScanStats Scanner::scan(index::IndexWriter& writer, std::span<const Document> do
   const Impl& s = *impl_;
   const ModelInfo& info = s.model.info();
   torch::NoGradGuard no_grad;
+  ScanStats stats;
+  const bool cuda = s.model.device().is_cuda();
+  const std::vector<int64_t> tap_layers(s.layers.begin(), s.layers.end());
+  const int64_t heads = s.sae.info.head_mode == sae::HeadMode::kPerHead ? info.n_kv_heads : 1;
+
+  // The model input of tokens [begin, begin + len) of `ids`: BOS if chunks get one, then the
+  // warm-up context (up to `overlap` tokens before the chunk), then the chunk. Returns the input
+  // and how many leading positions are not indexed.
+  auto chunk_input = [&](const std::vector<int32_t>& ids, int64_t begin, int64_t len) {
+    const int64_t warm = std::min<int64_t>(s.options.overlap, begin);
+    std::vector<int32_t> chunk;
+    chunk.reserve(warm + len + 1);
+    if (s.chunk_bos) chunk.push_back(*info.bos_token_id);
+    chunk.insert(chunk.end(), ids.begin() + (begin - warm), ids.begin() + begin + len);
+    return std::pair{std::move(chunk), (s.chunk_bos ? 1 : 0) + warm};
+  };
+  // The device part of one chunk: tap, then the SAE bitmap of every slot.
+  auto encode_chunk = [&](const std::vector<int32_t>& input, int64_t skip) {
+    const auto taps = tap(s.model, ids_tensor(s.model, input), tap_layers, s.options.rope);
+    std::vector<torch::Tensor> bitmaps;
+    for (size_t slot = 0; slot < s.layers.size(); ++slot) {
+      const torch::Tensor keys = taps[slot].second[0].slice(0, skip);  // [len, Hkv, D]
+      const torch::Tensor rows = sae::sae_rows_from_keys(keys, s.sae.info.head_mode);
+      bitmaps.push_back(s.encoders[slot].feature_bitmap(rows, heads));  // [F, words]
+    }
+    return bitmaps;
+  };
+
+  // Warm-up: the first chunk of the first document, once, unindexed (CUDA sets up kernels, cuBLAS
+  // and the allocator on first use; reported apart so the scan's rate is the steady one).
+  if (cuda && s.options.warmup && !documents.empty()) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const std::vector<int32_t> ids = s.model.tokenizer().encode(documents.front().text.substr(
+        0, std::min<size_t>(documents.front().text.size(), static_cast<size_t>(s.options.chunk) * 16)));
+    if (!ids.empty()) {
+      const int64_t len = std::min<int64_t>(s.options.chunk, static_cast<int64_t>(ids.size()));
+      const auto [input, skip] = chunk_input(ids, 0, len);
+      encode_chunk(input, skip);
+      synchronize(s.model.device());
+    }
+    stats.warmup_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+
   const auto start = std::chrono::steady_clock::now();
   reset_peak_device_memory(s.model.device());
 
@@ -255,42 +299,35 @@ ScanStats Scanner::scan(index::IndexWriter& writer, std::span<const Document> do
     tokenized.push_back(std::move(t));
   }
 
-  const bool cuda = s.model.device().is_cuda();
   const int64_t words_max = (s.options.chunk + 63) / 64;
   const int64_t d_latent = s.sae.info.d_latent;
   BufferPool pool(static_cast<size_t>(s.options.buffers) * s.layers.size(), d_latent * words_max, cuda);
-  const int64_t heads = s.sae.info.head_mode == sae::HeadMode::kPerHead ? info.n_kv_heads : 1;
-  const std::vector<int64_t> tap_layers(s.layers.begin(), s.layers.end());
 
   if (progress) progress(0, total);
-  ScanStats stats;
   stats.tokenize_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - tokenize_start).count();
-  Indexer indexer;
+  // One indexer thread per layer slot: the slots' posting lists are independent, and one thread
+  // absorbs ~250M postings/s, slower than the device produces them at the paper's size.
+  std::vector<std::unique_ptr<Indexer>> indexers;
+  for (size_t slot = 0; slot < s.layers.size(); ++slot) indexers.push_back(std::make_unique<Indexer>());
   uint64_t next_position = writer.token_end();
   uint64_t done = 0;
   for (const auto& t : tokenized) {
     const uint64_t doc_begin = next_position;
     next_position += t->ids.size();
     if (next_position > index::kMaxTokens) throw Error("the index would exceed its limit of 2^32-2 tokens");
-    indexer.push([&writer, t] { writer.add_document(t->doc->name, t->doc->text, t->ids, t->offsets); });
+    for (const auto& indexer : indexers) indexer->rethrow();
+    writer.add_document(t->doc->name, t->doc->text, t->ids, t->offsets);
 
     const int64_t n = static_cast<int64_t>(t->ids.size());
     for (int64_t begin = 0; begin < n; begin += s.options.chunk) {
       const int64_t len = std::min<int64_t>(s.options.chunk, n - begin);
       // Warm-up context: the `overlap` tokens before the chunk run through the model too, but only
       // the chunk's own positions are indexed (keys of a sequence's first positions are atypical).
-      const int64_t warm = std::min<int64_t>(s.options.overlap, begin);
-      std::vector<int32_t> chunk;
-      chunk.reserve(warm + len + 1);
-      if (s.chunk_bos) chunk.push_back(*info.bos_token_id);
-      chunk.insert(chunk.end(), t->ids.begin() + (begin - warm), t->ids.begin() + begin + len);
-      const auto taps = tap(s.model, ids_tensor(s.model, chunk), tap_layers, s.options.rope);
-      const int64_t skip = (s.chunk_bos ? 1 : 0) + warm;
+      const auto [input, skip] = chunk_input(t->ids, begin, len);
+      const std::vector<torch::Tensor> bitmaps = encode_chunk(input, skip);
       const int64_t words = (len + 63) / 64;
       for (size_t slot = 0; slot < s.layers.size(); ++slot) {
-        const torch::Tensor keys = taps[slot].second[0].slice(0, skip);  // [len, Hkv, D]
-        const torch::Tensor rows = sae::sae_rows_from_keys(keys, s.sae.info.head_mode);
-        const torch::Tensor bitmap = s.encoders[slot].feature_bitmap(rows, heads);  // [F, words]
+        const torch::Tensor& bitmap = bitmaps[slot];
         torch::Tensor host = pool.acquire();
         torch::Tensor view = host.narrow(0, 0, d_latent * words).view({d_latent, words});
         std::shared_ptr<at::cuda::CUDAEvent> ready;
@@ -304,7 +341,7 @@ ScanStats Scanner::scan(index::IndexWriter& writer, std::span<const Document> do
         const auto global = static_cast<uint32_t>(doc_begin + begin);
         // The buffer goes back to the pool when the job is done with, run or discarded after an error.
         std::shared_ptr<void> lease(nullptr, [&pool, host](void*) { pool.release(host); });
-        indexer.push([&writer, lease, view, ready, slot, global, len] {
+        indexers[slot]->push([&writer, lease, view, ready, slot, global, len] {
           if (ready) ready->synchronize();
           writer.add_feature_bitmap(static_cast<uint32_t>(slot), global, static_cast<uint32_t>(len),
                                     reinterpret_cast<const uint64_t*>(view.data_ptr<int64_t>()));
@@ -317,10 +354,10 @@ ScanStats Scanner::scan(index::IndexWriter& writer, std::span<const Document> do
     ++stats.documents;
   }
   const auto drain_start = std::chrono::steady_clock::now();
-  indexer.drain();
+  for (const auto& indexer : indexers) indexer->drain();
   synchronize(s.model.device());
   stats.drain_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - drain_start).count();
-  stats.indexer_busy_s = indexer.busy_s();
+  for (const auto& indexer : indexers) stats.indexer_busy_s = std::max(stats.indexer_busy_s, indexer->busy_s());
   stats.buffer_wait_s = pool.wait_s();
   stats.tokens = total;
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

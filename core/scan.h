@@ -1,8 +1,8 @@
 // The streaming scan (method.md §1): documents are tokenized, cut into independent chunks, and
 // each chunk runs through the model's `tap` (layers up to the highest tap only), the SAE encoder
 // turns the pre-RoPE keys into a feature-major bitmap on the device, the bitmap is copied
-// asynchronously into pinned host memory, and an indexer thread turns it into postings while the
-// device runs the next chunk. Device memory depends on the chunk, never on document length.
+// asynchronously into pinned host memory, and one indexer thread per tapped layer turns it into
+// postings while the device runs the next chunk. Device memory depends on the chunk, never on document length.
 #pragma once
 
 #include <cstdint>
@@ -35,6 +35,10 @@ struct ScanOptions {
   std::string chunk_bos = "auto";
   int buffers = 3;          // pinned host buffers per layer in flight between device and indexer
   std::string sae_dtype = "auto";  // encoder compute dtype (sae/options.h)
+  std::string sae_bitmap = "auto";  // feature bitmap: auto | fused | aten (sae/options.h)
+  // Run the first chunk once, unindexed, before the timed scan on CUDA devices (kernel loading,
+  // cuBLAS and allocator set-up): ScanStats::warmup_s reports it apart from the scan.
+  bool warmup = true;
   void validate() const;
 };
 
@@ -45,9 +49,10 @@ struct ScanStats {
   uint64_t documents = 0;
   uint64_t tokens = 0;
   uint64_t chunks = 0;
+  double warmup_s = 0;          // the unindexed warm-up chunk (CUDA only), before `seconds`
   double seconds = 0;           // wall time of the scan, indexer drained
   double tokenize_s = 0;        // tokenizing every document, before the first chunk
-  double indexer_busy_s = 0;    // the indexer thread's time in writer calls (postings absorption)
+  double indexer_busy_s = 0;    // the busiest indexer thread's time in writer calls (one per layer)
   double buffer_wait_s = 0;     // the main thread waiting for a free pinned buffer (indexer behind)
   double drain_s = 0;           // waiting for the indexer after the last chunk
   long long peak_device_bytes = 0;

@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <mutex>
 #include <set>
+#include <shared_mutex>
 #include <system_error>
 
 #include <unistd.h>
@@ -119,6 +121,9 @@ struct IndexWriter::Impl {
   bool appending = false;               // append to an existing index
   std::unique_ptr<DirectoryLock> lock;  // held on an existing index we append to or replace
   SegmentContent content;
+  // add_document (exclusive) against the range checks of add_feature_* (shared), which may run on
+  // one thread per layer slot while the scan adds the next document.
+  mutable std::shared_mutex content_mutex;
   std::vector<PostingAccumulator> layers;
   bool done = false;              // committed, or failed in commit
   std::vector<fs::path> cleanup;  // temporary paths to remove if we do not finish
@@ -228,6 +233,7 @@ DocumentRange IndexWriter::add_document(std::string_view name, std::string_view 
                                         std::span<const TokenOffset> offsets) {
   Impl& m = *impl_;
   m.check_open();
+  std::unique_lock content_lock(m.content_mutex);
   const std::string who = "document '" + std::string(name) + "'";
   if (ids.size() != offsets.size()) {
     throw Error(who + ": " + std::to_string(ids.size()) + " token ids but " +
@@ -299,7 +305,10 @@ void IndexWriter::Impl::check_range(uint32_t slot, uint32_t global_begin, uint32
 void IndexWriter::add_feature_bitmap(uint32_t layer_slot, uint32_t global_begin, uint32_t n_tokens,
                                      const uint64_t* bits) {
   Impl& m = *impl_;
-  m.check_range(layer_slot, global_begin, n_tokens);
+  {
+    std::shared_lock content_lock(m.content_mutex);
+    m.check_range(layer_slot, global_begin, n_tokens);
+  }
   if (n_tokens == 0) return;
   if (bits == nullptr) throw Error("add_feature_bitmap: null bitmap");
   m.layers[layer_slot].add_bitmap(global_begin - m.token_base(), n_tokens, bits);
@@ -308,7 +317,10 @@ void IndexWriter::add_feature_bitmap(uint32_t layer_slot, uint32_t global_begin,
 void IndexWriter::add_feature_ids(uint32_t layer_slot, uint32_t global_begin, uint32_t n_tokens,
                                   uint32_t n_slots, const int32_t* ids) {
   Impl& m = *impl_;
-  m.check_range(layer_slot, global_begin, n_tokens);
+  {
+    std::shared_lock content_lock(m.content_mutex);
+    m.check_range(layer_slot, global_begin, n_tokens);
+  }
   if (n_tokens == 0 || n_slots == 0) return;
   if (ids == nullptr) throw Error("add_feature_ids: null ids");
   // Validate the whole block first so a bad id leaves the writer unchanged.
@@ -325,9 +337,11 @@ void IndexWriter::add_feature_ids(uint32_t layer_slot, uint32_t global_begin, ui
 }
 
 uint32_t IndexWriter::n_documents() const {
+  std::shared_lock content_lock(impl_->content_mutex);
   return impl_->content.n_docs();
 }
 uint32_t IndexWriter::token_end() const {
+  std::shared_lock content_lock(impl_->content_mutex);
   return impl_->token_base() + impl_->content.n_tokens();
 }
 uint64_t IndexWriter::n_postings(uint32_t layer_slot) const {

@@ -1,6 +1,10 @@
 // IndexWriter: the streaming writer of an index directory (docs/index-format.md).
 //
-// Usage (one thread):
+// Threads: add_feature_bitmap / add_feature_ids for *different* layer slots may run concurrently,
+// with each other and with add_document (calls for one slot must not overlap); everything else is
+// one thread at a time.
+//
+// Usage:
 //   IndexWriter w(options);                          // checks `out` against the mode, fails early
 //   auto d = w.add_document(name, text, ids, offsets);   // -> global token range of the document
 //   w.add_feature_bitmap(slot, d.token_begin, n, bits);  // per chunk and layer, increasing

@@ -4,6 +4,12 @@
 
 #include <sstream>
 
+#ifdef S3ATTN_HAVE_CUDA_KERNELS
+#include <c10/cuda/CUDAStream.h>
+
+#include "sae/topk_bitmap_kernel.h"
+#endif
+
 #include "core/error.h"
 #include "sae/device.h"
 #include "sae/tensor_io.h"
@@ -23,6 +29,24 @@ at::Tensor pack_mask(const at::Tensor& mask, int64_t f, int64_t words) {
   const at::Tensor bytes =
       eight.mul(kGather).bitwise_right_shift(56).bitwise_and(0xFF).to(at::kByte);
   return bytes.view(at::kLong).view({f, words});
+}
+
+// Whether feature_bitmap runs the fused CUDA kernel (EncoderOptions::bitmap).
+bool use_fused_bitmap(const std::string& choice, const c10::Device& device, int64_t value_bytes,
+                      int64_t d_latent) {
+  if (choice == "aten") return false;
+  std::string why;
+#ifdef S3ATTN_HAVE_CUDA_KERNELS
+  if (!device.is_cuda()) why = "it runs on CUDA devices only";
+  else if (d_latent > cuda_kernels::max_latents(static_cast<int>(value_bytes)))
+    why = "the SAE has more latents than it takes (" +
+          std::to_string(cuda_kernels::max_latents(static_cast<int>(value_bytes))) + ")";
+#else
+  why = "this build has no CUDA kernels (nvcc was not found, or S3ATTN_CUDA_KERNELS=OFF)";
+#endif
+  if (why.empty()) return true;
+  if (choice == "fused") throw UsageError("--sae-bitmap fused: " + why);
+  return false;
 }
 
 }  // namespace
@@ -67,6 +91,7 @@ Encoder::Encoder(const SaeWeights& weights, int64_t trained_k, const EncoderOpti
   b_dec_f32_ = weights.b_dec.to(device, at::kFloat).contiguous();
   topk_ = TopKOptions{options.group_size, options.extra_groups, options.exact_rows};
   max_rows_ = options.max_rows;
+  fused_bitmap_ = use_fused_bitmap(options.bitmap, device, w_.W_enc.element_size(), d_latent_);
   unresolved_ = at::zeros({}, at::TensorOptions().dtype(at::kLong).device(device));
 }
 
@@ -130,6 +155,7 @@ at::Tensor Encoder::feature_bitmap(const at::Tensor& x_in, int64_t heads) const 
   const int64_t words = (t + 63) / 64;
   const int64_t tp = words * 64;
   const auto dev = w_.W_enc.device();
+  if (fused_bitmap_) return feature_bitmap_fused(x, heads, t, words);
   // One byte per (latent, token) plus a sink slot for inactive entries. 64 MiB at F 16,384 and
   // T 4,096: the union over heads costs nothing extra (index_fill_ writes 1 however often).
   at::Tensor mask =
@@ -147,6 +173,38 @@ at::Tensor Encoder::feature_bitmap(const at::Tensor& x_in, int64_t heads) const 
     mask.index_fill_(0, flat.reshape({-1}), 1);
   }
   return pack_mask(mask, d_latent_, words);
+}
+
+at::Tensor Encoder::feature_bitmap_fused(const at::Tensor& x, int64_t heads, int64_t tokens, int64_t words) const {
+#ifdef S3ATTN_HAVE_CUDA_KERNELS
+  const auto dev = w_.W_enc.device();
+  at::Tensor bitmap = at::zeros({d_latent_, words}, at::TensorOptions().dtype(at::kLong).device(dev));
+  const int64_t tokens_per_pass = std::max<int64_t>(1, max_rows_ / heads);
+  for (int64_t t0 = 0; t0 < tokens; t0 += tokens_per_pass) {
+    const int64_t nt = std::min(tokens_per_pass, tokens - t0);
+    const at::Tensor xr = prepare(x.narrow(0, t0 * heads, nt * heads), "SAE bitmap");
+    const at::Tensor pre = at::addmm(w_.b_enc, xr - w_.b_dec, w_.W_enc.t()).contiguous();
+    cuda_kernels::TopKBitmapArgs args;
+    args.pre = pre.data_ptr();
+    args.value_bytes = static_cast<int>(pre.element_size());
+    args.rows = pre.size(0);
+    args.ld = pre.size(1);
+    args.latents = d_latent_;
+    args.k = k_;
+    args.heads = heads;
+    args.token_base = t0;
+    args.words = words;
+    args.bitmap = reinterpret_cast<uint64_t*>(bitmap.data_ptr<int64_t>());
+    args.stream = c10::cuda::getCurrentCUDAStream(dev.index()).stream();
+    if (std::string err = cuda_kernels::launch_topk_bitmap(args); !err.empty()) {
+      throw Error("SAE bitmap kernel: " + err);
+    }
+  }
+  return bitmap;
+#else
+  (void)x, (void)heads, (void)tokens, (void)words;
+  throw Error("SAE bitmap kernel: not in this build");
+#endif
 }
 
 at::Tensor Encoder::decode(const Output& code) const {

@@ -68,10 +68,13 @@ class Encoder {
   int64_t k() const { return k_; }
   at::Device device() const { return w_.W_enc.device(); }
   at::ScalarType dtype() const { return w_.W_enc.scalar_type(); }
+  // Whether feature_bitmap runs the fused CUDA kernel (sae/topk_bitmap_kernel.h).
+  bool uses_fused_bitmap() const { return fused_bitmap_; }
 
  private:
   at::Tensor prepare(const at::Tensor& x, const char* what) const;
   TopKResult select(const at::Tensor& x_rows, bool sorted) const;
+  at::Tensor feature_bitmap_fused(const at::Tensor& x, int64_t heads, int64_t tokens, int64_t words) const;
 
   SaeWeights w_;          // compute dtype, on device
   at::Tensor W_dec_f32_;  // for decode()
@@ -81,6 +84,7 @@ class Encoder {
   int64_t k_ = 0;
   TopKOptions topk_;
   int64_t max_rows_ = 0;
+  bool fused_bitmap_ = false;  // feature_bitmap uses the CUDA kernel (EncoderOptions::bitmap)
   mutable at::Tensor unresolved_;  // int64 scalar on device
 };
 

@@ -51,8 +51,14 @@ struct EncoderOptions {
   // value wider than the margin) are recomputed densely; more than this many per pass are left
   // approximate and counted (Encoder::unresolved_rows()).
   int64_t exact_rows = 256;
-  // Rows encoded per pass: bounds device memory to about max_rows * d_latent * 6 bytes.
-  int64_t max_rows = 32768;
+  // Rows encoded per pass: bounds device memory to about max_rows * d_latent * 6 bytes (the
+  // fused bitmap kernel: max_rows * d_latent * 2 bytes in bf16). 8192 rows at 16,384 latents is
+  // 256 MiB of bf16 pre-activations, one 1024-token slice of a chunk with 8 KV heads.
+  int64_t max_rows = 8192;
+  // feature_bitmap on CUDA: "auto" (the fused Top-K bitmap kernel when this build has it and the
+  // SAE fits it, else the ATen path), "fused" (the kernel, or an error), "aten" (ATen top-k and
+  // scatter; the reference the kernel is tested against). Both give identical bitmaps.
+  std::string bitmap = "auto";
 
   void validate() const;
 };

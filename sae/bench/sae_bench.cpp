@@ -42,7 +42,7 @@ struct Args {
   int64_t group_size = 8;
   int64_t extra_groups = 32;
   int64_t exact_rows = 256;
-  int64_t max_rows = 32768;
+  int64_t max_rows = 8192;
   bool json = false;
   int64_t threads = 0;   // CPU intra-op threads; 0 = ATen's default
   bool train = false;    // also time Trainer::step
@@ -53,7 +53,7 @@ const char* kUsage =
     "usage: sae_bench [--device cuda|cpu|cuda:N] [--dtype auto|float32|bfloat16|float16]\n"
     "                 [--tokens 4096] [--heads 8] [--d-in 128] [--latents 16384] [--k 128]\n"
     "                 [--reps 20] [--warmup 3] [--group-size 8] [--extra-groups 32]\n"
-    "                 [--exact-rows 256] [--max-rows 32768] [--json]\n"
+    "                 [--exact-rows 256] [--max-rows 8192] [--json]\n"
     "                 [--train [--batch 4096]]   (also time a training step at --k)\n"
     "                 [--threads N]              (CPU intra-op threads)\n";
 
@@ -156,7 +156,11 @@ int run(const Args& a) {
   eo.extra_groups = a.extra_groups;
   eo.exact_rows = a.exact_rows;
   eo.max_rows = a.max_rows;
+  eo.bitmap = "aten";
   const Encoder enc(w, a.k, eo);
+  // The fused CUDA kernel (sae/topk_bitmap_kernel.h), when this build and device have it.
+  eo.bitmap = "auto";
+  const Encoder fused(w, a.k, eo);
   const TopKOptions topk{a.group_size, a.extra_groups, a.exact_rows};
 
   const int64_t words = (a.tokens + 63) / 64;
@@ -169,10 +173,15 @@ int run(const Args& a) {
       {"topk_relu (prefiltered)", [&] { (void)topk_relu(pre, a.k, topk, false); }},
       {"at::topk (values only)", [&] { (void)pre.topk(a.k, 1, true, false); }},
       {"encode: ids + values [N, k]", [&] { (void)enc.encode(x); }},
-      {"feature_bitmap", [&] { (void)enc.feature_bitmap(x, a.heads); }},
-      {"feature_bitmap + copy to host",
+      {"feature_bitmap (aten)", [&] { (void)enc.feature_bitmap(x, a.heads); }},
+      {"feature_bitmap (aten) + copy to host",
        [&] { host.copy_(enc.feature_bitmap(x, a.heads), /*non_blocking=*/true); }},
   };
+  if (fused.uses_fused_bitmap()) {
+    cases.push_back({"feature_bitmap (fused kernel)", [&] { (void)fused.feature_bitmap(x, a.heads); }});
+    cases.push_back({"feature_bitmap (fused) + copy to host",
+                     [&] { host.copy_(fused.feature_bitmap(x, a.heads), /*non_blocking=*/true); }});
+  }
   if (a.latents * n <= (int64_t{1} << 27)) {  // its int64 keys take 8 bytes per element
     cases.push_back(
         {"topk_relu_dense (reference)", [&] { (void)topk_relu_dense(pre, a.k, false); }});

@@ -297,8 +297,50 @@ TEST(Encoder, BadInputErrors) {
   }
 }
 
+TEST(Encoder, FusedBitmapIsRefusedOffCuda) {
+  const SaeWeights w = grid_weights(64, 8, 21);
+  EncoderOptions o = cpu_options();
+  o.bitmap = "fused";
+  EXPECT_THROW(Encoder(w, 4, o), s3::UsageError);
+  o.bitmap = "sideways";
+  EXPECT_THROW(Encoder(w, 4, o), s3::UsageError);
+  o.bitmap = "aten";
+  EXPECT_FALSE(Encoder(w, 4, o).uses_fused_bitmap());
+}
+
 // ------------------------------------------------------------------------------------------------
 // GPU (skipped without CUDA).
+
+// The fused kernel against the ATen path on the device, on tie-heavy grid values (many equal
+// values at the k-th rank), rows with fewer than k positive values, widths that are not a multiple
+// of the kernel's vector loads, several heads and several passes.
+TEST(EncoderCuda, FusedBitmapMatchesAtenPath) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  struct Case {
+    int64_t f, d, k, t, h, max_rows;
+  };
+  for (const Case c : {Case{2048, 16, 32, 300, 4, 8192}, Case{1000, 16, 20, 130, 3, 100},
+                       Case{4099, 8, 64, 70, 1, 8192}, Case{512, 16, 512, 65, 2, 8192}}) {
+    const SaeWeights w = grid_weights(c.f, c.d, 22);
+    const at::Tensor x = grid_inputs(c.t * c.h, c.d, 23).to(at::kCUDA);
+    for (const std::string dtype : {"float32", "bfloat16", "float16"}) {
+      EncoderOptions o;
+      o.device = "cuda";
+      o.dtype = dtype;
+      o.max_rows = c.max_rows;
+      o.exact_rows = c.t * c.h;
+      o.bitmap = "aten";
+      const Encoder aten(w, c.k, o);
+      o.bitmap = "fused";
+      const Encoder fused(w, c.k, o);
+      ASSERT_TRUE(fused.uses_fused_bitmap());
+      const at::Tensor want = aten.feature_bitmap(x, c.h);
+      EXPECT_EQ(aten.unresolved_rows(), 0);
+      EXPECT_TRUE(at::equal(fused.feature_bitmap(x, c.h), want))
+          << dtype << " f=" << c.f << " k=" << c.k << " t=" << c.t << " h=" << c.h;
+    }
+  }
+}
 
 TEST(EncoderCuda, MatchesCpuExactly) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";

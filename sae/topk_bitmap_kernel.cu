@@ -1,0 +1,193 @@
+// Fused Top-K + feature bitmap (sae/topk_bitmap_kernel.h). One block per row:
+//   1. the row's values become order-preserving unsigned keys in shared memory (one global read);
+//   2. radix select, 8 bits per pass from the top, among positive keys only, finds the key T of the
+//      k-th largest positive value and how many keys equal to T are still to take (E);
+//   3. every key > T is selected, and the E lowest-id keys equal to T (a block scan, only when more
+//      than E keys equal T); each selected latent ORs its token's bit into the bitmap.
+// When the row has at most k positive values, all of them are selected (step 2 stops at once).
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <cstring>
+#include <cub/block/block_scan.cuh>
+
+#include "sae/topk_bitmap_kernel.h"
+
+namespace s3::sae::cuda_kernels {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kBins = 256;
+constexpr unsigned kFull = 0xffffffffu;
+constexpr unsigned kNoDigit = 0x100u;      // never a histogram bin
+constexpr unsigned kAllPositive = 0x200u;  // s_digit: at most `remaining` positives, take them all
+constexpr int64_t kMaxDynamicShared = 192 * 1024;
+constexpr int kDefaultShared = 48 * 1024;
+
+// Sign-magnitude floats (IEEE float32, float16, bfloat16) to unsigned keys with the same order.
+template <typename Bits>
+__device__ __forceinline__ Bits order_key(Bits bits) {
+  constexpr Bits kSign = Bits(Bits(1) << (sizeof(Bits) * 8 - 1));
+  return (bits & kSign) ? Bits(~bits) : Bits(bits | kSign);
+}
+
+template <typename Bits>
+__device__ void load_keys(const Bits* __restrict__ row, int latents, Bits* keys) {
+  constexpr int kVec = 16 / sizeof(Bits);
+  if ((reinterpret_cast<uintptr_t>(row) & 15) == 0 && latents % kVec == 0) {
+    const uint4* row4 = reinterpret_cast<const uint4*>(row);
+    uint4* keys4 = reinterpret_cast<uint4*>(keys);
+    for (int v = threadIdx.x; v < latents / kVec; v += kThreads) {
+      const uint4 q = row4[v];
+      Bits lane[kVec];
+      memcpy(lane, &q, sizeof q);
+#pragma unroll
+      for (int j = 0; j < kVec; ++j) lane[j] = order_key(lane[j]);
+      uint4 out;
+      memcpy(&out, lane, sizeof out);
+      keys4[v] = out;
+    }
+  } else {
+    for (int i = threadIdx.x; i < latents; i += kThreads) keys[i] = order_key(row[i]);
+  }
+}
+
+template <typename Bits>
+__global__ void __launch_bounds__(kThreads)
+    topk_bitmap_kernel(const Bits* __restrict__ pre, int64_t ld, int latents, int k, int heads,
+                       int64_t token_base, int64_t words, unsigned long long* __restrict__ bitmap) {
+  constexpr int kKeyBits = sizeof(Bits) * 8;
+  constexpr unsigned kZero = 1u << (kKeyBits - 1);  // key of +0.0: active values have larger keys
+  extern __shared__ __align__(16) unsigned char shared_keys[];
+  Bits* keys = reinterpret_cast<Bits*>(shared_keys);
+  __shared__ unsigned hist[kBins];
+  __shared__ unsigned s_digit, s_remaining, s_equal;
+  using BlockScan = cub::BlockScan<unsigned, kThreads>;
+  __shared__ typename BlockScan::TempStorage scan_storage;
+
+  const int tid = threadIdx.x;
+  const int lane = tid & 31;
+  load_keys(pre + static_cast<int64_t>(blockIdx.x) * ld, latents, keys);
+
+  unsigned prefix = 0, mask = 0, remaining = static_cast<unsigned>(k);
+  bool all_positive = false;
+  for (int shift = kKeyBits - 8; shift >= 0; shift -= 8) {
+    for (int b = tid; b < kBins; b += kThreads) hist[b] = 0;
+    __syncthreads();  // also orders the key stores of load_keys before the first reads
+    for (int base = 0; base < latents; base += kThreads) {
+      const int i = base + tid;
+      const unsigned key = i < latents ? keys[i] : 0u;
+      const bool counted = i < latents && key > kZero && (key & mask) == prefix;
+      const unsigned digit = counted ? (key >> shift) & 0xFFu : kNoDigit;
+      // Lanes with the same digit add once (values cluster in few exponent bins).
+      const unsigned peers = __match_any_sync(kFull, digit);
+      if (counted && lane == __ffs(peers) - 1) atomicAdd(&hist[digit], __popc(peers));
+    }
+    __syncthreads();
+    if (tid < 32) {
+      // Lane l owns bins 255 - 8l down to 248 - 8l: a scan over lanes walks the bins in
+      // descending key order.
+      unsigned local[8];
+      unsigned sum = 0;
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+        local[j] = hist[255 - 8 * lane - j];
+        sum += local[j];
+      }
+      unsigned inclusive = sum;
+#pragma unroll
+      for (int offset = 1; offset < 32; offset <<= 1) {
+        const unsigned v = __shfl_up_sync(kFull, inclusive, offset);
+        if (lane >= offset) inclusive += v;
+      }
+      const unsigned total = __shfl_sync(kFull, inclusive, 31);
+      const unsigned exclusive = inclusive - sum;
+      if (shift == kKeyBits - 8 && total <= remaining) {
+        if (lane == 0) s_digit = kAllPositive;
+      } else if (exclusive < remaining && remaining <= inclusive) {
+        unsigned acc = exclusive;
+        for (int j = 0; j < 8; ++j) {
+          if (acc + local[j] >= remaining) {
+            s_digit = static_cast<unsigned>(255 - 8 * lane - j);
+            s_remaining = remaining - acc;
+            s_equal = local[j];
+            break;
+          }
+          acc += local[j];
+        }
+      }
+    }
+    __syncthreads();
+    if (s_digit == kAllPositive) {
+      all_positive = true;
+      break;
+    }
+    prefix |= s_digit << shift;
+    mask |= 0xFFu << shift;
+    remaining = s_remaining;
+    __syncthreads();  // every thread has read s_digit / s_remaining before warp 0 rewrites them
+  }
+
+  const int64_t token = token_base + blockIdx.x / heads;
+  const unsigned long long bit = 1ull << (token & 63);
+  unsigned long long* column = bitmap + token / 64;
+  if (all_positive) {
+    for (int i = tid; i < latents; i += kThreads)
+      if (keys[i] > kZero) atomicOr(column + static_cast<int64_t>(i) * words, bit);
+    return;
+  }
+  // prefix is now the exact key T of the k-th largest positive value (T > kZero); `remaining` of
+  // the s_equal keys equal to T are taken, lowest latent ids first.
+  const unsigned threshold = prefix;
+  if (s_equal <= remaining) {
+    for (int i = tid; i < latents; i += kThreads)
+      if (keys[i] >= threshold) atomicOr(column + static_cast<int64_t>(i) * words, bit);
+    return;
+  }
+  unsigned taken = 0;
+  for (int base = 0; base < latents; base += kThreads) {
+    const int i = base + tid;
+    const unsigned key = i < latents ? keys[i] : 0u;
+    const unsigned equal = (i < latents && key == threshold) ? 1u : 0u;
+    unsigned before = 0, tile = 0;
+    BlockScan(scan_storage).ExclusiveSum(equal, before, tile);
+    if (i < latents && (key > threshold || (equal && taken + before < remaining)))
+      atomicOr(column + static_cast<int64_t>(i) * words, bit);
+    taken += tile;
+    __syncthreads();  // scan_storage is reused by the next tile
+  }
+}
+
+template <typename Bits>
+std::string launch(const TopKBitmapArgs& a) {
+  const size_t shared = static_cast<size_t>(a.latents) * sizeof(Bits);
+  auto kernel = topk_bitmap_kernel<Bits>;
+  if (shared > kDefaultShared) {
+    const cudaError_t e =
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared));
+    if (e != cudaSuccess) return cudaGetErrorString(e);
+  }
+  kernel<<<static_cast<unsigned>(a.rows), kThreads, shared, static_cast<cudaStream_t>(a.stream)>>>(
+      static_cast<const Bits*>(a.pre), a.ld, static_cast<int>(a.latents), static_cast<int>(a.k),
+      static_cast<int>(a.heads), a.token_base, a.words, reinterpret_cast<unsigned long long*>(a.bitmap));
+  const cudaError_t e = cudaGetLastError();
+  return e == cudaSuccess ? std::string() : std::string(cudaGetErrorString(e));
+}
+
+}  // namespace
+
+bool available() { return true; }
+
+int64_t max_latents(int value_bytes) { return kMaxDynamicShared / value_bytes; }
+
+std::string launch_topk_bitmap(const TopKBitmapArgs& a) {
+  if (a.value_bytes != 2 && a.value_bytes != 4) return "pre-activations must be 2- or 4-byte floats";
+  if (a.latents < 1 || a.latents > max_latents(a.value_bytes)) return "unsupported number of latents";
+  if (a.k < 1 || a.k > a.latents || a.heads < 1 || a.ld < a.latents || a.rows % a.heads != 0)
+    return "inconsistent arguments";
+  if (a.rows > 0x7fffffff) return "too many rows for one launch";
+  if (a.rows == 0) return {};
+  return a.value_bytes == 2 ? launch<uint16_t>(a) : launch<uint32_t>(a);
+}
+
+}  // namespace s3::sae::cuda_kernels
