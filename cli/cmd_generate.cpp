@@ -16,7 +16,7 @@ namespace s3::cli {
 Command add_generate(CLI::App& root) {
   struct Args {
     std::string model, prompt, prompt_file, device = "cpu", dtype;
-    bool chat = false, json = false, ignore_stop = false;
+    bool chat = false, json = false, ignore_stop = false, cuda_graph = true;
     int max_new_tokens = 128;
     int repeat = 1;
   };
@@ -32,6 +32,7 @@ Command add_generate(CLI::App& root) {
   app->add_option("--device", args->device, "cpu, cuda or cuda:N")->capture_default_str();
   app->add_option("--dtype", args->dtype, "float32, bfloat16 or float16 (default: the exported dtype)");
   app->add_flag("--ignore-stop", args->ignore_stop, "generate exactly --max-new-tokens tokens (benchmarks)");
+  app->add_flag("!--no-cuda-graph", args->cuda_graph, "decode step by step instead of replaying one CUDA graph");
   app->add_option("--repeat", args->repeat, "run the generation N times in one process and report the last (benchmarks: the first run warms up the GPU)")
       ->check(CLI::Range(1, 1000));
   app->add_flag("--json", args->json, "print a JSON object with text, tokens, prompt_tokens and timings");
@@ -42,6 +43,7 @@ Command add_generate(CLI::App& root) {
     GenerationOptions options;
     options.max_new_tokens = args->max_new_tokens;
     options.ignore_stop = args->ignore_stop;
+    options.cuda_graph = args->cuda_graph;
     options.validate();
     ModelLoadOptions load;
     load.device = DeviceSpec::parse(args->device);

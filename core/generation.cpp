@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "core/decode_graph.h"
 #include "core/error.h"
 #include "core/model_torch.h"
 
@@ -42,11 +43,20 @@ GenerationResult generate(const Model& model, const std::vector<int32_t>& prompt
   const auto t1 = Clock::now();
   result.tokens.push_back(id);
 
-  for (int64_t pos = n; !is_stop(id) && static_cast<int>(result.tokens.size()) < options.max_new_tokens; ++pos) {
-    logits = decode(model, next, cache, pos);
-    next = logits.argmax(-1).view({1, 1});
-    id = static_cast<int32_t>(next.item<int64_t>());
-    result.tokens.push_back(id);
+  if (options.cuda_graph && graph_decode_available(model)) {
+    if (!is_stop(id) && options.max_new_tokens > 1) {
+      const std::vector<int32_t> more =
+          decode_greedy_graph(model, cache, id, n, options.max_new_tokens - 1, is_stop);
+      result.tokens.insert(result.tokens.end(), more.begin(), more.end());
+      id = result.tokens.back();
+    }
+  } else {
+    for (int64_t pos = n; !is_stop(id) && static_cast<int>(result.tokens.size()) < options.max_new_tokens; ++pos) {
+      logits = decode(model, next, cache, pos);
+      next = logits.argmax(-1).view({1, 1});
+      id = static_cast<int32_t>(next.item<int64_t>());
+      result.tokens.push_back(id);
+    }
   }
   const auto t2 = Clock::now();
   if (is_stop(id)) result.stop_reason = "stop_token";

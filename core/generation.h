@@ -14,6 +14,8 @@ struct GenerationOptions {
   int max_new_tokens = 256;
   std::vector<int32_t> extra_stop_ids;  // e.g. the newline token for LongBench's samsum
   bool ignore_stop = false;             // always generate max_new_tokens (benchmarks)
+  // On CUDA, decode with one CUDA graph (core/decode_graph.h) when the export has decode_at.
+  bool cuda_graph = true;
   void validate() const;
 };
 

@@ -60,6 +60,16 @@ def rope_cos_sin(inv_freq: Tensor, start: int, length: int, scaling: float,
     return cos.to(dtype), sin.to(dtype)
 
 
+def rope_cos_sin_at(inv_freq: Tensor, pos: Tensor, scaling: float, dtype: torch.dtype) -> Tuple[Tensor, Tensor]:
+    """cos/sin [1, D] for the position held by the int64 tensor `pos` [1]: rope_cos_sin's numbers
+    without reading `pos` on the host."""
+    freqs = torch.outer(pos.to(torch.float32), inv_freq.to(torch.float32))
+    emb = torch.cat((freqs, freqs), dim=-1)
+    cos = emb.cos() * scaling
+    sin = emb.sin() * scaling
+    return cos.to(dtype), sin.to(dtype)
+
+
 def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     """x [..., T, D] with cos/sin [T, D] broadcasting over the leading dims."""
     return (x * cos) + (rotate_half(x) * sin)
@@ -146,6 +156,28 @@ class Attention(nn.Module):
         return self.o_proj(out)
 
 
+    def attend_at(self, q: Tensor, k: Tensor, v: Tensor, cos: Tensor, sin: Tensor, k_cache: Tensor,
+                  v_cache: Tensor, pos: Tensor) -> Tensor:
+        """One token ([B, 1, H*, D] pre-RoPE) at the position in the int64 tensor `pos` [1]. No shape
+        depends on the position: K/V are written with index_copy_ and the query attends to the whole
+        cache under a mask (keys 0..pos, or the sliding window), so the same kernels run at every
+        step and one CUDA graph serves a whole generation. The n_rep query heads of a KV group are
+        laid out as n_rep query rows of that group, which needs no repeated K/V."""
+        b = q.size(0)
+        q = apply_rope(q.transpose(1, 2), cos, sin)  # [B, Hq, 1, D]
+        k = apply_rope(k.transpose(1, 2), cos, sin)
+        k_cache.index_copy_(2, pos, k)
+        v_cache.index_copy_(2, pos, v.transpose(1, 2))
+        kpos = torch.arange(k_cache.size(2), device=q.device)
+        mask = kpos <= pos
+        if self.window > 0:
+            mask = mask & (kpos > pos - self.window)
+        grouped = q.reshape(b, self.n_kv_heads, self.n_rep, self.head_dim)
+        out = F.scaled_dot_product_attention(grouped, k_cache, v_cache, attn_mask=mask.view(1, 1, 1, -1),
+                                             scale=self.scale)
+        return self.o_proj(out.reshape(b, 1, self.n_heads * self.head_dim))
+
+
 class MLP(nn.Module):
     def __init__(self, spec: ModelSpec):
         super().__init__()
@@ -177,6 +209,14 @@ class DecoderLayer(nn.Module):
         x = self.input_layernorm(h)
         q, k = self.self_attn.qk(x)
         return self.finish(h, q, k, self.self_attn.v(x), cos, sin, k_cache, v_cache, start)
+
+
+    def step_at(self, h: Tensor, cos: Tensor, sin: Tensor, k_cache: Tensor, v_cache: Tensor, pos: Tensor) -> Tensor:
+        """forward() for one token at the position held by the tensor `pos` (Attention.attend_at)."""
+        x = self.input_layernorm(h)
+        q, k = self.self_attn.qk(x)
+        h = h + self.self_attn.attend_at(q, k, self.self_attn.v(x), cos, sin, k_cache, v_cache, pos)
+        return h + self.mlp(self.post_attention_layernorm(h))
 
 
 class TiedHead(nn.Module):
@@ -292,6 +332,23 @@ class Decoder(nn.Module):
         if token.dim() != 2 or token.size(1) != 1:
             raise RuntimeError("decode: token must be [B, 1]")
         return self.prefill(token, k_cache, v_cache, pos)
+
+
+    @torch.jit.export
+    def decode_at(self, token: Tensor, k_cache: Tensor, v_cache: Tensor, pos: Tensor) -> Tensor:
+        """decode() with the position in an int64 tensor [1] on the model's device: shapes and
+        kernels do not depend on it, so a CUDA graph captured once replays every step."""
+        if token.dim() != 2 or token.size(1) != 1:
+            raise RuntimeError("decode_at: token must be [B, 1]")
+        if k_cache.dim() != 5 or v_cache.dim() != 5 or k_cache.size(0) != self.n_layers:
+            raise RuntimeError("decode_at: caches must be [L, B, Hkv, max_len, D] from new_cache")
+        if pos.dim() != 1 or pos.size(0) != 1:
+            raise RuntimeError("decode_at: pos must be an int64 tensor of one element")
+        h = self._embed(token)
+        cos, sin = rope_cos_sin_at(self.inv_freq, pos, self.attention_scaling, h.dtype)
+        for i, layer in enumerate(self.layers):
+            h = layer.step_at(h, cos, sin, k_cache[i], v_cache[i], pos)
+        return self.lm_head(self.norm(h), self.embed_tokens.weight)[:, 0, :]
 
 
 def hf_name_to_ours(name: str) -> str:

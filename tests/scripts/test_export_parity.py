@@ -47,6 +47,27 @@ def test_forward_and_cache_match_transformers(family, exported, hf_model):
         assert (out - want[:, 39]).abs().max().item() <= ATOL
 
 
+@pytest.mark.parametrize("family", ALL)
+def test_decode_at_matches_transformers(family, exported, hf_model):
+    """decode_at (position in a tensor, whole-cache masked attention: the CUDA-graph step) gives
+    transformers' logits at every position, past the sliding window too, with a cache longer than
+    what is filled."""
+    ts, hf = load_ts(exported(family)), hf_model(family)
+    ids = random_ids(2, 40, seed=3)
+    with torch.no_grad():
+        want = hf(ids).logits
+        k, v = ts.new_cache(2, 64)
+        ts.prefill(ids[:, :9], k, v, 0)
+        pos = torch.zeros(1, dtype=torch.int64)
+        for p in range(9, 40):
+            pos.fill_(p)
+            step = ts.decode_at(ids[:, p:p + 1], k, v, pos)
+            assert step.shape == (2, 320)
+            assert (step - want[:, p]).abs().max().item() <= ATOL, p
+        with pytest.raises(torch.jit.Error, match="pos must be"):
+            ts.decode_at(ids[:, :1], k, v, torch.zeros(2, dtype=torch.int64))
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 def test_greedy_generation_matches_transformers(family, exported, hf_model, tiny_dir):
     from transformers import AutoTokenizer, GenerationConfig

@@ -1,0 +1,42 @@
+"""CUDA-graph decoding (core/decode_graph.h) against step-by-step decoding and transformers, on every
+tiny family. Needs a CUDA device: skipped elsewhere (run on a GPU machine, docs/performance.md)."""
+import pytest
+import torch
+
+from s3attn_testing import run_json
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+
+PROMPT = "The quick brown fox jumps over the lazy dog because"
+
+
+def generate(model_dir, *extra):
+    return run_json("generate", "--model", model_dir, "--prompt", PROMPT, "--max-new-tokens", "48",
+                    "--ignore-stop", "--device", "cuda", "--dtype", "float32", "--json", *extra)
+
+
+def test_graph_decode_matches_step_by_step_and_transformers(family_export):
+    family, hf_dir, model_dir = family_export
+    graph = generate(model_dir)
+    eager = generate(model_dir, "--no-cuda-graph")
+    assert graph["tokens"] == eager["tokens"], family
+    assert len(graph["tokens"]) == 48
+
+    from transformers import AutoModelForCausalLM, GenerationConfig
+    hf = AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.float32).cuda().eval()
+    ids = torch.tensor([graph["prompt_tokens"]], device="cuda")
+    cfg = GenerationConfig(do_sample=False, max_new_tokens=48, eos_token_id=None, pad_token_id=0)
+    with torch.no_grad():
+        out = hf.generate(ids, generation_config=cfg, attention_mask=torch.ones_like(ids))
+    assert out[0, ids.size(1):].tolist() == graph["tokens"], family
+
+
+def test_graph_decode_stops_at_a_stop_token(family_export):
+    _, _, model_dir = family_export
+    free = generate(model_dir)["tokens"]
+    stopped = run_json("generate", "--model", model_dir, "--prompt", PROMPT, "--max-new-tokens", "48",
+                       "--device", "cuda", "--dtype", "float32", "--json")
+    eager = run_json("generate", "--model", model_dir, "--prompt", PROMPT, "--max-new-tokens", "48",
+                     "--device", "cuda", "--dtype", "float32", "--json", "--no-cuda-graph")
+    assert stopped["tokens"] == eager["tokens"]
+    assert stopped["tokens"] == free[:len(stopped["tokens"])]
