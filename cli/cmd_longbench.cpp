@@ -18,7 +18,7 @@ Command add_longbench(CLI::App& root) {
     std::string data, config, model, sae, out, device = "cpu", dtype, label, suite = "longbench";
     std::vector<std::string> tasks;
     RetrievalFlags retrieval;
-    int max_length = 0, limit = 0, max_new_tokens_cap = 0;
+    int max_length = 0, limit = 0, max_new_tokens_cap = 0, batch = 1;
   };
   auto a = std::make_shared<Args>();
   CLI::App* app = root.add_subcommand("longbench", "Run LongBench v1 tasks under the official protocol (or L-Eval files)");
@@ -35,6 +35,8 @@ Command add_longbench(CLI::App& root) {
   app->add_option("--limit", a->limit, "first N samples of each task");
   app->add_option("--max-new-tokens-cap", a->max_new_tokens_cap,
                   "cap dataset2maxlen (for smoke tests; recorded in the manifest)");
+  app->add_option("--batch", a->batch, "samples generated together (one batched CUDA-graph decode)")
+      ->capture_default_str()->check(CLI::Range(1, 256));
   app->add_option("--device", a->device, "cpu, cuda or cuda:N")->capture_default_str();
   app->add_option("--dtype", a->dtype, "model dtype (default: the exported one)");
   app->add_option("--label", a->label, "column label for the scorer's tables (manifest \"label\")");
@@ -58,6 +60,7 @@ Command add_longbench(CLI::App& root) {
     o.device = DeviceSpec::parse(a->device);
     if (!a->dtype.empty()) o.dtype = validate_dtype(a->dtype);
     o.label = a->label;
+    o.batch = a->batch;
     std::tie(o.rank, o.world) = shard_from_environment();
 
     std::optional<ProgressBar> bar;

@@ -20,11 +20,15 @@ namespace s3 {
 // True when `model` runs on CUDA and its model.ts has decode_at (exports of this version).
 bool graph_decode_available(const Model& model);
 
-// Decodes greedily after `first`, the token at position `pos` (already generated, e.g. by the
-// prefill), for at most `max_tokens` more tokens, stopping after the first id for which `stop`
-// is true. `cache` holds positions 0..pos-1 and must have room for pos + max_tokens positions.
-// Returns the new ids (the stop id included). Requires graph_decode_available(model).
-std::vector<int32_t> decode_greedy_graph(const Model& model, KvCache& cache, int32_t first, int64_t pos,
-                                         int max_tokens, const std::function<bool(int32_t)>& stop);
+// Batched greedy decoding: row b continues after first[b], its token at position pos[b], for at
+// most `max_tokens` more tokens, and stops after the first id for which `stop` is true. Rows run
+// in lockstep (a finished row keeps computing until all are done; its extra tokens are dropped).
+// `cache` holds each row's positions 0..pos[b]-1 and must have room for pos[b] + max_tokens
+// positions. Returns the new ids per row (the stop id included). Requires
+// graph_decode_available(model).
+std::vector<std::vector<int32_t>> decode_greedy_graph(const Model& model, KvCache& cache,
+                                                      const std::vector<int32_t>& first,
+                                                      const std::vector<int64_t>& pos, int max_tokens,
+                                                      const std::function<bool(int32_t)>& stop);
 
 }  // namespace s3

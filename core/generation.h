@@ -1,5 +1,6 @@
 // Greedy generation over the model's preallocated KV cache: one prefill of the prompt, then one
-// decode step per new token; stops on any of the model's stop ids (plus extra ones).
+// decode step per new token (on CUDA, replays of one CUDA graph: core/decode_graph.h); stops on
+// any of the model's stop ids (plus extra ones).
 #pragma once
 
 #include <cstdint>
@@ -37,5 +38,13 @@ struct GenerationResult {
 };
 
 GenerationResult generate(const Model& model, const std::vector<int32_t>& prompt, const GenerationOptions& options);
+
+// Several prompts at once (LongBench): with CUDA graph decoding, each prompt is prefilled alone
+// into its own row of one KV cache and all rows then decode together, so one step serves every
+// prompt; each result's decode_s is that shared decode time. Otherwise the prompts run one after
+// another. The tokens are those generate() gives for each prompt alone, up to the numerics of the
+// batched kernels. Results are in the order of `prompts`.
+std::vector<GenerationResult> generate_batch(const Model& model, const std::vector<std::vector<int32_t>>& prompts,
+                                             const GenerationOptions& options);
 
 }  // namespace s3

@@ -467,6 +467,7 @@ nlohmann::json run_longbench(const LongBenchOptions& o, const LongBenchCallbacks
       {"dtype", model.dtype()},
       {"world_size", o.world},
       {"limit", o.limit ? nlohmann::json(*o.limit) : nlohmann::json()},
+      {"batch", o.batch},
   };
   if (retrieve) {
     manifest["budget"] = o.retrieval.budget.budget;
@@ -546,65 +547,97 @@ nlohmann::json run_longbench(const LongBenchOptions& o, const LongBenchCallbacks
     std::unique_ptr<ContextIndex> cached;  // the index of the current document (L-Eval: many questions)
     size_t cached_doc = 0;
     uint64_t written = 0;
-    for (const Sample* s : todo) {
-      const auto start = Clock::now();
-      reset_peak_device_memory(model.device());
-      std::string context = s->context;
+    // Samples are prepared one by one (index, retrieval, prompt) and generated in groups of
+    // --batch: one batched decode serves the whole group (core/generation.h, generate_batch).
+    struct Prepared {
+      const Sample* sample = nullptr;
+      Clock::time_point start;
+      std::vector<int32_t> ids;
+      size_t raw_tokens = 0;
+      bool truncated = false;
       nlohmann::json evidence_tokens;
-      double index_s = 0, retrieval_s = 0;
+      double index_s = 0, retrieval_s = 0, prepare_s = 0;
+    };
+    auto prepare = [&](const Sample* s) {
+      Prepared p;
+      p.sample = s;
+      p.start = Clock::now();
+      std::string context = s->context;
       if (retrieve) {
         const std::string question = trim(s->input).empty() ? instruction : s->input;
         context.clear();
-        evidence_tokens = 0;
+        p.evidence_tokens = 0;
         if (!s->context.empty()) {
           if (!cached || cached_doc != s->doc) {
             cached.reset();  // remove the previous document's index first
             cached = index_context(*scanner, tmp_parent, s->context);
             cached_doc = s->doc;
-            index_s = cached->index_s;
+            p.index_s = cached->index_s;
           }
           const EvidenceResult ev = select_evidence(*scanner, *cached, question, o.retrieval);
           context = ev.text;
-          evidence_tokens = ev.tokens;
-          retrieval_s = ev.retrieval_s;
+          p.evidence_tokens = ev.tokens;
+          p.retrieval_s = ev.retrieval_s;
         }
       } else {
-        evidence_tokens = tok.encode(context).size();
+        p.evidence_tokens = tok.encode(context).size();
       }
       std::string prompt = format_longbench_prompt(templ, context, s->input);
       const std::vector<int32_t> raw = encode_prompt(info, tok, prompt);
-      const bool truncated = static_cast<int>(raw.size()) > max_length;
-      if (truncated) {  // pred.py: decode(ids[:half]) + decode(ids[-half:]), special tokens skipped
+      p.raw_tokens = raw.size();
+      p.truncated = static_cast<int>(raw.size()) > max_length;
+      if (p.truncated) {  // pred.py: decode(ids[:half]) + decode(ids[-half:]), special tokens skipped
         const size_t half = static_cast<size_t>(max_length / 2);
         const std::span<const int32_t> ids(raw);
         prompt = tok.decode(ids.first(half), true) + tok.decode(ids.last(half), true);
       }
-      const std::vector<int32_t> ids = encode_prompt(info, tok, apply_chat_template(info, prompt, chats[ti]));
-      const GenerationResult g = generate(model, ids, gen);
-      nlohmann::json row = {{"pred", g.text},
-                            {"answers", s->answers},
-                            {"all_classes", s->all_classes},
-                            {"length", s->length},
-                            {"_id", s->id},
-                            {"prompt_tokens", ids.size()},
-                            {"raw_prompt_tokens", raw.size()},
-                            {"truncated", truncated},
-                            {"evidence_tokens", evidence_tokens},
-                            {"new_tokens", g.tokens.size()},
-                            {"stop_reason", g.stop_reason},
-                            {"timings",
-                             {{"index_s", index_s},
-                              {"retrieval_s", retrieval_s},
-                              {"prefill_s", g.timings.prefill_s},
-                              {"decode_s", g.timings.decode_s},
-                              {"total_s", seconds_since(start)}}},
-                            {"peak_gpu_bytes", peak_device_memory(model.device())}};
-      if (leval) row["evaluation"] = s->evaluation;
-      out << row.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
-      out.flush();
-      if (!out) throw Error("cannot write " + file.string());
-      ++written;
-      if (callbacks.sample_done) callbacks.sample_done(written);
+      p.ids = encode_prompt(info, tok, apply_chat_template(info, prompt, chats[ti]));
+      p.prepare_s = seconds_since(p.start);
+      return p;
+    };
+    for (size_t first = 0; first < todo.size(); first += static_cast<size_t>(o.batch)) {
+      const size_t last = std::min(todo.size(), first + static_cast<size_t>(o.batch));
+      reset_peak_device_memory(model.device());
+      std::vector<Prepared> group;
+      std::vector<std::vector<int32_t>> prompts;
+      for (size_t i = first; i < last; ++i) {
+        group.push_back(prepare(todo[i]));
+        prompts.push_back(group.back().ids);
+      }
+      const auto gen_start = Clock::now();
+      const std::vector<GenerationResult> results = generate_batch(model, prompts, gen);
+      const double generate_s = seconds_since(gen_start);
+      const long long peak = peak_device_memory(model.device());
+      for (size_t i = 0; i < group.size(); ++i) {
+        const Prepared& p = group[i];
+        const Sample* s = p.sample;
+        const GenerationResult& g = results[i];
+        nlohmann::json row = {{"pred", g.text},
+                              {"answers", s->answers},
+                              {"all_classes", s->all_classes},
+                              {"length", s->length},
+                              {"_id", s->id},
+                              {"prompt_tokens", p.ids.size()},
+                              {"raw_prompt_tokens", p.raw_tokens},
+                              {"truncated", p.truncated},
+                              {"evidence_tokens", p.evidence_tokens},
+                              {"new_tokens", g.tokens.size()},
+                              {"stop_reason", g.stop_reason},
+                              {"batch", group.size()},
+                              {"timings",
+                               {{"index_s", p.index_s},
+                                {"retrieval_s", p.retrieval_s},
+                                {"prefill_s", g.timings.prefill_s},
+                                {"decode_s", g.timings.decode_s},
+                                {"total_s", p.prepare_s + generate_s}}},
+                              {"peak_gpu_bytes", peak}};
+        if (leval) row["evaluation"] = s->evaluation;
+        out << row.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+        out.flush();
+        if (!out) throw Error("cannot write " + file.string());
+        ++written;
+        if (callbacks.sample_done) callbacks.sample_done(written);
+      }
     }
     cached.reset();
     if (callbacks.task_end) callbacks.task_end();

@@ -35,6 +35,9 @@ struct LongBenchOptions {
   DeviceSpec device;
   std::optional<std::string> dtype;
   std::string label;  // manifest "label" (column name in the scorer's tables); empty = none
+  // Samples generated together (generate_batch: one batched CUDA-graph decode per group; on the
+  // CPU they run one by one). Not part of a run's identity: a resumed run may use another value.
+  int batch = 1;
   int rank = 0;       // shard of this process (RANK / SLURM_PROCID)
   int world = 1;      // number of shards (WORLD_SIZE / SLURM_NTASKS)
 };

@@ -165,6 +165,7 @@ struct Scanner::Impl {
   std::vector<sae::Encoder> encoders;
   std::string tokenizer_fingerprint;
   bool chunk_bos = false;
+  mutable bool warmed_up = false;  // the warm-up chunk runs once per Scanner (the first scan)
 };
 
 Scanner::Scanner(const Model& model, const std::filesystem::path& sae_dir, ScanOptions options) {
@@ -260,9 +261,10 @@ ScanStats Scanner::scan(index::IndexWriter& writer, std::span<const Document> do
     return bitmaps;
   };
 
-  // Warm-up: the first chunk of the first document, once, unindexed (CUDA sets up kernels, cuBLAS
+  // Warm-up: the first chunk of the first document of the first scan, once, unindexed (CUDA sets up kernels, cuBLAS
   // and the allocator on first use; reported apart so the scan's rate is the steady one).
-  if (cuda && s.options.warmup && !documents.empty()) {
+  if (cuda && s.options.warmup && !s.warmed_up && !documents.empty()) {
+    s.warmed_up = true;
     const auto t0 = std::chrono::steady_clock::now();
     const std::vector<int32_t> ids = s.model.tokenizer().encode(documents.front().text.substr(
         0, std::min<size_t>(documents.front().text.size(), static_cast<size_t>(s.options.chunk) * 16)));

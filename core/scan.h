@@ -36,8 +36,8 @@ struct ScanOptions {
   int buffers = 3;          // pinned host buffers per layer in flight between device and indexer
   std::string sae_dtype = "auto";  // encoder compute dtype (sae/options.h)
   std::string sae_bitmap = "auto";  // feature bitmap: auto | fused | aten (sae/options.h)
-  // Run the first chunk once, unindexed, before the timed scan on CUDA devices (kernel loading,
-  // cuBLAS and allocator set-up): ScanStats::warmup_s reports it apart from the scan.
+  // Run the first chunk once per Scanner, unindexed, before the first timed scan on CUDA devices
+  // (kernel loading, cuBLAS and allocator set-up): ScanStats::warmup_s reports it apart.
   bool warmup = true;
   void validate() const;
 };

@@ -61,7 +61,7 @@ def rope_cos_sin(inv_freq: Tensor, start: int, length: int, scaling: float,
 
 
 def rope_cos_sin_at(inv_freq: Tensor, pos: Tensor, scaling: float, dtype: torch.dtype) -> Tuple[Tensor, Tensor]:
-    """cos/sin [1, D] for the position held by the int64 tensor `pos` [1]: rope_cos_sin's numbers
+    """cos/sin [B, D] for the positions held by the int64 tensor `pos` [B]: rope_cos_sin's numbers
     without reading `pos` on the host."""
     freqs = torch.outer(pos.to(torch.float32), inv_freq.to(torch.float32))
     emb = torch.cat((freqs, freqs), dim=-1)
@@ -158,22 +158,28 @@ class Attention(nn.Module):
 
     def attend_at(self, q: Tensor, k: Tensor, v: Tensor, cos: Tensor, sin: Tensor, k_cache: Tensor,
                   v_cache: Tensor, pos: Tensor) -> Tensor:
-        """One token ([B, 1, H*, D] pre-RoPE) at the position in the int64 tensor `pos` [1]. No shape
-        depends on the position: K/V are written with index_copy_ and the query attends to the whole
-        cache under a mask (keys 0..pos, or the sliding window), so the same kernels run at every
-        step and one CUDA graph serves a whole generation. The n_rep query heads of a KV group are
-        laid out as n_rep query rows of that group, which needs no repeated K/V."""
+        """One token per row ([B, 1, H*, D] pre-RoPE) at the positions in the int64 tensor `pos` [B]
+        (rows may be at different positions: batched generation of prompts of different lengths).
+        No shape depends on the positions: K/V are scattered into the cache and each query attends
+        to the whole cache under a mask (keys 0..pos, or the sliding window), so the same kernels run
+        at every step and one CUDA graph serves a whole generation. The n_rep query heads of a KV
+        group are laid out as n_rep query rows of that group, which needs no repeated K/V.
+        cos/sin: [B, D]."""
         b = q.size(0)
+        cos = cos.view(b, 1, 1, self.head_dim)
+        sin = sin.view(b, 1, 1, self.head_dim)
         q = apply_rope(q.transpose(1, 2), cos, sin)  # [B, Hq, 1, D]
-        k = apply_rope(k.transpose(1, 2), cos, sin)
-        k_cache.index_copy_(2, pos, k)
-        v_cache.index_copy_(2, pos, v.transpose(1, 2))
-        kpos = torch.arange(k_cache.size(2), device=q.device)
-        mask = kpos <= pos
+        k = apply_rope(k.transpose(1, 2), cos, sin)  # [B, Hkv, 1, D]
+        where = pos.view(b, 1, 1, 1).expand(b, self.n_kv_heads, 1, self.head_dim)
+        k_cache.scatter_(2, where, k)
+        v_cache.scatter_(2, where, v.transpose(1, 2))
+        kpos = torch.arange(k_cache.size(2), device=q.device).view(1, -1)
+        qpos = pos.view(b, 1)
+        mask = kpos <= qpos
         if self.window > 0:
-            mask = mask & (kpos > pos - self.window)
+            mask = mask & (kpos > qpos - self.window)
         grouped = q.reshape(b, self.n_kv_heads, self.n_rep, self.head_dim)
-        out = F.scaled_dot_product_attention(grouped, k_cache, v_cache, attn_mask=mask.view(1, 1, 1, -1),
+        out = F.scaled_dot_product_attention(grouped, k_cache, v_cache, attn_mask=mask.view(b, 1, 1, -1),
                                              scale=self.scale)
         return self.o_proj(out.reshape(b, 1, self.n_heads * self.head_dim))
 
@@ -336,14 +342,15 @@ class Decoder(nn.Module):
 
     @torch.jit.export
     def decode_at(self, token: Tensor, k_cache: Tensor, v_cache: Tensor, pos: Tensor) -> Tensor:
-        """decode() with the position in an int64 tensor [1] on the model's device: shapes and
-        kernels do not depend on it, so a CUDA graph captured once replays every step."""
+        """decode() with each row's position in an int64 tensor [B] on the model's device (rows may
+        differ): shapes and kernels do not depend on the positions, so a CUDA graph captured once
+        replays every step."""
         if token.dim() != 2 or token.size(1) != 1:
             raise RuntimeError("decode_at: token must be [B, 1]")
         if k_cache.dim() != 5 or v_cache.dim() != 5 or k_cache.size(0) != self.n_layers:
             raise RuntimeError("decode_at: caches must be [L, B, Hkv, max_len, D] from new_cache")
-        if pos.dim() != 1 or pos.size(0) != 1:
-            raise RuntimeError("decode_at: pos must be an int64 tensor of one element")
+        if pos.dim() != 1 or pos.size(0) != token.size(0):
+            raise RuntimeError("decode_at: pos must be an int64 tensor with one position per row")
         h = self._embed(token)
         cos, sin = rope_cos_sin_at(self.inv_freq, pos, self.attention_scaling, h.dtype)
         for i, layer in enumerate(self.layers):

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from s3attn_testing import REPO, assert_one_line_error, run_s3attn, s3attn_binary
 
@@ -107,6 +108,33 @@ def test_resume_after_cut_line(runs, lb, default_model, default_sae, tmp_path):
     # Another configuration in the same run directory is refused.
     proc = longbench(lb, default_model, run, "--method", "bm25", *SMOKE[:-1], "128", sae=default_sae, check=False)
     assert_one_line_error(proc, 1, "budget")
+
+
+def test_batch_gives_the_same_rows(runs, lb, default_model, default_sae, tmp_path):
+    """--batch groups samples for generation; rows, order and predictions do not change (on the CPU
+    the group runs one by one; on CUDA tests/cli/test_generate_cuda.py checks batched decoding)."""
+    run = tmp_path / "run"
+    longbench(lb, default_model, run, "--method", "bm25", *SMOKE, "--batch", "2", sae=default_sae)
+    got, want = rows(run / "multi_news.jsonl"), rows(runs["bm25"] / "multi_news.jsonl")
+    assert [r["_id"] for r in got] == [r["_id"] for r in want]
+    assert [r["pred"] for r in got] == [r["pred"] for r in want]
+    assert [r["batch"] for r in got] == [2, 2]
+    assert json.loads((run / "manifest.json").read_text())["batch"] == 2
+    proc = longbench(lb, default_model, run, "--method", "bm25", *SMOKE, "--batch", "0", sae=default_sae, check=False)
+    assert_one_line_error(proc, 2, "--batch")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_batched_cuda_decoding_matches_one_by_one(lb, default_model, tmp_path):
+    """On CUDA a group of prompts of different lengths decodes together (one CUDA graph); in float32
+    the predictions are those of one-by-one decoding."""
+    common = ("--method", "full", "--limit", "4", "--max-length", "1500", "--max-new-tokens-cap", "48",
+              "--device", "cuda", "--dtype", "float32")
+    longbench(lb, default_model, tmp_path / "one", *common, "--batch", "1")
+    longbench(lb, default_model, tmp_path / "four", *common, "--batch", "4")
+    one, four = rows(tmp_path / "one" / "multi_news.jsonl"), rows(tmp_path / "four" / "multi_news.jsonl")
+    assert len({r["prompt_tokens"] for r in four}) > 1  # rows at different positions
+    assert [r["pred"] for r in four] == [r["pred"] for r in one]
 
 
 def test_sharding_merges(lb, default_model, tmp_path):

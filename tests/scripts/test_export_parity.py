@@ -58,14 +58,28 @@ def test_decode_at_matches_transformers(family, exported, hf_model):
         want = hf(ids).logits
         k, v = ts.new_cache(2, 64)
         ts.prefill(ids[:, :9], k, v, 0)
-        pos = torch.zeros(1, dtype=torch.int64)
+        pos = torch.zeros(2, dtype=torch.int64)
         for p in range(9, 40):
             pos.fill_(p)
             step = ts.decode_at(ids[:, p:p + 1], k, v, pos)
             assert step.shape == (2, 320)
             assert (step - want[:, p]).abs().max().item() <= ATOL, p
         with pytest.raises(torch.jit.Error, match="pos must be"):
-            ts.decode_at(ids[:, :1], k, v, torch.zeros(2, dtype=torch.int64))
+            ts.decode_at(ids[:, :1], k, v, torch.zeros(1, dtype=torch.int64))
+
+        # Rows at different positions (batched generation of prompts of different lengths): row 0
+        # of `ids` prefilled to 9 tokens, row 1 (another sequence) to 20.
+        other = random_ids(2, 40, seed=4)
+        want1 = hf(other).logits
+        k, v = ts.new_cache(2, 64)
+        ts.prefill(ids[:1, :9], k[:, :1], v[:, :1], 0)
+        ts.prefill(other[1:, :20], k[:, 1:], v[:, 1:], 0)
+        for s in range(15):
+            pos = torch.tensor([9 + s, 20 + s])
+            tokens = torch.stack([ids[0, 9 + s], other[1, 20 + s]]).view(2, 1)
+            step = ts.decode_at(tokens, k, v, pos)
+            assert (step[0] - want[0, 9 + s]).abs().max().item() <= ATOL, s
+            assert (step[1] - want1[1, 20 + s]).abs().max().item() <= ATOL, s
 
 
 @pytest.mark.parametrize("family", FAMILIES)
