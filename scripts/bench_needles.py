@@ -85,7 +85,7 @@ NEEDLES = [
 ]
 
 DEPTH_MIN, DEPTH_MAX = 0.05, 0.95
-# About none of the needles: whatever its evidence holds of a needle was chosen by position, not content.
+# About none of the needles: whatever its evidence holds of a needle was not chosen for the needle's content.
 CONTROL_QUESTION = "What is the capital of France?"
 
 # A sentence ends with . ! or ? (optionally a closing quote or bracket), then whitespace, then the
