@@ -243,6 +243,7 @@ LEVAL_EVALUATION = {
     "multidoc_qa": "f1",
     "financial_qa": "f1",
 }
+OPEN_ENDED_LABELS = {"f1", "LLM", "human", "rouge"}  # row labels of open-ended L-Eval documents
 LEVAL_MULTI_ANSWER = ("coursera",)  # auto_eval.py reads several letters only for coursera
 
 
@@ -348,6 +349,10 @@ def task_spec(task: str, rows: list[dict] | None = None) -> TaskSpec:
     if task.startswith("leval_"):
         name = task[len("leval_"):]
         evaluations = {r.get("evaluation") for r in rows or [] if r.get("evaluation") is not None}
+        # L-Eval's open-ended files label each document "f1", "LLM" or "human" (which judge its
+        # authors used on it); all of them are open-ended questions, scored here with F1.
+        if evaluations and evaluations <= OPEN_ENDED_LABELS:
+            evaluations = {"f1"}
         if len(evaluations) > 1:
             raise ScoreError(f"{task}: rows disagree on 'evaluation' ({sorted(evaluations)})")
         evaluation = evaluations.pop() if evaluations else LEVAL_EVALUATION.get(name)

@@ -267,6 +267,11 @@ def test_leval_f1():
     assert LS.score_task("leval_multidoc_qa", rows).score == 44.44
     # an unlisted L-Eval task is accepted when its rows carry L-Eval's "evaluation" field
     assert LS.task_spec("leval_legal_contract_qa", [{"evaluation": "f1"}]).kind == "leval-f1"
+    # open-ended files label documents by the judge L-Eval's authors used; all are scored with F1
+    mixed = [{"evaluation": "f1"}, {"evaluation": "LLM"}, {"evaluation": "human"}]
+    assert LS.task_spec("leval_financial_qa", mixed).kind == "leval-f1"
+    with pytest.raises(LS.ScoreError, match="disagree"):
+        LS.task_spec("leval_quality", [{"evaluation": "exam"}, {"evaluation": "f1"}])
 
 
 # ------------------------------------------------------------------------------------------------

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# LongBench and L-Eval with every method on one GPU (docs/results.md). Each (suite, method) runs as
+# SHARDS processes (RANK/WORLD_SIZE) sharing the GPU, each generating BATCH samples at a time
+# (`s3attn longbench --batch`). Resumable: run it again to finish an interrupted run. Needs
+# build/s3attn (scripts/build.sh or scripts/gpu_build.sh) and an exported model with its SAE.
+# Usage:
+#   scripts/gpu_longbench.sh MODEL_DIR DATA_DIR OUT_DIR
+# DATA_DIR has the layout of ../shared/data: longbench/v1, longbench/config, leval.
+# Environment (defaults): METHODS ("full bm25 s3 s3-hybrid"), TASKS (multi_news), SUITES
+# ("longbench leval"), SHARDS (2), BATCH (16), BUDGET (2048), DTYPE (bfloat16), DEVICE (cuda);
+# LIMIT and CAP (--limit, --max-new-tokens-cap) for smoke tests only.
+# Then, where the scorer's packages are installed (scripts/setup.sh):
+#   .venv/bin/python scripts/longbench_score.py OUT_DIR/longbench/* ; same for OUT_DIR/leval/*
+set -uo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+model="$1"; data="$2"; out="$3"
+methods="${METHODS:-full bm25 s3 s3-hybrid}"; tasks="${TASKS:-multi_news}"; suites="${SUITES:-longbench leval}"
+shards="${SHARDS:-2}"; batch="${BATCH:-16}"; budget="${BUDGET:-2048}"; dtype="${DTYPE:-bfloat16}"
+device="${DEVICE:-cuda}"
+extra=()
+[ -n "${LIMIT:-}" ] && extra+=(--limit "$LIMIT")
+[ -n "${CAP:-}" ] && extra+=(--max-new-tokens-cap "$CAP")
+mkdir -p "$out/logs"
+pids=()
+for suite in $suites; do
+  for method in $methods; do
+    if [ "$suite" = leval ]; then
+      args=(--suite leval --data "$data/leval" --tasks all)
+    else
+      args=(--data "$data/longbench/v1" --config "$data/longbench/config" --tasks "$tasks")
+    fi
+    for ((rank = 0; rank < shards; rank++)); do
+      RANK=$rank WORLD_SIZE=$shards OMP_NUM_THREADS=1 "$root/build/s3attn" longbench "${args[@]}" \
+        --model "$model" --method "$method" --budget "$budget" --batch "$batch" --device "$device" \
+        --dtype "$dtype" "${extra[@]}" --label "$method" --out "$out/$suite/$method" \
+        >"$out/logs/$suite-$method-$rank.json" 2>"$out/logs/$suite-$method-$rank.err" &
+      pids+=($!)
+    done
+  done
+done
+status=0
+for pid in "${pids[@]}"; do wait "$pid" || status=1; done
+for f in "$out"/logs/*.err; do
+  if grep -q "error" "$f"; then echo "== $f"; tail -3 "$f"; fi
+done
+for suite in $suites; do
+  for method in $methods; do
+    printf '%s %s: %s rows\n' "$suite" "$method" "$(cat "$out/$suite/$method"/*.jsonl 2>/dev/null | wc -l)"
+  done
+done
+exit $status
