@@ -19,6 +19,14 @@ void add_retrieval_flags(CLI::App& app, RetrievalFlags& f) {
       ->capture_default_str()->group(group);
   app.add_option("--max-query-features", o.score.max_query_features, "keep the N strongest query features per layer (0 = all)")
       ->capture_default_str()->group(group);
+  app.add_option("--score-centering", f.score_centering,
+                 "none | mean | context: subtract the mean S3 score (of positions with as much scan context)")
+      ->capture_default_str()->group(group);
+  app.add_option("--score-threads", o.score.threads, "threads scoring the layers (same result for any value)")
+      ->capture_default_str()->group(group);
+  app.add_option("--max-query-postings", o.score.max_query_postings,
+                 "per layer, keep the strongest query features while their postings fit this budget (0 = no budget)")
+      ->capture_default_str()->group(group);
   app.add_option("--layer-weights", o.score.layer_weights, "weight per tapped layer, comma separated")->delimiter(',')->group(group);
   app.add_option("--smooth-width", o.spans.smooth_width, "box smoothing width in tokens")->capture_default_str()->group(group);
   app.add_option("--grow-fraction", o.spans.grow_fraction, "grow a span while smoothed score >= fraction x peak")
@@ -37,6 +45,7 @@ void RetrievalFlags::finish() {
   if (aggregate == "sum") options.score.aggregation = retrieval::Aggregation::kSum;
   else if (aggregate == "max") options.score.aggregation = retrieval::Aggregation::kMax;
   else throw UsageError("--aggregate: '" + aggregate + "' is not one of sum, max");
+  options.score.score_centering = retrieval::parse_score_centering(score_centering);
   if (nms_radius > 0) options.spans.nms_radius = nms_radius;
   options.bm25.count_repeated_terms = !bm25_unique_terms;
   options.validate();

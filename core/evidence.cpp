@@ -30,8 +30,20 @@ QuestionRetrieval retrieve_for_question(const Scanner* scanner, const index::Ind
   }
   // The index's own analyzer (stemmer state is per instance, so one per question).
   out.terms = index::TextAnalyzer(reader.lexical().analyzer_options()).analyze(question);
+  // How the scan saw each position (--score-centering context): the chunking recorded in the
+  // index's metadata (indexes written before --chunk-overlap existed have none: 0) and where the
+  // documents start.
+  retrieval::PositionContext positions;
+  const nlohmann::json scan = reader.metadata().value("scan", nlohmann::json::object());
+  positions.geometry.chunk = scan.value("chunk", 0u);
+  positions.geometry.overlap = scan.value("overlap", 0u);
+  positions.geometry.bos = scan.value("chunk_bos", false);
+  positions.doc_starts.reserve(reader.n_documents());
+  for (uint32_t d = 0; d < reader.n_documents(); ++d)
+    positions.doc_starts.push_back(reader.document(d).token_begin);
   retrieval::RetrievalInputs in;
   in.doc = doc;
+  in.positions = &positions;
   in.postings = &postings;
   in.query = &out.query;
   in.lexical = &lexical;

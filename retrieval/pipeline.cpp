@@ -55,6 +55,9 @@ RetrievalResult retrieve(const RetrievalInputs& in, const RetrievalOptions& opti
     auto t0 = Clock::now();
     std::vector<float> scores;
     score_positions(*in.postings, *in.query, in.doc, options.score, scores);
+    static const PositionContext kOneChunk;
+    center_scores(scores, in.doc, options.score.score_centering,
+                  in.positions ? *in.positions : kOneChunk);
     r.timings.score_ms = ms_since(t0);
     t0 = Clock::now();
     r.s3_spans = find_spans(scores, in.doc, options.spans);

@@ -38,10 +38,14 @@ struct RetrievalInputs {
   const QueryFeatures* query = nullptr;      // needed by s3 and s3-hybrid
   const LexicalSource* lexical = nullptr;    // needed by bm25 and s3-hybrid
   std::span<const std::string> query_terms;  // analyzed question terms (bm25, s3-hybrid)
+  // How the scan saw each position (--score-centering context). Null: the document is one
+  // chunk starting at doc.begin (ScanGeometry{} and no document starts).
+  const PositionContext* positions = nullptr;
 };
 
 struct RetrievalTimings {
-  double score_ms = 0;  // score_positions (includes the source's postings decoding)
+  double score_ms = 0;  // score_positions (includes the source's postings decoding) and
+                        // center_scores
   double spans_ms = 0;  // smoothing + NMS + growth
   double bm25_ms = 0;
   double pack_ms = 0;

@@ -1,6 +1,7 @@
 // The two read-only views of an index that retrieval/ needs. retrieval/ never includes index/
 // headers: the caller adapts its index reader to these interfaces (a thin wrapper), and tests use
-// in-memory implementations. Both are used from one thread at a time per object.
+// in-memory implementations. Their methods are const and must be safe to call concurrently:
+// score_positions with ScoreOptions::threads > 1 reads postings of several layer slots at once.
 #pragma once
 
 #include <cstdint>

@@ -74,6 +74,34 @@ TEST(Pipeline, EachMethodFillsTheBudget) {
   EXPECT_EQ(why[0].feature, 5u);
 }
 
+TEST(Pipeline, CentersScoresBeforeSpans) {
+  // retrieve() = score_positions, then center_scores with the inputs' positions (or one chunk from
+  // doc.begin without them), then find_spans.
+  const Fixture f;
+  const PositionContext ctx{{256, 32, false}, {0, 1000}};
+  for (ScoreCentering mode :
+       {ScoreCentering::kNone, ScoreCentering::kMean, ScoreCentering::kContext}) {
+    for (const PositionContext* given : {&ctx, static_cast<const PositionContext*>(nullptr)}) {
+      RetrievalOptions o;
+      o.method = Method::kS3;
+      o.score.score_centering = mode;
+      RetrievalInputs in = f.inputs();
+      in.positions = given;
+      std::vector<float> scores = score_positions(f.postings, f.query, in.doc, o.score);
+      center_scores(scores, in.doc, mode, given ? *given : PositionContext{});
+      const std::vector<Candidate> want = find_spans(scores, in.doc, o.spans);
+      const RetrievalResult r = retrieve(in, o);
+      ASSERT_EQ(r.s3_spans.size(), want.size()) << score_centering_name(mode);
+      for (size_t i = 0; i < want.size(); ++i) {
+        EXPECT_EQ(r.s3_spans[i].range, want[i].range);
+        EXPECT_EQ(r.s3_spans[i].score, want[i].score);
+      }
+      ASSERT_FALSE(r.s3_spans.empty());
+      EXPECT_TRUE(r.s3_spans[0].range.contains(2000)) << score_centering_name(mode);
+    }
+  }
+}
+
 TEST(Pipeline, MissingSourcesAreErrors) {
   const Fixture f;
   RetrievalOptions o;
