@@ -287,31 +287,53 @@ void center_scores(std::vector<float>& scores, TokenRange doc, ScoreCentering ce
       x = static_cast<float>(static_cast<double>(x) - mean);
     return;
   }
-  // bin(c) = bit_width(c) <= 32 for a uint32 context length.
+  // bin(c) = bit_width(c) <= 32 for a uint32 context length. Inside one chunk of one document c
+  // grows by one per position, so the range splits into runs of one bin each: sum per run, then
+  // subtract per run (no per-position division or bin lookup).
   constexpr size_t kBins = 33;
+  struct Run {
+    uint32_t begin, end;  // offsets into scores
+    uint8_t bin;
+  };
+  thread_local std::vector<Run> runs;
+  runs.clear();
   std::array<double, kBins> sum{};
   std::array<uint64_t, kBins> count{};
-  thread_local std::vector<uint8_t> bin;
-  bin.resize(doc.size());
+  const ScanGeometry& g = context.geometry;
   const std::vector<uint32_t>& starts = context.doc_starts;
-  // The document holding doc.begin (doc.begin itself if no start is at or before it), then walk
-  // forward through the later document starts.
+  // The document holding doc.begin (doc.begin itself if no start is at or before it).
   auto next_start = std::upper_bound(starts.begin(), starts.end(), doc.begin);
   uint32_t start = next_start == starts.begin() ? doc.begin : *(next_start - 1);
-  for (uint32_t t = doc.begin; t < doc.end; ++t) {
+  uint32_t t = doc.begin;
+  while (t < doc.end) {
     while (next_start != starts.end() && *next_start <= t)
       start = *next_start++;
-    const auto b =
-        static_cast<uint8_t>(std::bit_width(context_length(context.geometry, t - start)));
-    bin[t - doc.begin] = b;
-    sum[b] += scores[t - doc.begin];
-    ++count[b];
+    const uint32_t doc_end = next_start == starts.end() ? doc.end : std::min(doc.end, *next_start);
+    // The end of t's chunk (or of its document), then the end of t's bin inside it.
+    const uint32_t d = t - start;
+    uint64_t piece_end = doc_end;
+    if (g.chunk > 0)
+      piece_end = std::min<uint64_t>(piece_end, uint64_t{start} + (d - d % g.chunk) + g.chunk);
+    const uint32_t c = context_length(g, d);
+    const auto bin = static_cast<uint8_t>(std::bit_width(c));
+    const uint64_t next_bin_c = c == 0 ? 1 : uint64_t{1} << bin;  // first context of the next bin
+    const auto end = static_cast<uint32_t>(std::min<uint64_t>(piece_end, t + (next_bin_c - c)));
+    double run_sum = 0;
+    for (uint32_t i = t - doc.begin; i < end - doc.begin; ++i)
+      run_sum += scores[i];
+    sum[bin] += run_sum;
+    count[bin] += end - t;
+    runs.push_back({t - doc.begin, end - doc.begin, bin});
+    t = end;
   }
   std::array<double, kBins> mean{};
   for (size_t b = 0; b < kBins; ++b)
     mean[b] = count[b] ? sum[b] / static_cast<double>(count[b]) : 0.0;
-  for (size_t i = 0; i < scores.size(); ++i)
-    scores[i] = static_cast<float>(static_cast<double>(scores[i]) - mean[bin[i]]);
+  for (const Run& r : runs) {
+    const double m = mean[r.bin];
+    for (uint32_t i = r.begin; i < r.end; ++i)
+      scores[i] = static_cast<float>(static_cast<double>(scores[i]) - m);
+  }
 }
 
 std::vector<FeatureContribution> explain_range(const PostingSource& source,

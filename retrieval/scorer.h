@@ -102,10 +102,10 @@ struct PlannedFeature {
   int layer = 0;  // layer slot
   uint32_t feature = 0;
   uint32_t df = 0;
-  float weight = 0;   // w_q(l, f)
-  double idf = 0;     // idf_l(f)
-  double unit = 0;    // λ_l · w_q(l, f) · idf_l(f), in double (explain)
-  float unit_f = 0;   // the same rounded once to float (the accumulator's type)
+  float weight = 0;  // w_q(l, f)
+  double idf = 0;    // idf_l(f)
+  double unit = 0;   // λ_l · w_q(l, f) · idf_l(f), in double (explain)
+  float unit_f = 0;  // the same rounded once to float (the accumulator's type)
 };
 
 // The features scoring reads, by slot, in the question's list order within a slot. Throws as

@@ -38,8 +38,8 @@
 
 #include "core/error.h"
 #include "core/index_sources.h"
-#include "index/index_reader.h"
 #include "index/codec_registry.h"
+#include "index/index_reader.h"
 #include "index/index_writer.h"
 #include "retrieval/scorer.h"
 #include "retrieval/spans.h"
@@ -203,23 +203,40 @@ int main(int argc, char** argv) try {
       if (i + 1 >= argc) throw s3::UsageError(a + " needs a value");
       return argv[++i];
     };
-    if (a == "--dir") c.dir = next();
-    else if (a == "--rebuild") c.rebuild = true;
-    else if (a == "--tokens") c.tokens = static_cast<uint32_t>(std::stoul(next()));
-    else if (a == "--layers") c.layers = static_cast<uint32_t>(std::stoul(next()));
-    else if (a == "--d-latent") c.d_latent = static_cast<uint32_t>(std::stoul(next()));
-    else if (a == "--active") c.active = std::stod(next());
-    else if (a == "--sigma") c.sigma = std::stod(next());
-    else if (a == "--dist") c.dist = next();
-    else if (a == "--codec") c.codec = next();
-    else if (a == "--question-rows") c.question_rows = static_cast<uint32_t>(std::stoul(next()));
-    else if (a == "--k") c.k = static_cast<uint32_t>(std::stoul(next()));
-    else if (a == "--caps") c.caps = parse_list(next());
-    else if (a == "--max-postings") c.max_postings = std::stoull(next());
-    else if (a == "--threads") c.threads = static_cast<uint32_t>(std::stoul(next()));
-    else if (a == "--reps") c.reps = std::stoi(next());
-    else if (a == "--seed") c.seed = std::stoull(next());
-    else throw s3::UsageError("unknown option " + a + " (see the comment at the top of the file)");
+    if (a == "--dir")
+      c.dir = next();
+    else if (a == "--rebuild")
+      c.rebuild = true;
+    else if (a == "--tokens")
+      c.tokens = static_cast<uint32_t>(std::stoul(next()));
+    else if (a == "--layers")
+      c.layers = static_cast<uint32_t>(std::stoul(next()));
+    else if (a == "--d-latent")
+      c.d_latent = static_cast<uint32_t>(std::stoul(next()));
+    else if (a == "--active")
+      c.active = std::stod(next());
+    else if (a == "--sigma")
+      c.sigma = std::stod(next());
+    else if (a == "--dist")
+      c.dist = next();
+    else if (a == "--codec")
+      c.codec = next();
+    else if (a == "--question-rows")
+      c.question_rows = static_cast<uint32_t>(std::stoul(next()));
+    else if (a == "--k")
+      c.k = static_cast<uint32_t>(std::stoul(next()));
+    else if (a == "--caps")
+      c.caps = parse_list(next());
+    else if (a == "--max-postings")
+      c.max_postings = std::stoull(next());
+    else if (a == "--threads")
+      c.threads = static_cast<uint32_t>(std::stoul(next()));
+    else if (a == "--reps")
+      c.reps = std::stoi(next());
+    else if (a == "--seed")
+      c.seed = std::stoull(next());
+    else
+      throw s3::UsageError("unknown option " + a + " (see the comment at the top of the file)");
   }
   if (c.tokens == 0 || c.layers == 0 || c.d_latent == 0 || c.k == 0 || c.k > c.d_latent ||
       c.reps < 1 || c.active <= 0 || c.active > 0.95 * c.d_latent ||
@@ -228,11 +245,11 @@ int main(int argc, char** argv) try {
         "sizes must be >= 1, k <= d-latent, 0 < active <= 0.95 d-latent, --dist uniform or "
         "lognormal");
   }
-  const fs::path dir = fs::path(c.dir) / ("t" + std::to_string(c.tokens) + "-l" +
-                                          std::to_string(c.layers) + "-f" +
-                                          std::to_string(c.d_latent) + "-a" +
-                                          std::to_string(static_cast<int>(c.active)) + "-" +
-                                          c.dist + "-" + c.codec + "-s" + std::to_string(c.seed));
+  const fs::path dir =
+      fs::path(c.dir) /
+      ("t" + std::to_string(c.tokens) + "-l" + std::to_string(c.layers) + "-f" +
+       std::to_string(c.d_latent) + "-a" + std::to_string(static_cast<int>(c.active)) + "-" +
+       c.dist + "-" + c.codec + "-s" + std::to_string(c.seed));
   if (c.rebuild || !fs::exists(dir / "manifest.json")) {
     fs::create_directories(dir.parent_path());
     const auto t0 = Clock::now();

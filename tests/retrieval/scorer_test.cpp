@@ -260,7 +260,6 @@ TEST(Explain, ContributionsAddUpToRangeScore) {
   EXPECT_TRUE(j.contains("contribution"));
 }
 
-
 // ---- threads, --max-query-features, --score-centering
 
 TEST(Scorer, ThreadsGiveTheSameBits) {
@@ -310,9 +309,18 @@ std::vector<std::pair<int, uint32_t>> kept_by_brute_force(const MemoryPostings& 
 
 TEST(Scorer, MaxQueryFeaturesMatchesBruteForce) {
   const RandomIndex r = make_index(21, 2000, 3, 80, 60, false);
-  for (const auto& [cap, budget] : std::vector<std::pair<uint32_t, uint64_t>>{
-           {0, 0}, {1, 0}, {7, 0}, {25, 0}, {59, 0}, {60, 0}, {1000, 0}, {0, 1}, {0, 2000},
-           {25, 2000}, {7, 500}, {60, 100000}}) {
+  for (const auto& [cap, budget] : std::vector<std::pair<uint32_t, uint64_t>>{{0, 0},
+                                                                              {1, 0},
+                                                                              {7, 0},
+                                                                              {25, 0},
+                                                                              {59, 0},
+                                                                              {60, 0},
+                                                                              {1000, 0},
+                                                                              {0, 1},
+                                                                              {0, 2000},
+                                                                              {25, 2000},
+                                                                              {7, 500},
+                                                                              {60, 100000}}) {
     ScoreOptions o;
     o.max_query_features = cap;
     o.max_query_postings = budget;
@@ -390,7 +398,8 @@ TEST(Centering, ContextLengthFormula) {
       if (chunk > 0 && overlap >= chunk) continue;
       for (bool bos : {false, true}) {
         for (uint32_t d = 0; d < 300; ++d) {
-          ASSERT_EQ(context_length({chunk, overlap, bos}, d), context_oracle(chunk, overlap, bos, d))
+          ASSERT_EQ(context_length({chunk, overlap, bos}, d),
+                    context_oracle(chunk, overlap, bos, d))
               << chunk << " " << overlap << " " << bos << " " << d;
         }
       }
@@ -411,8 +420,8 @@ std::vector<float> centering_oracle(const std::vector<float>& s, TokenRange doc,
     uint32_t start = doc.begin;
     for (uint32_t b : ctx.doc_starts)
       if (b <= t) start = b;
-    const uint32_t c = context_oracle(ctx.geometry.chunk, ctx.geometry.overlap, ctx.geometry.bos,
-                                      t - start);
+    const uint32_t c =
+        context_oracle(ctx.geometry.chunk, ctx.geometry.overlap, ctx.geometry.bos, t - start);
     int b = 0;
     while (b < 32 && (uint64_t{1} << b) <= c)
       ++b;
@@ -444,7 +453,7 @@ TEST(Centering, MatchesBruteForce) {
       {{0, 700}, {{64, 0, false}, {}}},
       {{0, 700}, {{64, 16, true}, {}}},
       {{100, 900}, {{50, 20, false}, {0, 250, 251, 600}}},  // range starts inside a document
-      {{300, 700}, {{0, 0, false}, {0, 400, 500}}},          // chunk unknown: one per document
+      {{300, 700}, {{0, 0, false}, {0, 400, 500}}},         // chunk unknown: one per document
       {{5, 6}, {{64, 0, false}, {}}},
       {{0, 1000}, {{4096, 512, false}, {0}}},
   };
