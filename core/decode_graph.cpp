@@ -17,9 +17,11 @@ bool graph_decode_available(const Model& model) {
 
 std::vector<std::vector<int32_t>> decode_greedy_graph(const Model& model, KvCache& cache,
                                                       const std::vector<int32_t>& first,
-                                                      const std::vector<int64_t>& pos, int max_tokens,
+                                                      const std::vector<int64_t>& pos,
+                                                      int max_tokens,
                                                       const std::function<bool(int32_t)>& stop) {
-  if (!graph_decode_available(model)) throw Error("decode_greedy_graph: the model has no CUDA decode_at");
+  if (!graph_decode_available(model))
+    throw Error("decode_greedy_graph: the model has no CUDA decode_at");
   const auto rows = static_cast<int64_t>(first.size());
   if (rows == 0 || static_cast<int64_t>(pos.size()) != rows || cache.k.size(1) != rows)
     throw Error("decode_greedy_graph: first, pos and the cache must have one row per sequence");
@@ -32,8 +34,10 @@ std::vector<std::vector<int32_t>> decode_greedy_graph(const Model& model, KvCach
   torch::jit::Method method = model.impl().module.get_method("decode_at");
   const auto on_device = torch::TensorOptions().dtype(torch::kLong).device(device);
   // Static inputs of the graph: each row's token and its position; a step replaces both in place.
-  torch::Tensor token = torch::tensor(std::vector<int64_t>(first.begin(), first.end()), torch::kLong)
-                            .view({rows, 1}).to(on_device);
+  torch::Tensor token =
+      torch::tensor(std::vector<int64_t>(first.begin(), first.end()), torch::kLong)
+          .view({rows, 1})
+          .to(on_device);
   torch::Tensor position = torch::tensor(pos, torch::kLong).to(on_device);
   auto step = [&] {
     const torch::Tensor logits = method({token, cache.k, cache.v, position}).toTensor();
@@ -52,7 +56,8 @@ std::vector<std::vector<int32_t>> decode_greedy_graph(const Model& model, KvCach
   constexpr int kRing = 4;  // steps the device may run ahead of the host's stop check
   const auto pinned = torch::TensorOptions().dtype(torch::kLong).pinned_memory(true);
   std::vector<torch::Tensor> slots;
-  for (int i = 0; i < kRing; ++i) slots.push_back(torch::empty({rows, 1}, pinned));
+  for (int i = 0; i < kRing; ++i)
+    slots.push_back(torch::empty({rows, 1}, pinned));
   std::vector<at::cuda::CUDAEvent> ready(kRing);
   std::vector<bool> done(static_cast<size_t>(rows), false);
   int64_t open = rows;

@@ -28,7 +28,8 @@ bool graph_decode_available(const Model& model);
 // graph_decode_available(model).
 std::vector<std::vector<int32_t>> decode_greedy_graph(const Model& model, KvCache& cache,
                                                       const std::vector<int32_t>& first,
-                                                      const std::vector<int64_t>& pos, int max_tokens,
+                                                      const std::vector<int64_t>& pos,
+                                                      int max_tokens,
                                                       const std::function<bool(int32_t)>& stop);
 
 }  // namespace s3

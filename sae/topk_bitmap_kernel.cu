@@ -42,13 +42,15 @@ __device__ void load_keys(const Bits* __restrict__ row, int latents, Bits* keys)
       Bits lane[kVec];
       memcpy(lane, &q, sizeof q);
 #pragma unroll
-      for (int j = 0; j < kVec; ++j) lane[j] = order_key(lane[j]);
+      for (int j = 0; j < kVec; ++j)
+        lane[j] = order_key(lane[j]);
       uint4 out;
       memcpy(&out, lane, sizeof out);
       keys4[v] = out;
     }
   } else {
-    for (int i = threadIdx.x; i < latents; i += kThreads) keys[i] = order_key(row[i]);
+    for (int i = threadIdx.x; i < latents; i += kThreads)
+      keys[i] = order_key(row[i]);
   }
 }
 
@@ -72,7 +74,8 @@ __global__ void __launch_bounds__(kThreads)
   unsigned prefix = 0, mask = 0, remaining = static_cast<unsigned>(k);
   bool all_positive = false;
   for (int shift = kKeyBits - 8; shift >= 0; shift -= 8) {
-    for (int b = tid; b < kBins; b += kThreads) hist[b] = 0;
+    for (int b = tid; b < kBins; b += kThreads)
+      hist[b] = 0;
     __syncthreads();  // also orders the key stores of load_keys before the first reads
     for (int base = 0; base < latents; base += kThreads) {
       const int i = base + tid;
@@ -163,26 +166,33 @@ std::string launch(const TopKBitmapArgs& a) {
   const size_t shared = static_cast<size_t>(a.latents) * sizeof(Bits);
   auto kernel = topk_bitmap_kernel<Bits>;
   if (shared > kDefaultShared) {
-    const cudaError_t e =
-        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared));
+    const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                               static_cast<int>(shared));
     if (e != cudaSuccess) return cudaGetErrorString(e);
   }
   kernel<<<static_cast<unsigned>(a.rows), kThreads, shared, static_cast<cudaStream_t>(a.stream)>>>(
       static_cast<const Bits*>(a.pre), a.ld, static_cast<int>(a.latents), static_cast<int>(a.k),
-      static_cast<int>(a.heads), a.token_base, a.words, reinterpret_cast<unsigned long long*>(a.bitmap));
+      static_cast<int>(a.heads), a.token_base, a.words,
+      reinterpret_cast<unsigned long long*>(a.bitmap));
   const cudaError_t e = cudaGetLastError();
   return e == cudaSuccess ? std::string() : std::string(cudaGetErrorString(e));
 }
 
 }  // namespace
 
-bool available() { return true; }
+bool available() {
+  return true;
+}
 
-int64_t max_latents(int value_bytes) { return kMaxDynamicShared / value_bytes; }
+int64_t max_latents(int value_bytes) {
+  return kMaxDynamicShared / value_bytes;
+}
 
 std::string launch_topk_bitmap(const TopKBitmapArgs& a) {
-  if (a.value_bytes != 2 && a.value_bytes != 4) return "pre-activations must be 2- or 4-byte floats";
-  if (a.latents < 1 || a.latents > max_latents(a.value_bytes)) return "unsupported number of latents";
+  if (a.value_bytes != 2 && a.value_bytes != 4)
+    return "pre-activations must be 2- or 4-byte floats";
+  if (a.latents < 1 || a.latents > max_latents(a.value_bytes))
+    return "unsupported number of latents";
   if (a.k < 1 || a.k > a.latents || a.heads < 1 || a.ld < a.latents || a.rows % a.heads != 0)
     return "inconsistent arguments";
   if (a.rows > 0x7fffffff) return "too many rows for one launch";

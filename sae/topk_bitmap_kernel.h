@@ -26,10 +26,10 @@ struct TopKBitmapArgs {
   int64_t latents = 0;        // F
   int64_t k = 0;              // 1 <= k <= F
   int64_t heads = 1;
-  int64_t token_base = 0;     // token index of row 0 inside the bitmap
-  int64_t words = 0;          // bitmap words per latent
-  uint64_t* bitmap = nullptr; // [F, words], zeroed by the caller; bits are OR-ed in
-  void* stream = nullptr;     // cudaStream_t
+  int64_t token_base = 0;      // token index of row 0 inside the bitmap
+  int64_t words = 0;           // bitmap words per latent
+  uint64_t* bitmap = nullptr;  // [F, words], zeroed by the caller; bits are OR-ed in
+  void* stream = nullptr;      // cudaStream_t
 };
 
 // The largest F the kernel takes (its keys live in shared memory); wider SAEs use the ATen path.
