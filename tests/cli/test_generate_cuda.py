@@ -1,5 +1,7 @@
-"""CUDA-graph decoding (core/decode_graph.h) against step-by-step decoding and transformers, on every
-tiny family. Needs a CUDA device: skipped elsewhere (run on a GPU machine, docs/performance.md)."""
+"""CUDA-graph decoding (core/decode_graph.h) against step-by-step decoding, on every tiny family, in
+float32 (the step-by-step path is compared with transformers by tests/cli/test_parity.py; on the
+GPU, transformers' own generate can pick another token at near-ties of these random models' logits).
+Needs a CUDA device: skipped elsewhere (run on a GPU machine, docs/performance.md)."""
 import pytest
 import torch
 
@@ -15,20 +17,12 @@ def generate(model_dir, *extra):
                     "--ignore-stop", "--device", "cuda", "--dtype", "float32", "--json", *extra)
 
 
-def test_graph_decode_matches_step_by_step_and_transformers(family_export):
-    family, hf_dir, model_dir = family_export
+def test_graph_decode_matches_step_by_step(family_export):
+    family, _, model_dir = family_export
     graph = generate(model_dir)
     eager = generate(model_dir, "--no-cuda-graph")
     assert graph["tokens"] == eager["tokens"], family
     assert len(graph["tokens"]) == 48
-
-    from transformers import AutoModelForCausalLM, GenerationConfig
-    hf = AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.float32).cuda().eval()
-    ids = torch.tensor([graph["prompt_tokens"]], device="cuda")
-    cfg = GenerationConfig(do_sample=False, max_new_tokens=48, eos_token_id=None, pad_token_id=0)
-    with torch.no_grad():
-        out = hf.generate(ids, generation_config=cfg, attention_mask=torch.ones_like(ids))
-    assert out[0, ids.size(1):].tolist() == graph["tokens"], family
 
 
 def test_graph_decode_stops_at_a_stop_token(family_export):
