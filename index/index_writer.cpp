@@ -404,9 +404,9 @@ CommitStats IndexWriter::commit() {
                                              m.opt.lexical, threads, fsync);
   if (fsync) fsync_path(seg_dir);
 
-  Manifest manifest = m.base;
+  // A new index starts from an empty manifest, an append from the existing one.
+  Manifest manifest = m.appending ? m.base : Manifest();
   if (!m.appending) {
-    manifest = Manifest{};
     manifest.created_by = kCreatedBy;
     manifest.layers = m.opt.layers;
     manifest.d_latent = m.opt.d_latent;
