@@ -15,6 +15,8 @@ void add_retrieval_flags(CLI::App& app, RetrievalFlags& f) {
   app.add_option("--lead-tail-max-share", o.budget.lead_tail_max_share, "cap of lead + tail as a share of the budget")
       ->capture_default_str()->group(group);
   app.add_option("--aggregate", f.aggregate, "sum | max over the question's tokens and heads")->capture_default_str()->group(group);
+  app.add_option("--query-vectors", f.query_vectors, "question side encoded by the SAE: queries | keys")
+      ->capture_default_str()->group(group);
   app.add_option("--max-df-fraction", o.score.max_df_fraction, "drop query features with df above this fraction of tokens")
       ->capture_default_str()->group(group);
   app.add_option("--max-query-features", o.score.max_query_features, "keep the N strongest query features per layer (0 = all)")
@@ -46,6 +48,8 @@ void RetrievalFlags::finish() {
   else if (aggregate == "max") options.score.aggregation = retrieval::Aggregation::kMax;
   else throw UsageError("--aggregate: '" + aggregate + "' is not one of sum, max");
   options.score.score_centering = retrieval::parse_score_centering(score_centering);
+  if (query_vectors == "queries" || query_vectors == "keys") options.score.question_keys = query_vectors == "keys";
+  else throw UsageError("--query-vectors: '" + query_vectors + "' is not one of queries, keys");
   if (nms_radius > 0) options.spans.nms_radius = nms_radius;
   options.bm25.count_repeated_terms = !bm25_unique_terms;
   options.validate();

@@ -15,6 +15,7 @@ struct RetrievalFlags {
   retrieval::RetrievalOptions options;
   std::string method = "s3-hybrid";
   std::string aggregate = "sum";
+  std::string query_vectors = "queries";
   std::string score_centering = std::string(retrieval::score_centering_name(
       retrieval::ScoreOptions{}.score_centering));
   uint32_t nms_radius = 0;  // 0 = the default (max span / 2)

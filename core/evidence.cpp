@@ -22,7 +22,7 @@ QuestionRetrieval retrieve_for_question(const Scanner* scanner, const index::Ind
     if (!scanner) throw Error("method " + std::string(retrieval::method_name(method)) + " needs the SAE");
     const auto t = std::chrono::steady_clock::now();
     const char* aggregate = options.score.aggregation == retrieval::Aggregation::kMax ? "max" : "sum";
-    for (const auto& layer : scanner->encode_query(question, aggregate).per_layer) {
+    for (const auto& layer : scanner->encode_query(question, aggregate, options.score.question_keys).per_layer) {
       auto& features = out.query.emplace_back();
       for (const auto& [feature, weight] : layer) features.push_back({feature, weight});
     }

@@ -367,7 +367,8 @@ ScanStats Scanner::scan(index::IndexWriter& writer, std::span<const Document> do
   return stats;
 }
 
-Scanner::QueryFeatures Scanner::encode_query(const std::string& question, const std::string& aggregate) const {
+Scanner::QueryFeatures Scanner::encode_query(const std::string& question, const std::string& aggregate,
+                                             bool keys) const {
   const Impl& s = *impl_;
   const ModelInfo& info = s.model.info();
   if (aggregate != "sum" && aggregate != "max") throw UsageError("--aggregate: use sum or max");
@@ -382,8 +383,10 @@ Scanner::QueryFeatures Scanner::encode_query(const std::string& question, const 
   const int64_t skip = s.chunk_bos ? 1 : 0;
   const bool use_max = aggregate == "max";
   for (size_t slot = 0; slot < s.layers.size(); ++slot) {
-    const torch::Tensor queries = taps[slot].first[0].slice(0, skip);  // [Tq, Hq, D]
-    const torch::Tensor rows = sae::sae_rows_from_queries(queries, info.n_kv_heads, s.sae.info.head_mode);
+    const torch::Tensor rows =
+        keys ? sae::sae_rows_from_keys(taps[slot].second[0].slice(0, skip), s.sae.info.head_mode)  // [Tq, Hkv, D]
+             : sae::sae_rows_from_queries(taps[slot].first[0].slice(0, skip), info.n_kv_heads,  // [Tq, Hq, D]
+                                          s.sae.info.head_mode);
     const sae::Encoder::Output code = s.encoders[slot].encode(rows);
     const torch::Tensor ids = code.ids.to(torch::kCPU).contiguous();
     const torch::Tensor values = code.values.to(torch::kCPU, torch::kFloat).contiguous();

@@ -82,8 +82,10 @@ class Scanner {
     std::vector<std::vector<std::pair<uint32_t, float>>> per_layer;  // (feature, weight) per slot
     std::vector<int32_t> ids;                                         // the question's token ids
   };
-  // aggregate: "sum" (default) or "max" over the question's tokens and query heads.
-  QueryFeatures encode_query(const std::string& question, const std::string& aggregate = "sum") const;
+  // aggregate: "sum" (default) or "max" over the question's tokens and query heads. keys: encode
+  // the question's own keys instead of its queries (--query-vectors keys).
+  QueryFeatures encode_query(const std::string& question, const std::string& aggregate = "sum",
+                             bool keys = false) const;
 
  private:
   struct Impl;

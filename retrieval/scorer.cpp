@@ -60,6 +60,7 @@ void ScoreOptions::validate() const {
 
 void to_json(nlohmann::json& j, const ScoreOptions& o) {
   j = nlohmann::json{{"aggregate", aggregation_name(o.aggregation)},
+                     {"query_vectors", o.question_keys ? "keys" : "queries"},
                      {"layer_weights", o.layer_weights},
                      {"max_df_fraction", o.max_df_fraction},
                      {"max_query_features", o.max_query_features},

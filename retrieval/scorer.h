@@ -67,6 +67,10 @@ struct ScoreOptions {
   // here with the other scoring knobs; the caller passes it to aggregate_query(), since
   // score_positions() takes F_q already aggregated. Default sum.
   Aggregation aggregation = Aggregation::kSum;
+  // --query-vectors: which projections of the question the SAE encodes (method.md §4, open): its
+  // attention queries (false, the paper) or its own keys (true: the vectors the SAE was trained on,
+  // so no key/query shift). The caller encodes the question accordingly; recorded here.
+  bool question_keys = false;
   // --layer-weights: λ_l per layer slot, each finite and >= 0; empty = 1 for every slot (paper).
   std::vector<float> layer_weights;
   // --max-df-fraction: stop features. A feature with df_l(f) > fraction × n_tokens is dropped from

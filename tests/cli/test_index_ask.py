@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from s3attn_testing import REPO, run_json, run_s3attn, s3attn_binary
+from s3attn_testing import REPO, assert_one_line_error, run_json, run_s3attn, s3attn_binary
 
 WORDS = ("river market library grain merchant scholar harbor lantern copper orchard meadow bridge "
          "winter signal archive compass garden tower valley forest candle mirror").split()
@@ -95,6 +95,19 @@ def test_evidence_is_exact_text_within_budget(s3attn, index, docs, method):
         assert e["source"] in {"s3", "bm25", "lead", "tail"}
     if method == "bm25":
         assert any("zanzibar0" in e["text"] for e in evidence if e["source"] == "bm25")
+
+
+def test_question_keys_instead_of_queries(s3attn, index):
+    """--query-vectors keys encodes the question's own keys: other features, other weights."""
+    def explained(*extra):
+        out = run_json("ask", "--index", index, "--question", "What is the secret code word?", "--method", "s3",
+                       "--budget", "64", "--evidence-only", "--explain", "--json", "--doc", "0", *extra)
+        return [(f["layer"], f["feature"], round(f["weight"], 4)) for e in out["evidence"] for f in e["explain"]]
+    queries, keys = explained(), explained("--query-vectors", "keys")
+    assert queries and keys and queries != keys
+    assert explained("--query-vectors", "queries") == queries
+    proc = run_s3attn("ask", "--index", index, "--question", "q", "--query-vectors", "values", check=False)
+    assert_one_line_error(proc, 2, "--query-vectors")
 
 
 def test_ask_answers_with_timings(s3attn, index):
