@@ -14,8 +14,8 @@ namespace s3::cli {
 struct RetrievalFlags {
   retrieval::RetrievalOptions options;
   std::string method = "s3-hybrid";
-  std::string aggregate = "sum";
-  std::string query_vectors = "queries";
+  std::string aggregate = std::string(retrieval::aggregation_name(retrieval::ScoreOptions{}.aggregation));
+  std::string query_vectors = retrieval::ScoreOptions{}.question_keys ? "keys" : "queries";
   std::string score_centering = std::string(retrieval::score_centering_name(
       retrieval::ScoreOptions{}.score_centering));
   uint32_t nms_radius = 0;  // 0 = the default (max span / 2)

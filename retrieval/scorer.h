@@ -65,12 +65,14 @@ struct PositionContext {
 struct ScoreOptions {
   // --aggregate: how the question's activations combine into w_q (method.md §4, open). Recorded
   // here with the other scoring knobs; the caller passes it to aggregate_query(), since
-  // score_positions() takes F_q already aggregated. Default sum.
-  Aggregation aggregation = Aggregation::kSum;
+  // score_positions() takes F_q already aggregated. Default max, with question_keys (measured:
+  // docs/retrieval.md §2.3); the paper's is sum.
+  Aggregation aggregation = Aggregation::kMax;
   // --query-vectors: which projections of the question the SAE encodes (method.md §4, open): its
   // attention queries (false, the paper) or its own keys (true: the vectors the SAE was trained on,
-  // so no key/query shift). The caller encodes the question accordingly; recorded here.
-  bool question_keys = false;
+  // so no key/query shift). The caller encodes the question accordingly; recorded here. Default
+  // keys (docs/retrieval.md §2.3).
+  bool question_keys = true;
   // --layer-weights: λ_l per layer slot, each finite and >= 0; empty = 1 for every slot (paper).
   std::vector<float> layer_weights;
   // --max-df-fraction: stop features. A feature with df_l(f) > fraction × n_tokens is dropped from

@@ -98,14 +98,15 @@ def test_evidence_is_exact_text_within_budget(s3attn, index, docs, method):
 
 
 def test_question_keys_instead_of_queries(s3attn, index):
-    """--query-vectors keys encodes the question's own keys: other features, other weights."""
+    """--query-vectors keys (the default) encodes the question's own keys, queries its attention
+    queries: other features, other weights."""
     def explained(*extra):
         out = run_json("ask", "--index", index, "--question", "What is the secret code word?", "--method", "s3",
                        "--budget", "64", "--evidence-only", "--explain", "--json", "--doc", "0", *extra)
         return [(f["layer"], f["feature"], round(f["weight"], 4)) for e in out["evidence"] for f in e["explain"]]
-    queries, keys = explained(), explained("--query-vectors", "keys")
+    queries, keys = explained("--query-vectors", "queries"), explained("--query-vectors", "keys")
     assert queries and keys and queries != keys
-    assert explained("--query-vectors", "queries") == queries
+    assert explained() == keys
     proc = run_s3attn("ask", "--index", index, "--question", "q", "--query-vectors", "values", check=False)
     assert_one_line_error(proc, 2, "--query-vectors")
 

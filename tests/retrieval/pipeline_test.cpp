@@ -126,7 +126,8 @@ TEST(Pipeline, OptionsManifest) {
   EXPECT_EQ(j.at("spans").at("max_span"), 256);
   EXPECT_EQ(j.at("budget").at("tail"), 128);
   EXPECT_EQ(j.at("bm25").at("k1"), 1.2);
-  EXPECT_EQ(j.at("score").at("aggregate"), "sum");
+  EXPECT_EQ(j.at("score").at("aggregate"), "max");
+  EXPECT_EQ(j.at("score").at("query_vectors"), "keys");
   EXPECT_EQ(j.at("context").at("separator"), "\n...\n");
   o.spans.grow_fraction = 2;
   try {

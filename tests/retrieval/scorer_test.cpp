@@ -65,6 +65,8 @@ std::vector<float> oracle_float(const MemoryPostings& src, const QueryFeatures& 
 // centres; the pipeline does.
 ScoreOptions paper() {
   ScoreOptions o;
+  o.aggregation = Aggregation::kSum;
+  o.question_keys = false;
   o.max_query_features = 0;
   o.max_query_postings = 0;
   o.score_centering = ScoreCentering::kNone;
@@ -226,7 +228,8 @@ TEST(Scorer, OptionsValidateNamesFlags) {
   o.layer_weights = {-1.0f};
   EXPECT_NE(message(o).find("--layer-weights"), std::string::npos);
   const nlohmann::json j = ScoreOptions{};
-  EXPECT_EQ(j.at("aggregate"), "sum");
+  EXPECT_EQ(j.at("aggregate"), "max");
+  EXPECT_EQ(j.at("query_vectors"), "keys");
   EXPECT_EQ(j.at("max_df_fraction"), 1.0);
 }
 
