@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -157,53 +158,23 @@ std::vector<int32_t> to_ids(const Config& c, const std::vector<uint64_t>& bits,
 
 int main(int argc, char** argv) try {
   Config c;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) throw s3::UsageError(a + " needs a value");
-      return argv[++i];
-    };
-    if (a == "--tokens")
-      c.tokens = static_cast<uint32_t>(std::stoul(next()));
-    else if (a == "--layers")
-      c.layers = static_cast<uint32_t>(std::stoul(next()));
-    else if (a == "--d-latent")
-      c.d_latent = static_cast<uint32_t>(std::stoul(next()));
-    else if (a == "--active")
-      c.active = std::stod(next());
-    else if (a == "--chunk")
-      c.chunk = static_cast<uint32_t>(std::stoul(next()));
-    else if (a == "--dist")
-      c.dist = next();
-    else if (a == "--sigma")
-      c.sigma = std::stod(next());
-    else if (a == "--run")
-      c.run = std::stod(next());
-    else if (a == "--ids")
-      c.ids = true;
-    else if (a == "--slots")
-      c.slots = static_cast<uint32_t>(std::stoul(next()));
-    else if (a == "--threads")
-      c.threads = static_cast<unsigned>(std::stoul(next()));
-    else if (a == "--no-fsync")
-      c.fsync = false;
-    else if (a == "--dir")
-      c.dir = next();
-    else if (a == "--seed")
-      c.seed = std::stoull(next());
-    else if (a == "--codecs") {
-      std::string s = next();
-      for (size_t p = 0; p <= s.size();) {
-        size_t q = s.find(',', p);
-        if (q == std::string::npos) q = s.size();
-        c.codecs.push_back(s.substr(p, q - p));
-        p = q + 1;
-      }
-    } else {
-      throw s3::UsageError("unknown option " + a +
-                           " (see the comment at the top of index_bench.cpp)");
-    }
-  }
+  CLI::App app{"Index writer ingestion, commit and codecs on synthetic postings (see the top of the file)"};
+  app.add_option("--tokens", c.tokens)->capture_default_str();
+  app.add_option("--layers", c.layers)->capture_default_str();
+  app.add_option("--d-latent", c.d_latent)->capture_default_str();
+  app.add_option("--active", c.active, "mean distinct features per token and layer")->capture_default_str();
+  app.add_option("--chunk", c.chunk)->capture_default_str();
+  app.add_option("--dist", c.dist, "lognormal | zipf | uniform")->capture_default_str();
+  app.add_option("--sigma", c.sigma)->capture_default_str();
+  app.add_option("--run", c.run, "mean run length of consecutive active tokens")->capture_default_str();
+  app.add_flag("--ids", c.ids, "feed token-major ids instead of bitmaps");
+  app.add_option("--slots", c.slots)->capture_default_str();
+  app.add_option("--threads", c.threads, "commit threads (0 = default)")->capture_default_str();
+  app.add_flag("!--no-fsync", c.fsync, "skip fsync at commit");
+  app.add_option("--dir", c.dir)->capture_default_str();
+  app.add_option("--seed", c.seed)->capture_default_str();
+  app.add_option("--codecs", c.codecs, "codec names (default: all)")->delimiter(',');
+  CLI11_PARSE(app, argc, argv);
   if (c.codecs.empty()) {
     for (const auto* codec : s3::index::all_codecs())
       c.codecs.emplace_back(codec->name());

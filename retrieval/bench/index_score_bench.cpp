@@ -34,6 +34,7 @@
 #include <string>
 #include <vector>
 
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -182,62 +183,28 @@ double ms(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
 }
 
-std::vector<uint32_t> parse_list(const std::string& s) {
-  std::vector<uint32_t> out;
-  for (size_t p = 0; p <= s.size();) {
-    size_t e = s.find(',', p);
-    if (e == std::string::npos) e = s.size();
-    out.push_back(static_cast<uint32_t>(std::stoul(s.substr(p, e - p))));
-    p = e + 1;
-  }
-  return out;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) try {
   Config c;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) throw s3::UsageError(a + " needs a value");
-      return argv[++i];
-    };
-    if (a == "--dir")
-      c.dir = next();
-    else if (a == "--rebuild")
-      c.rebuild = true;
-    else if (a == "--tokens")
-      c.tokens = static_cast<uint32_t>(std::stoul(next()));
-    else if (a == "--layers")
-      c.layers = static_cast<uint32_t>(std::stoul(next()));
-    else if (a == "--d-latent")
-      c.d_latent = static_cast<uint32_t>(std::stoul(next()));
-    else if (a == "--active")
-      c.active = std::stod(next());
-    else if (a == "--sigma")
-      c.sigma = std::stod(next());
-    else if (a == "--dist")
-      c.dist = next();
-    else if (a == "--codec")
-      c.codec = next();
-    else if (a == "--question-rows")
-      c.question_rows = static_cast<uint32_t>(std::stoul(next()));
-    else if (a == "--k")
-      c.k = static_cast<uint32_t>(std::stoul(next()));
-    else if (a == "--caps")
-      c.caps = parse_list(next());
-    else if (a == "--max-postings")
-      c.max_postings = std::stoull(next());
-    else if (a == "--threads")
-      c.threads = static_cast<uint32_t>(std::stoul(next()));
-    else if (a == "--reps")
-      c.reps = std::stoi(next());
-    else if (a == "--seed")
-      c.seed = std::stoull(next());
-    else
-      throw s3::UsageError("unknown option " + a + " (see the comment at the top of the file)");
-  }
+  CLI::App app{"S3 scoring + spans against an on-disk index of the paper's size (see the top of the file)"};
+  app.add_option("--dir", c.dir, "index directory (built once, reused)")->capture_default_str();
+  app.add_flag("--rebuild", c.rebuild, "rebuild the index in --dir");
+  app.add_option("--tokens", c.tokens)->capture_default_str();
+  app.add_option("--layers", c.layers)->capture_default_str();
+  app.add_option("--d-latent", c.d_latent)->capture_default_str();
+  app.add_option("--active", c.active, "mean distinct features per token and layer")->capture_default_str();
+  app.add_option("--sigma", c.sigma, "lognormal sigma of the feature rates")->capture_default_str();
+  app.add_option("--dist", c.dist, "uniform | lognormal")->capture_default_str();
+  app.add_option("--codec", c.codec)->capture_default_str();
+  app.add_option("--question-rows", c.question_rows)->capture_default_str();
+  app.add_option("--k", c.k)->capture_default_str();
+  app.add_option("--caps", c.caps, "--max-query-features values (0 = all)")->delimiter(',');
+  app.add_option("--max-postings", c.max_postings, "--max-query-postings (0 = none)")->capture_default_str();
+  app.add_option("--threads", c.threads)->capture_default_str();
+  app.add_option("--reps", c.reps)->capture_default_str();
+  app.add_option("--seed", c.seed)->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
   if (c.tokens == 0 || c.layers == 0 || c.d_latent == 0 || c.k == 0 || c.k > c.d_latent ||
       c.reps < 1 || c.active <= 0 || c.active > 0.95 * c.d_latent ||
       (c.dist != "uniform" && c.dist != "lognormal")) {
