@@ -28,6 +28,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "index/bench/feature_rates.h"
 #include "index/codec_registry.h"
 #include "index/index_reader.h"
 #include "index/index_writer.h"
@@ -72,30 +73,7 @@ double seconds_since(Clock::time_point t) {
 
 // Per-feature firing rates with mean sum `active`, each capped at 0.95.
 std::vector<double> make_rates(const Config& c, std::mt19937_64& rng) {
-  std::vector<double> w(c.d_latent);
-  if (c.dist == "uniform") {
-    std::fill(w.begin(), w.end(), 1.0);
-  } else if (c.dist == "zipf") {
-    for (uint32_t f = 0; f < c.d_latent; ++f)
-      w[f] = 1.0 / (f + 10.0);
-    std::shuffle(w.begin(), w.end(), rng);
-  } else if (c.dist == "lognormal") {
-    std::normal_distribution<double> n(0.0, c.sigma);
-    for (double& x : w)
-      x = std::exp(n(rng));
-  } else {
-    throw s3::UsageError("--dist must be lognormal, zipf or uniform");
-  }
-  std::vector<double> p(c.d_latent);
-  double scale = c.active / std::accumulate(w.begin(), w.end(), 0.0);
-  for (int iter = 0; iter < 20; ++iter) {  // cap, then rescale the rest
-    double sum = 0;
-    for (size_t f = 0; f < w.size(); ++f)
-      sum += (p[f] = std::min(0.95, w[f] * scale));
-    if (std::abs(sum - c.active) < 1e-6 * c.active) break;
-    scale *= c.active / sum;
-  }
-  return p;
+  return s3::index::bench::feature_rates(c.dist, c.d_latent, c.active, c.sigma, rng);
 }
 
 // One chunk's feature-major bitmap: runs of mean length `run` separated by geometric gaps.

@@ -39,6 +39,7 @@
 
 #include "core/error.h"
 #include "core/index_sources.h"
+#include "index/bench/feature_rates.h"
 #include "index/codec_registry.h"
 #include "index/index_reader.h"
 #include "index/index_writer.h"
@@ -74,22 +75,7 @@ constexpr uint32_t kChunk = 4096;
 
 // Firing rates r_f, lognormal, scaled so that they sum to `active`; each capped at 0.95.
 std::vector<double> make_rates(const Config& c, std::mt19937_64& rng) {
-  std::normal_distribution<double> n(0.0, c.sigma);
-  std::vector<double> w(c.d_latent, 1.0);
-  if (c.dist == "lognormal") {
-    for (double& x : w)
-      x = std::exp(n(rng));
-  }
-  std::vector<double> p(c.d_latent);
-  double scale = c.active / std::accumulate(w.begin(), w.end(), 0.0);
-  for (int iter = 0; iter < 30; ++iter) {
-    double sum = 0;
-    for (size_t f = 0; f < w.size(); ++f)
-      sum += (p[f] = std::min(0.95, w[f] * scale));
-    if (std::abs(sum - c.active) < 1e-6 * c.active) break;
-    scale *= c.active / sum;
-  }
-  return p;
+  return s3::index::bench::feature_rates(c.dist, c.d_latent, c.active, c.sigma, rng);
 }
 
 void build_index(const Config& c, const fs::path& dir) {
