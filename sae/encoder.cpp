@@ -107,12 +107,15 @@ at::Tensor Encoder::prepare(const at::Tensor& x, const char* what) const {
 }
 
 at::Tensor Encoder::preactivations(const at::Tensor& x) const {
-  const at::Tensor xr = prepare(x, "SAE preactivations");
+  return preactivations_of(prepare(x, "SAE preactivations"));
+}
+
+at::Tensor Encoder::preactivations_of(const at::Tensor& xr) const {
   return at::addmm(w_.b_enc, xr - w_.b_dec, w_.W_enc.t());
 }
 
 TopKResult Encoder::select(const at::Tensor& xr, bool sorted) const {
-  const at::Tensor pre = at::addmm(w_.b_enc, xr - w_.b_dec, w_.W_enc.t());
+  const at::Tensor pre = preactivations_of(xr);
   TopKResult r = topk_relu(pre, k_, topk_, sorted);
   unresolved_.add_(r.unresolved);
   return r;
@@ -183,7 +186,7 @@ at::Tensor Encoder::feature_bitmap_fused(const at::Tensor& x, int64_t heads, int
   for (int64_t t0 = 0; t0 < tokens; t0 += tokens_per_pass) {
     const int64_t nt = std::min(tokens_per_pass, tokens - t0);
     const at::Tensor xr = prepare(x.narrow(0, t0 * heads, nt * heads), "SAE bitmap");
-    const at::Tensor pre = at::addmm(w_.b_enc, xr - w_.b_dec, w_.W_enc.t()).contiguous();
+    const at::Tensor pre = preactivations_of(xr).contiguous();
     cuda_kernels::TopKBitmapArgs args;
     args.pre = pre.data_ptr();
     args.value_bytes = static_cast<int>(pre.element_size());

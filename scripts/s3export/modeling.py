@@ -52,18 +52,14 @@ def rotate_half(x: Tensor) -> Tensor:
 def rope_cos_sin(inv_freq: Tensor, start: int, length: int, scaling: float,
                  dtype: torch.dtype) -> Tuple[Tensor, Tensor]:
     """cos/sin [length, D] for positions start..start+length-1 (float32 math, then `dtype`)."""
-    pos = torch.arange(start, start + length, dtype=torch.int64, device=inv_freq.device).to(torch.float32)
-    freqs = torch.outer(pos, inv_freq.to(torch.float32))  # exact products, as HF's K=1 matmul
-    emb = torch.cat((freqs, freqs), dim=-1)
-    cos = emb.cos() * scaling
-    sin = emb.sin() * scaling
-    return cos.to(dtype), sin.to(dtype)
+    pos = torch.arange(start, start + length, dtype=torch.int64, device=inv_freq.device)
+    return rope_cos_sin_at(inv_freq, pos, scaling, dtype)
 
 
 def rope_cos_sin_at(inv_freq: Tensor, pos: Tensor, scaling: float, dtype: torch.dtype) -> Tuple[Tensor, Tensor]:
-    """cos/sin [B, D] for the positions held by the int64 tensor `pos` [B]: rope_cos_sin's numbers
-    without reading `pos` on the host."""
-    freqs = torch.outer(pos.to(torch.float32), inv_freq.to(torch.float32))
+    """cos/sin [N, D] for the positions held by the int64 tensor `pos` [N] (read on the device, never
+    on the host): float32 math, then `dtype`."""
+    freqs = torch.outer(pos.to(torch.float32), inv_freq.to(torch.float32))  # exact products, as HF's K=1 matmul
     emb = torch.cat((freqs, freqs), dim=-1)
     cos = emb.cos() * scaling
     sin = emb.sin() * scaling
