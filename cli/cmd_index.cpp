@@ -41,6 +41,8 @@ Command add_index(CLI::App& root) {
   app->add_option("--chunk-bos", a->scan.chunk_bos, "prepend BOS to each chunk: auto | always | never")->capture_default_str();
   app->add_option("--sae-bitmap", a->scan.sae_bitmap, "SAE bitmap on CUDA: auto | fused | aten")->capture_default_str();
   app->add_flag("!--no-warmup", a->scan.warmup, "skip the unindexed warm-up chunk on CUDA");
+  app->add_flag("!--no-sae-overlap", a->scan.sae_overlap,
+                "on CUDA, encode on the forward's stream instead of a second stream overlapping the next chunk");
   app->add_option("--device", a->device, "cpu, cuda or cuda:N")->capture_default_str();
   app->add_option("--dtype", a->dtype, "model dtype (default: the exported one)");
   app->add_option("--codec", a->codec, "posting codec: varint-delta | streamvbyte-delta")->capture_default_str();
@@ -100,6 +102,9 @@ Command add_index(CLI::App& root) {
                               {"warmup_s", stats.warmup_s},
                               {"scan_s", stats.seconds},
                               {"tokenize_s", stats.tokenize_s},
+                              {"tokenize_wait_s", stats.tokenize_wait_s},
+                              {"early_chunk", stats.early_chunk},
+                              {"early_chunks_redone", stats.early_chunks_redone},
                               {"indexer_busy_s", stats.indexer_busy_s},
                               {"buffer_wait_s", stats.buffer_wait_s},
                               {"drain_s", stats.drain_s},

@@ -1,6 +1,7 @@
 #include "core/scan.h"
 
 #include <ATen/cuda/CUDAEvent.h>
+#include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <xxhash.h>
 
@@ -9,13 +10,16 @@
 #include <condition_variable>
 #include <deque>
 #include <fstream>
+#include <future>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <thread>
 
 #include "core/error.h"
 #include "core/model_torch.h"
 #include "core/torch_util.h"
+#include "core/unicode.h"
 #include "index/index_writer.h"
 #include "sae/encoder.h"
 #include "sae/weights.h"
@@ -249,29 +253,55 @@ ScanStats Scanner::scan(index::IndexWriter& writer, std::span<const Document> do
     chunk.insert(chunk.end(), ids.begin() + (begin - warm), ids.begin() + begin + len);
     return std::pair{std::move(chunk), (s.chunk_bos ? 1 : 0) + warm};
   };
-  // The device part of one chunk: tap, then the SAE bitmap of every slot.
-  auto encode_chunk = [&](const std::vector<int32_t>& input, int64_t skip) {
-    const auto taps = tap(s.model, ids_tensor(s.model, input), tap_layers, s.options.rope);
+  // Streams (ScanOptions::sae_overlap): the forward on a high-priority stream, the encoder and the
+  // bitmap copies on a low-priority one that waits for its chunk's forward; the encoder's blocks
+  // then fill the gaps of the next chunk's forward instead of queueing between two forwards.
+  std::optional<c10::cuda::CUDAStream> forward_stream, encoder_stream;
+  if (cuda && s.options.sae_overlap) {
+    const auto index = to_torch_device(s.model.device()).index();
+    forward_stream = c10::cuda::getStreamFromPool(/*isHighPriority=*/true, index);
+    encoder_stream = c10::cuda::getStreamFromPool(/*isHighPriority=*/false, index);
+  }
+  // The device part of one chunk: tap, then the SAE bitmap of every slot. `after` runs on the
+  // encoder's stream once the bitmaps are queued (the copies to the host).
+  auto encode_chunk = [&](const std::vector<int32_t>& input, int64_t skip,
+                          const std::function<void(const std::vector<torch::Tensor>&)>& after) {
+    std::vector<std::pair<torch::Tensor, torch::Tensor>> taps;
+    {
+      std::optional<c10::cuda::CUDAStreamGuard> guard;
+      if (forward_stream) guard.emplace(*forward_stream);
+      taps = tap(s.model, ids_tensor(s.model, input), tap_layers, s.options.rope);
+    }
+    std::optional<c10::cuda::CUDAStreamGuard> guard;
+    if (encoder_stream) {
+      at::cuda::CUDAEvent forward_done;
+      forward_done.record(*forward_stream);
+      forward_done.block(*encoder_stream);
+      guard.emplace(*encoder_stream);
+    }
     std::vector<torch::Tensor> bitmaps;
     for (size_t slot = 0; slot < s.layers.size(); ++slot) {
       const torch::Tensor keys = taps[slot].second[0].slice(0, skip);  // [len, Hkv, D]
+      // The forward's stream allocated the keys: keep their memory until this stream used them.
+      if (encoder_stream) keys.record_stream(*encoder_stream);
       const torch::Tensor rows = sae::sae_rows_from_keys(keys, s.sae.info.head_mode);
       bitmaps.push_back(s.encoders[slot].feature_bitmap(rows, heads));  // [F, words]
     }
-    return bitmaps;
+    if (after) after(bitmaps);
   };
 
   // Warm-up: the first chunk of the first document of the first scan, once, unindexed (CUDA sets up kernels, cuBLAS
   // and the allocator on first use; reported apart so the scan's rate is the steady one).
+  const size_t prefix_bytes = static_cast<size_t>(s.options.chunk) * 8;  // ~2 chunks of tokens
   if (cuda && s.options.warmup && !s.warmed_up && !documents.empty()) {
     s.warmed_up = true;
     const auto t0 = std::chrono::steady_clock::now();
-    const std::vector<int32_t> ids = s.model.tokenizer().encode(documents.front().text.substr(
-        0, std::min<size_t>(documents.front().text.size(), static_cast<size_t>(s.options.chunk) * 16)));
+    const std::vector<int32_t> ids =
+        s.model.tokenizer().encode(unicode::utf8_prefix(documents.front().text, prefix_bytes));
     if (!ids.empty()) {
       const int64_t len = std::min<int64_t>(s.options.chunk, static_cast<int64_t>(ids.size()));
       const auto [input, skip] = chunk_input(ids, 0, len);
-      encode_chunk(input, skip);
+      encode_chunk(input, skip, {});
       synchronize(s.model.device());
     }
     stats.warmup_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -280,75 +310,138 @@ ScanStats Scanner::scan(index::IndexWriter& writer, std::span<const Document> do
   const auto start = std::chrono::steady_clock::now();
   reset_peak_device_memory(s.model.device());
 
-  // Tokenize first so progress knows the total (tokenizing is ~100x faster than the scan).
+  // Every document is tokenized up front on a helper thread (progress needs the total; tokenizing
+  // is ~30x faster than the scan), while the device already runs the first chunk of the first
+  // document from a tokenized prefix (below; on the CPU the two share the cores).
   struct Tokenized {
     const Document* doc;
     std::vector<int32_t> ids;
     std::vector<index::TokenOffset> offsets;
   };
-  std::vector<std::shared_ptr<Tokenized>> tokenized;
-  uint64_t total = 0;
-  const auto tokenize_start = std::chrono::steady_clock::now();
-  for (const Document& doc : documents) {
-    Encoding enc = s.model.tokenizer().encode_with_offsets(doc.text);
-    if (enc.ids.empty()) throw Error("document " + doc.name + " has no tokens");
-    auto t = std::make_shared<Tokenized>();
-    t->doc = &doc;
-    t->offsets.reserve(enc.offsets.size());
-    for (auto [b, e] : enc.offsets) t->offsets.push_back({b, e});
-    t->ids = std::move(enc.ids);
-    total += t->ids.size();
-    tokenized.push_back(std::move(t));
-  }
+  struct AllTokenized {
+    std::vector<Tokenized> docs;
+    uint64_t total = 0;
+    double seconds = 0;
+  };
+  std::future<AllTokenized> tokenizing = std::async(std::launch::async, [&s, documents] {
+    const auto t0 = std::chrono::steady_clock::now();
+    AllTokenized all;
+    all.docs.reserve(documents.size());
+    for (const Document& doc : documents) {
+      Encoding enc = s.model.tokenizer().encode_with_offsets(doc.text);
+      if (enc.ids.empty()) throw Error("document " + doc.name + " has no tokens");
+      Tokenized& t = all.docs.emplace_back();
+      t.doc = &doc;
+      t.offsets.reserve(enc.offsets.size());
+      for (auto [b, e] : enc.offsets) t.offsets.push_back({b, e});
+      t.ids = std::move(enc.ids);
+      all.total += t.ids.size();
+    }
+    all.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return all;
+  });
 
   const int64_t words_max = (s.options.chunk + 63) / 64;
   const int64_t d_latent = s.sae.info.d_latent;
   BufferPool pool(static_cast<size_t>(s.options.buffers) * s.layers.size(), d_latent * words_max, cuda);
-
-  if (progress) progress(0, total);
-  stats.tokenize_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - tokenize_start).count();
   // One indexer thread per layer slot: the slots' posting lists are independent, and one thread
   // absorbs ~250M postings/s, slower than the device produces them at the paper's size.
   std::vector<std::unique_ptr<Indexer>> indexers;
   for (size_t slot = 0; slot < s.layers.size(); ++slot) indexers.push_back(std::make_unique<Indexer>());
-  uint64_t next_position = writer.token_end();
-  uint64_t done = 0;
-  for (const auto& t : tokenized) {
-    const uint64_t doc_begin = next_position;
-    next_position += t->ids.size();
-    if (next_position > index::kMaxTokens) throw Error("the index would exceed its limit of 2^32-2 tokens");
-    for (const auto& indexer : indexers) indexer->rethrow();
-    writer.add_document(t->doc->name, t->doc->text, t->ids, t->offsets);
+  using Job = std::pair<size_t, std::function<void()>>;  // (layer slot, writer call)
 
-    const int64_t n = static_cast<int64_t>(t->ids.size());
-    for (int64_t begin = 0; begin < n; begin += s.options.chunk) {
-      const int64_t len = std::min<int64_t>(s.options.chunk, n - begin);
-      // Warm-up context: the `overlap` tokens before the chunk run through the model too, but only
-      // the chunk's own positions are indexed (keys of a sequence's first positions are atypical).
-      const auto [input, skip] = chunk_input(t->ids, begin, len);
-      const std::vector<torch::Tensor> bitmaps = encode_chunk(input, skip);
-      const int64_t words = (len + 63) / 64;
+  // Queues chunk [begin, begin + len) of `ids` (document tokens from global position doc_begin) on
+  // the device, with one copy to a pinned buffer and one writer job per layer slot.
+  auto run_chunk = [&](const std::vector<int32_t>& ids, uint64_t doc_begin, int64_t begin, int64_t len) {
+    // Warm-up context: the `overlap` tokens before the chunk run through the model too, but only
+    // the chunk's own positions are indexed (keys of a sequence's first positions are atypical).
+    const auto [input, skip] = chunk_input(ids, begin, len);
+    const int64_t words = (len + 63) / 64;
+    const auto global = static_cast<uint32_t>(doc_begin + begin);
+    std::vector<Job> jobs;
+    encode_chunk(input, skip, [&](const std::vector<torch::Tensor>& bitmaps) {
       for (size_t slot = 0; slot < s.layers.size(); ++slot) {
-        const torch::Tensor& bitmap = bitmaps[slot];
         torch::Tensor host = pool.acquire();
         torch::Tensor view = host.narrow(0, 0, d_latent * words).view({d_latent, words});
         std::shared_ptr<at::cuda::CUDAEvent> ready;
         if (cuda) {
-          view.copy_(bitmap, /*non_blocking=*/true);
+          view.copy_(bitmaps[slot], /*non_blocking=*/true);
           ready = std::make_shared<at::cuda::CUDAEvent>();
           ready->record(c10::cuda::getCurrentCUDAStream());
         } else {
-          view.copy_(bitmap);
+          view.copy_(bitmaps[slot]);
         }
-        const auto global = static_cast<uint32_t>(doc_begin + begin);
-        // The buffer goes back to the pool when the job is done with, run or discarded after an error.
+        // The buffer goes back to the pool when the job is done with: run, or dropped unrun. A
+        // copy still in flight into a dropped buffer is harmless: the buffer's next copy is queued
+        // after it on the same stream, and its job waits for that one.
         std::shared_ptr<void> lease(nullptr, [&pool, host](void*) { pool.release(host); });
-        indexers[slot]->push([&writer, lease, view, ready, slot, global, len] {
+        jobs.emplace_back(slot, [&writer, lease, view, ready, slot, global, len] {
           if (ready) ready->synchronize();
           writer.add_feature_bitmap(static_cast<uint32_t>(slot), global, static_cast<uint32_t>(len),
                                     reinterpret_cast<const uint64_t*>(view.data_ptr<int64_t>()));
         });
       }
+    });
+    return jobs;
+  };
+  auto push = [&](std::vector<Job>& jobs) {
+    for (auto& [slot, job] : jobs) indexers[slot]->push(std::move(job));
+  };
+
+  // The first chunk from a prefix of the first document, queued before the full tokenization is
+  // done. Tokens near the prefix's cut can differ from the whole text's, so the chunk must end well
+  // before it; its jobs are kept only if the full tokenization starts with the same ids.
+  std::vector<int32_t> early_ids;
+  std::vector<Job> early_jobs;
+  const uint64_t first_position = writer.token_end();
+  if (!documents.empty()) {
+    const std::string& text = documents.front().text;
+    const std::string_view prefix = unicode::utf8_prefix(text, prefix_bytes);
+    early_ids = s.model.tokenizer().encode(prefix);
+    const auto n = static_cast<int64_t>(early_ids.size());
+    if (prefix.size() < text.size() ? n >= s.options.chunk + 64 : n > 0) {
+      early_ids.resize(static_cast<size_t>(std::min<int64_t>(s.options.chunk, n)));
+      early_jobs = run_chunk(early_ids, first_position, 0, static_cast<int64_t>(early_ids.size()));
+    }
+  }
+
+  const auto wait_start = std::chrono::steady_clock::now();
+  const AllTokenized all = tokenizing.get();
+  stats.tokenize_s = all.seconds;
+  stats.tokenize_wait_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wait_start).count();
+  const uint64_t total = all.total;
+  if (progress) progress(0, total);
+
+  uint64_t next_position = first_position;
+  uint64_t done = 0;
+  for (size_t d = 0; d < all.docs.size(); ++d) {
+    const Tokenized& t = all.docs[d];
+    const uint64_t doc_begin = next_position;
+    next_position += t.ids.size();
+    if (next_position > index::kMaxTokens) throw Error("the index would exceed its limit of 2^32-2 tokens");
+    for (const auto& indexer : indexers) indexer->rethrow();
+    writer.add_document(t.doc->name, t.doc->text, t.ids, t.offsets);
+
+    const int64_t n = static_cast<int64_t>(t.ids.size());
+    int64_t begin = 0;
+    if (d == 0 && !early_jobs.empty()) {
+      const auto len = static_cast<int64_t>(early_ids.size());
+      if (len == std::min<int64_t>(s.options.chunk, n) && std::equal(early_ids.begin(), early_ids.end(), t.ids.begin())) {
+        push(early_jobs);
+        stats.early_chunk = true;
+        begin = len;
+        done += static_cast<uint64_t>(len);
+        ++stats.chunks;
+        if (progress) progress(done, total);
+      } else {
+        ++stats.early_chunks_redone;
+      }
+      early_jobs.clear();  // unpushed jobs return their buffers
+    }
+    for (; begin < n; begin += s.options.chunk) {
+      const int64_t len = std::min<int64_t>(s.options.chunk, n - begin);
+      std::vector<Job> jobs = run_chunk(t.ids, doc_begin, begin, len);
+      push(jobs);
       ++stats.chunks;
       done += static_cast<uint64_t>(len);
       if (progress) progress(done, total);

@@ -39,6 +39,10 @@ struct ScanOptions {
   // Run the first chunk once per Scanner, unindexed, before the first timed scan on CUDA devices
   // (kernel loading, cuBLAS and allocator set-up): ScanStats::warmup_s reports it apart.
   bool warmup = true;
+  // On CUDA, run the SAE encoder and the bitmap copies on a second, low-priority stream, so the
+  // encoder of one chunk overlaps the next chunk's forward (on a high-priority stream); false = one
+  // stream, each chunk's encoder between two forwards.
+  bool sae_overlap = true;
   void validate() const;
 };
 
@@ -51,7 +55,10 @@ struct ScanStats {
   uint64_t chunks = 0;
   double warmup_s = 0;          // the unindexed warm-up chunk (CUDA only), before `seconds`
   double seconds = 0;           // wall time of the scan, indexer drained
-  double tokenize_s = 0;        // tokenizing every document, before the first chunk
+  double tokenize_s = 0;        // tokenizing every document (a helper thread, beside the first chunk)
+  double tokenize_wait_s = 0;   // the main thread waiting for that, after queueing the first chunk
+  bool early_chunk = false;          // the first chunk ran from a prefix, beside the tokenizer
+  uint64_t early_chunks_redone = 0;  // first chunks whose prefix tokens differed from the full text's
   double indexer_busy_s = 0;    // the busiest indexer thread's time in writer calls (one per layer)
   double buffer_wait_s = 0;     // the main thread waiting for a free pinned buffer (indexer behind)
   double drain_s = 0;           // waiting for the indexer after the last chunk

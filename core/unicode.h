@@ -23,6 +23,15 @@ inline size_t utf8_len(unsigned char lead) {
   return 1;
 }
 
+// The longest prefix of valid UTF-8 `s` of at most `max_bytes` bytes that ends between characters.
+inline std::string_view utf8_prefix(std::string_view s, size_t max_bytes) {
+  if (max_bytes >= s.size()) return s;
+  size_t end = max_bytes;
+  while (end > 0 && (static_cast<unsigned char>(s[end]) & 0xC0) == 0x80)
+    --end;  // continuation byte
+  return s.substr(0, end);
+}
+
 // Decodes the code point at s[pos] of a string known to be valid UTF-8; sets *len to its length.
 char32_t decode_utf8(std::string_view s, size_t pos, size_t* len);
 

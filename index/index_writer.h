@@ -52,7 +52,7 @@ struct IndexWriterOptions {
   // manifest keeps the values of the first build.
   std::vector<std::string> append_ignore_metadata_keys;
   LexicalOptions lexical;       // BM25 passages and analyzer
-  unsigned commit_threads = 0;  // threads for commit (0 = min(4, hardware threads))
+  unsigned commit_threads = 0;  // threads for commit (0 = min(8, hardware threads))
   bool fsync = true;            // fsync files and directories before publishing (durability)
   // Testing hook: called with the name of each commit stage ("begin", "staged", "exchanged",
   // "published", "segment-published"), so crash tests can die at a chosen point.

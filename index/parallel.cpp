@@ -12,7 +12,7 @@ namespace s3::index {
 unsigned resolve_threads(unsigned requested) {
   if (requested != 0) return requested;
   unsigned hw = std::thread::hardware_concurrency();
-  return std::clamp(hw, 1u, 4u);
+  return std::clamp(hw, 1u, 8u);
 }
 
 namespace {

@@ -7,7 +7,8 @@
 
 namespace s3::index {
 
-// Number of threads to use when the caller asked for `requested` (0 = min(4, hardware threads)).
+// Number of threads to use when the caller asked for `requested` (0 = min(8, hardware threads):
+// enough to write the lexical, document and per-layer posting files of a 4-layer segment at once).
 unsigned resolve_threads(unsigned requested);
 
 // Calls fn(lo, hi) on disjoint sub-ranges covering [0, n), from up to `threads` threads (the

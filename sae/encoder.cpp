@@ -93,6 +93,7 @@ Encoder::Encoder(const SaeWeights& weights, int64_t trained_k, const EncoderOpti
   max_rows_ = options.max_rows;
   fused_bitmap_ = use_fused_bitmap(options.bitmap, device, w_.W_enc.element_size(), d_latent_);
   unresolved_ = at::zeros({}, at::TensorOptions().dtype(at::kLong).device(device));
+  full_rows_ = at::zeros({}, at::TensorOptions().dtype(at::kLong).device(device));
 }
 
 at::Tensor Encoder::prepare(const at::Tensor& x, const char* what) const {
@@ -198,6 +199,7 @@ at::Tensor Encoder::feature_bitmap_fused(const at::Tensor& x, int64_t heads, int
     args.token_base = t0;
     args.words = words;
     args.bitmap = reinterpret_cast<uint64_t*>(bitmap.data_ptr<int64_t>());
+    args.full_rows = reinterpret_cast<uint64_t*>(full_rows_.data_ptr<int64_t>());
     args.stream = c10::cuda::getCurrentCUDAStream(dev.index()).stream();
     if (std::string err = cuda_kernels::launch_topk_bitmap(args); !err.empty()) {
       throw Error("SAE bitmap kernel: " + err);
@@ -228,6 +230,10 @@ at::Tensor Encoder::decode(const Output& code) const {
 
 int64_t Encoder::unresolved_rows() const {
   return unresolved_.item<int64_t>();
+}
+
+int64_t Encoder::fused_full_rows() const {
+  return full_rows_.item<int64_t>();
 }
 
 }  // namespace s3::sae

@@ -62,6 +62,9 @@ class Encoder {
   // Rows encoded so far whose top-k was left approximate (sae/topk.h step 3). Synchronises with
   // the device: read it once per document, not per chunk.
   int64_t unresolved_rows() const;
+  // Rows the fused bitmap kernel settled on its full-row path rather than its candidate list
+  // (sae/topk_bitmap_kernel.h); 0 off the fused path. Synchronises like unresolved_rows().
+  int64_t fused_full_rows() const;
 
   int64_t d_in() const { return d_in_; }
   int64_t d_latent() const { return d_latent_; }
@@ -88,6 +91,7 @@ class Encoder {
   int64_t max_rows_ = 0;
   bool fused_bitmap_ = false;  // feature_bitmap uses the CUDA kernel (EncoderOptions::bitmap)
   mutable at::Tensor unresolved_;  // int64 scalar on device
+  mutable at::Tensor full_rows_;   // int64 scalar on device (fused_full_rows())
 };
 
 }  // namespace s3::sae

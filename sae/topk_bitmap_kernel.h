@@ -1,8 +1,10 @@
 // Fused Top-K + feature bitmap on CUDA: the index scan's hot path (docs/sae.md, "Top-k").
 //
 // One thread block per row of pre-activations: the row's values are turned into order-preserving
-// integer keys in shared memory, an 8-bit radix select finds the k-th largest positive value, and
-// every selected latent sets its token's bit in the feature-major bitmap with an atomic OR. The
+// integer keys in shared memory, the keys above a lower bound of the k-th largest (from the
+// threads' maxima) are compacted into a short list, an 8-bit radix select on that list (or on the
+// whole row when the list does not settle it) finds the k-th largest positive value, and every
+// selected latent sets its token's bit in the feature-major bitmap with an atomic OR. The
 // selection is exactly sae/topk.h's tie rule: latents ordered by (value desc, id asc), the first k
 // kept, a kept latent active iff its value is > 0, values compared in the pre-activations' dtype.
 //
@@ -29,7 +31,10 @@ struct TopKBitmapArgs {
   int64_t token_base = 0;      // token index of row 0 inside the bitmap
   int64_t words = 0;           // bitmap words per latent
   uint64_t* bitmap = nullptr;  // [F, words], zeroed by the caller; bits are OR-ed in
-  void* stream = nullptr;      // cudaStream_t
+  // Optional device counter: rows that took the kernel's full-row path instead of the candidate
+  // list (k > 128, very flat rows, ties at the k-th value); nullptr = not counted.
+  uint64_t* full_rows = nullptr;
+  void* stream = nullptr;  // cudaStream_t
 };
 
 // The largest F the kernel takes (its keys live in shared memory); wider SAEs use the ATen path.

@@ -124,6 +124,23 @@ def hf_full(config_file: Path, ids: list[int], new_tokens: int, device: str, dty
     return {"hf_prefill_s": prefill, "hf_decode_s": decode, "hf_total_s": prefill + decode, "hf_peak_bytes": peak}
 
 
+def index_row(args, doc: Path, index_dir: Path, flags: list[str], sae_layers: list[int], meta: dict) -> dict:
+    summary = run([str(args.binary), "index", "--model", str(args.model), "--sae", str(args.sae), "--input", str(doc),
+                   "--out", str(index_dir), "--overwrite", "--chunk", str(args.chunk), "--device", args.device,
+                   "--dtype", args.dtype, "--json", *flags])
+    keys = ("warmup_s", "scan_s", "commit_s", "indexer_busy_s", "buffer_wait_s", "drain_s", "tokenize_s", "tokenize_wait_s",
+            "peak_device_bytes", "postings", "bytes_per_posting")
+    return {"what": "index", "tokens": summary["tokens"], "layers": sae_layers, "chunk": args.chunk,
+            **{k: summary[k] for k in keys}, "model": meta.get("architecture"), "hidden": meta["hidden_size"]}
+
+
+def add_ratios(row: dict) -> None:
+    # The bare forward is timed after one warm-up chunk; s3attn's scan_s likewise follows its own
+    # warm-up chunk (warmup_s). Both ratios are reported.
+    row["index_over_bare"] = (row["scan_s"] + row["commit_s"]) / row["bare_forward_s"]
+    row["index_with_warmup_over_bare"] = (row["warmup_s"] + row["scan_s"] + row["commit_s"]) / row["bare_forward_s"]
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, type=Path)
@@ -138,6 +155,8 @@ def main() -> int:
     p.add_argument("--question", default="What did the author work on before college?")
     p.add_argument("--out", required=True, type=Path, help="work directory (documents, indexes)")
     p.add_argument("--rows", type=Path, help="JSONL file for the rows (default OUT/bench_index.jsonl)")
+    p.add_argument("--variant", action="append", default=[], metavar="NAME=FLAGS",
+                   help="also index the main length with these extra s3attn index flags (repeatable)")
     args = p.parse_args()
     rows = args.rows or args.out / "bench_index.jsonl"
     import torch
@@ -154,27 +173,25 @@ def main() -> int:
         doc = args.out / f"doc_{n}.txt"
         doc.write_text(doc_text)
         index_dir = args.out / f"index_{n}"
-        summary = run([str(args.binary), "index", "--model", str(args.model), "--sae", str(args.sae), "--input",
-                       str(doc), "--out", str(index_dir), "--overwrite", "--chunk", str(args.chunk), "--device",
-                       args.device, "--dtype", args.dtype, "--json"])
-        row = {"what": "index", "tokens": summary["tokens"], "layers": sae_layers, "chunk": args.chunk,
-               "warmup_s": summary["warmup_s"], "scan_s": summary["scan_s"], "commit_s": summary["commit_s"],
-               "indexer_busy_s": summary["indexer_busy_s"], "buffer_wait_s": summary["buffer_wait_s"],
-               "drain_s": summary["drain_s"], "tokenize_s": summary["tokenize_s"], "peak_device_bytes":
-               summary["peak_device_bytes"], "postings": summary["postings"],
-               "bytes_per_posting": summary["bytes_per_posting"], "model": meta.get("architecture"),
-               "hidden": meta["hidden_size"]}
+        row = index_row(args, doc, index_dir, [], sae_layers, meta)
         row.update(bare_chunked_forward(args.model, ids, sae_layers, args.chunk, args.device, dtype))
-        # The bare forward is timed after one warm-up chunk; s3attn's scan_s likewise follows its
-        # own warm-up chunk (warmup_s). Both ratios are reported.
-        row["index_over_bare"] = (row["scan_s"] + row["commit_s"]) / row["bare_forward_s"]
-        row["index_with_warmup_over_bare"] = (row["warmup_s"] + row["scan_s"] + row["commit_s"]) / row["bare_forward_s"]
+        add_ratios(row)
         emit(rows, row)
+        if i == 0:
+            # The same build with other s3attn flags, against the same bare forward.
+            for spec in args.variant:
+                name, _, flags = spec.partition("=")
+                variant = index_row(args, doc, args.out / f"index_{n}_{name}", flags.split(), sae_layers, meta)
+                variant["variant"] = name
+                variant["flags"] = flags
+                variant["bare_forward_s"] = row["bare_forward_s"]
+                add_ratios(variant)
+                emit(rows, variant)
         if i > 0:
             continue
         ask = run([str(args.binary), "ask", "--index", str(index_dir), "--question", args.question, "--budget", "2048",
                    "--max-new-tokens", "128", "--ignore-stop", "--device", args.device, "--dtype", args.dtype, "--json"])
-        ask_row = {"what": "ask", "tokens": summary["tokens"], "ask_s": ask["timings"]["ask_s"],
+        ask_row = {"what": "ask", "tokens": row["tokens"], "ask_s": ask["timings"]["ask_s"],
                    "ask_warmup_s": ask["timings"].get("warmup_s"),
                    "retrieval": ask["timings"]["retrieval"], "encode_query_s": ask["timings"]["encode_query_s"],
                    "prefill_s": ask["timings"].get("prefill_s"), "decode_s": ask["timings"].get("decode_s"),

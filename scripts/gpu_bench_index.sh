@@ -16,4 +16,4 @@ python3 scripts/make_random_sae.py --model $model --layers 0,12,16,29 --latents 
   --out models/sae-paper-random
 python3 scripts/bench_index.py --model $model --sae models/sae-paper-random --text "$text" \
   --tokens 131072 32768 524288 --hf-config configs/models/llama-3.1-8b.json --out /tmp/s3attn-bench \
-  --rows "$out/bench_index.jsonl"
+  --rows "$out/bench_index.jsonl" --variant serial-encoder=--no-sae-overlap

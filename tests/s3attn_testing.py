@@ -49,3 +49,37 @@ def export_model(hf_dir: Path, out: Path, dtype: str = "float32") -> Path:
     subprocess.run([sys.executable, str(REPO / "scripts" / "export_model.py"), "--hf", str(hf_dir), "--out", str(out),
                     "--dtype", dtype], check=True, capture_output=True, timeout=600)
     return out
+
+
+def read_postings(postings_file: Path) -> list[list[int]]:
+    """Every feature's positions from one varint-delta postings-lNNN.bin (docs/index-format.md),
+    read independently of the C++ reader."""
+    import struct
+    data = postings_file.read_bytes()
+    assert data[:4] == b"S3IX" and data[-8:] == b"S3IXEND\0", postings_file
+    codec_id, _layer, _slot, d_latent, _n_tokens, _reserved, n_postings, data_bytes = struct.unpack_from(
+        "<IiIIIIQQ", data, 16)
+    assert codec_id == 1, f"{postings_file}: codec {codec_id} is not varint-delta"
+    df = struct.unpack_from(f"<{d_latent}I", data, 56)
+    offsets_at = 56 + 4 * d_latent
+    offsets_at += -offsets_at % 8
+    offsets = struct.unpack_from(f"<{d_latent + 1}Q", data, offsets_at)
+    base = offsets_at + 8 * (d_latent + 1)
+    lists = []
+    for f in range(d_latent):
+        pos, prev, out = base + offsets[f], -1, []
+        for _ in range(df[f]):
+            value, shift = 0, 0
+            while True:
+                byte = data[pos]
+                pos += 1
+                value |= (byte & 0x7F) << shift
+                shift += 7
+                if byte < 0x80:
+                    break
+            prev = prev + 1 + value
+            out.append(prev)
+        assert pos == base + offsets[f + 1], f"{postings_file}: feature {f} does not end where its range does"
+        lists.append(out)
+    assert sum(df) == n_postings and offsets[-1] == data_bytes
+    return lists

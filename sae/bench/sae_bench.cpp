@@ -210,6 +210,12 @@ int run(const Args& a) {
   }
   std::printf("unresolved rows (left approximate): %lld\n",
               static_cast<long long>(enc.unresolved_rows()));
+  if (fused.uses_fused_bitmap()) {
+    const int64_t before = fused.fused_full_rows();
+    (void)fused.feature_bitmap(x, a.heads);
+    std::printf("fused kernel: %lld of %lld rows took the full-row path\n",
+                static_cast<long long>(fused.fused_full_rows() - before), static_cast<long long>(n));
+  }
 
   if (a.train) {
     TrainerOptions to;

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from s3attn_testing import REPO, assert_one_line_error, run_json, run_s3attn, s3attn_binary
+from s3attn_testing import REPO, assert_one_line_error, read_postings, run_json, run_s3attn, s3attn_binary
 
 WORDS = ("river market library grain merchant scholar harbor lantern copper orchard meadow bridge "
          "winter signal archive compass garden tower valley forest candle mirror").split()
@@ -204,3 +204,27 @@ def test_chunk_overlap_is_recorded_and_validated(s3attn, tiny_export, tiny_sae, 
     proc = run_s3attn("index", "--model", tiny_export, "--sae", tiny_sae, "--input", docs / "doc0.txt", "--chunk",
                       "128", "--chunk-overlap", "128", "--out", tmp_path / "bad", check=False)
     assert proc.returncode == 2 and "--chunk-overlap" in proc.stderr
+
+
+def test_first_chunk_from_prefix_indexes_like_any_chunk(s3attn, tiny_export, tiny_sae, docs, tmp_path):
+    """The first document's first chunk runs from a tokenized prefix while the whole input is
+    tokenized beside it; its postings are those of the same document indexed second (every chunk
+    through the regular path), shifted by the first document's tokens."""
+    long_doc = docs / "doc0.txt"
+    short_doc = tmp_path / "a_short.txt"
+    short_doc.write_text("A short note about the harbor.")
+    alone = run_json("index", "--model", tiny_export, "--sae", tiny_sae, "--input", long_doc, "--chunk", "64",
+                     "--out", tmp_path / "alone", "--json")
+    assert alone["early_chunk"] is True and alone["early_chunks_redone"] == 0
+    assert alone["chunks"] > 2
+    second = run_json("index", "--model", tiny_export, "--sae", tiny_sae, "--input", short_doc, long_doc,
+                      "--chunk", "64", "--out", tmp_path / "second", "--json")
+    shift = second["tokens"] - alone["tokens"]
+    assert shift > 0
+    files = sorted((tmp_path / "alone" / "seg-000000").glob("postings-l*.bin"))
+    assert files
+    for file in files:
+        want = read_postings(file)
+        got = read_postings(tmp_path / "second" / "seg-000000" / file.name)
+        assert sum(map(len, want)) > 0
+        assert [[p - shift for p in plist if p >= shift] for plist in got] == want, file.name

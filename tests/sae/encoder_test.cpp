@@ -342,6 +342,40 @@ TEST(EncoderCuda, FusedBitmapMatchesAtenPath) {
   }
 }
 
+// The kernel's candidate-list path (k <= 128) and its full-row path give the ATen path's bitmaps on
+// continuous values, dense rows and rows with fewer positive values than k; the candidate list
+// settles nearly every continuous row, and k > 128 always takes the full-row path.
+TEST(EncoderCuda, FusedBitmapCandidatePathMatchesAtenPath) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  const int64_t f = 4096, d = 64, t = 512, h = 4;
+  const at::Tensor x = random_inputs(t * h, d, 31).to(at::kCUDA);
+  for (const double shift : {0.0, -10.0}) {  // -10: ~25 positive pre-activations per row
+    SaeWeights w = random_weights(f, d, 30);
+    w.b_enc = w.b_enc + shift;
+    for (const int64_t k : {32, 128, 200}) {
+      for (const std::string dtype : {"float32", "bfloat16"}) {
+        EncoderOptions o;
+        o.device = "cuda";
+        o.dtype = dtype;
+        o.exact_rows = t * h;
+        o.bitmap = "aten";
+        const Encoder aten(w, k, o);
+        o.bitmap = "fused";
+        const Encoder fused(w, k, o);
+        const std::string what =
+            dtype + " k=" + std::to_string(k) + " shift=" + std::to_string(shift);
+        EXPECT_TRUE(at::equal(fused.feature_bitmap(x, h), aten.feature_bitmap(x, h))) << what;
+        const int64_t full = fused.fused_full_rows();
+        if (k > 128) {
+          EXPECT_EQ(full, t * h) << what;
+        } else {
+          EXPECT_LT(full, t * h / 20) << what;
+        }
+      }
+    }
+  }
+}
+
 TEST(EncoderCuda, MatchesCpuExactly) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
   const int64_t f = 2048, d = 16, k = 32, t = 300, h = 4;
