@@ -24,7 +24,7 @@ void add_retrieval_flags(CLI::App& app, RetrievalFlags& f) {
   app.add_option("--score-centering", f.score_centering,
                  "none | mean | context: subtract the mean S3 score (of positions with as much scan context)")
       ->capture_default_str()->group(group);
-  app.add_option("--score-threads", o.score.threads, "threads scoring the layers (same result for any value)")
+  app.add_option("--score-threads", o.score.threads, "threads scoring the layers, 0 = one per layer up to the cores (same result for any value)")
       ->capture_default_str()->group(group);
   app.add_option("--max-query-postings", o.score.max_query_postings,
                  "per layer, keep the strongest query features while their postings fit this budget (0 = no budget)")

@@ -55,7 +55,6 @@ void ScoreOptions::validate() const {
       score_centering != ScoreCentering::kContext) {
     throw UsageError("--score-centering must be none, mean or context");
   }
-  if (threads < 1) throw UsageError("--score-threads must be at least 1");
 }
 
 void to_json(nlohmann::json& j, const ScoreOptions& o) {
@@ -218,7 +217,8 @@ void score_positions(const PostingSource& source, const QueryFeatures& query, To
   // state for the single-threaded path).
   thread_local std::vector<uint32_t> buf;
   thread_local std::vector<float> scratch;
-  const size_t n_threads = std::min<size_t>(options.threads, slots.size());
+  const size_t wanted = options.threads > 0 ? options.threads : std::max(1u, std::thread::hardware_concurrency());
+  const size_t n_threads = std::min<size_t>(wanted, slots.size());
   if (n_threads <= 1) {
     accumulate_slot(source, slots[0].first, slots[0].second, doc, scores.data(), buf);
     for (size_t s = 1; s < slots.size(); ++s) {

@@ -94,9 +94,10 @@ struct ScoreOptions {
   // --score-centering: none (the paper's S[t]), mean or context (see above). The measurement
   // behind the default: docs/retrieval.md §2.1.
   ScoreCentering score_centering = ScoreCentering::kContext;
-  // --score-threads: threads scoring the layer slots in parallel (>= 1; at most one per slot is
-  // used). The result is identical for every value, so to_json does not record it. Default 1.
-  uint32_t threads = 1;
+  // --score-threads: threads scoring the layer slots in parallel (at most one per slot is used;
+  // 0 = one per slot, up to the hardware threads). The result is identical for every value, so
+  // to_json does not record it.
+  uint32_t threads = 0;
 
   void validate() const;  // throws s3::UsageError naming the flag
 };

@@ -92,6 +92,7 @@ Encoder::Encoder(const SaeWeights& weights, int64_t trained_k, const EncoderOpti
   topk_ = TopKOptions{options.group_size, options.extra_groups, options.exact_rows};
   max_rows_ = options.max_rows;
   fused_bitmap_ = use_fused_bitmap(options.bitmap, device, w_.W_enc.element_size(), d_latent_);
+  fused_candidates_ = options.fused_candidates;
   unresolved_ = at::zeros({}, at::TensorOptions().dtype(at::kLong).device(device));
   full_rows_ = at::zeros({}, at::TensorOptions().dtype(at::kLong).device(device));
 }
@@ -200,6 +201,7 @@ at::Tensor Encoder::feature_bitmap_fused(const at::Tensor& x, int64_t heads, int
     args.words = words;
     args.bitmap = reinterpret_cast<uint64_t*>(bitmap.data_ptr<int64_t>());
     args.full_rows = reinterpret_cast<uint64_t*>(full_rows_.data_ptr<int64_t>());
+    args.candidates = fused_candidates_;
     args.stream = c10::cuda::getCurrentCUDAStream(dev.index()).stream();
     if (std::string err = cuda_kernels::launch_topk_bitmap(args); !err.empty()) {
       throw Error("SAE bitmap kernel: " + err);

@@ -90,6 +90,7 @@ class Encoder {
   TopKOptions topk_;
   int64_t max_rows_ = 0;
   bool fused_bitmap_ = false;  // feature_bitmap uses the CUDA kernel (EncoderOptions::bitmap)
+  bool fused_candidates_ = true;
   mutable at::Tensor unresolved_;  // int64 scalar on device
   mutable at::Tensor full_rows_;   // int64 scalar on device (fused_full_rows())
 };

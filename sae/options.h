@@ -59,6 +59,9 @@ struct EncoderOptions {
   // SAE fits it, else the ATen path), "fused" (the kernel, or an error), "aten" (ATen top-k and
   // scatter; the reference the kernel is tested against). Both give identical bitmaps.
   std::string bitmap = "auto";
+  // The fused kernel's candidate list (sae/topk_bitmap_kernel.h); false sends every row down its
+  // full-row radix select (the same bitmaps; for benchmarks).
+  bool fused_candidates = true;
 
   void validate() const;
 };

@@ -10,9 +10,9 @@
 //   4. every key > T is selected, and the E lowest-id keys equal to T; each selected latent ORs its
 //      token's bit into the bitmap.
 // The full-row path (steps 3-4 over every key, with a block scan for the lowest ids among ties)
-// runs when the fast path does not apply: k > kThreads / 2, more candidates than the list holds,
-// or keys equal to T left partly unselected (the list is not in id order). When the row has at
-// most k positive values, all of them are selected.
+// runs when the fast path does not apply: k > kThreads / 2, or more candidates than the list
+// holds. Keys equal to T that are only partly taken are ranked by id (the list is not in id
+// order). When the row has at most k positive values, all of them are selected.
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -153,11 +153,62 @@ __device__ Selection radix_select(const Key* keys, int n, unsigned k, unsigned f
   return {false, prefix, remaining, equal};
 }
 
+// Appends every key >= t0 of keys[0, latents) (shared memory) and its latent id to the candidate
+// list (list order is arbitrary); *count ends as the number of such keys, which may exceed the
+// list's capacity (those past it are not stored). Warps reserve their slots with one atomic.
+template <typename Bits>
+__device__ void compact_candidates(const Bits* keys, int latents, unsigned t0, Bits* candidate_key,
+                                   unsigned* candidate_id, unsigned* count) {
+  constexpr int kVec = 16 / sizeof(Bits);
+  const int lane = threadIdx.x & 31;
+  const bool vectors = latents % kVec == 0;  // the keys array itself is 16-byte aligned
+  const int items = vectors ? latents / kVec : latents;
+  const int width = vectors ? kVec : 1;
+  for (int base = 0; base < items; base += kThreads) {  // the same trip count for every thread
+    const int v = base + static_cast<int>(threadIdx.x);
+    Bits lane_keys[kVec] = {};
+    unsigned take = 0;  // bit j: key j of this item is a candidate
+    if (v < items) {
+      if (vectors) {
+        const uint4 q = reinterpret_cast<const uint4*>(keys)[v];
+        memcpy(lane_keys, &q, sizeof q);
+      } else {
+        lane_keys[0] = keys[v];
+      }
+#pragma unroll
+      for (int j = 0; j < kVec; ++j)
+        if (j < width && static_cast<unsigned>(lane_keys[j]) >= t0) take |= 1u << j;
+    }
+    const unsigned n_take = __popc(take);
+    if (!__any_sync(kFull, n_take != 0)) continue;
+    unsigned inclusive = n_take;
+#pragma unroll
+    for (int offset = 1; offset < 32; offset <<= 1) {
+      const unsigned up = __shfl_up_sync(kFull, inclusive, offset);
+      if (lane >= offset) inclusive += up;
+    }
+    unsigned first = 0;
+    if (lane == 31) first = atomicAdd(count, inclusive);
+    first = __shfl_sync(kFull, first, 31);
+    unsigned slot = first + inclusive - n_take;
+#pragma unroll
+    for (int j = 0; j < kVec; ++j) {
+      if ((take >> j) & 1u) {
+        if (slot < kCandidates) {
+          candidate_key[slot] = lane_keys[j];
+          candidate_id[slot] = static_cast<unsigned>(v * width + j);
+        }
+        ++slot;
+      }
+    }
+  }
+}
+
 template <typename Bits>
 __global__ void __launch_bounds__(kThreads)
     topk_bitmap_kernel(const Bits* __restrict__ pre, int64_t ld, int latents, int k, int heads,
                        int64_t token_base, int64_t words, unsigned long long* __restrict__ bitmap,
-                       unsigned long long* __restrict__ full_rows) {
+                       unsigned long long* __restrict__ full_rows, bool candidates) {
   constexpr int kKeyBits = sizeof(Bits) * 8;
   constexpr unsigned kZero = 1u << (kKeyBits - 1);  // key of +0.0: active values have larger keys
   extern __shared__ __align__(16) unsigned char shared_keys[];
@@ -171,46 +222,41 @@ __global__ void __launch_bounds__(kThreads)
   __shared__ typename BlockScan::TempStorage scan_storage;
 
   const int tid = threadIdx.x;
-  const int lane = tid & 31;
   const unsigned largest = load_keys(pre + static_cast<int64_t>(blockIdx.x) * ld, latents, keys);
 
   const int64_t token = token_base + blockIdx.x / heads;
   const unsigned long long bit = 1ull << (token & 63);
   unsigned long long* column = bitmap + token / 64;
 
-  if (2 * k <= kThreads) {
+  if (candidates && 2 * k <= kThreads) {
     maxima[tid] = largest;
     if (tid == 0) s_count = 0;
     // The lower bound T0 (radix_select's first barrier orders the stores above).
     const Selection bound = radix_select<unsigned, kKeyBits>(maxima, kThreads, k, kZero, select);
     const unsigned t0 = bound.all ? kZero + 1 : bound.threshold;
-    for (int base = 0; base < latents; base += kThreads) {
-      const int i = base + tid;
-      const unsigned key = i < latents ? static_cast<unsigned>(keys[i]) : 0u;
-      const bool take = i < latents && key >= t0;
-      const unsigned ballot = __ballot_sync(kFull, take);
-      if (ballot == 0) continue;
-      unsigned first = 0;
-      if (lane == 0) first = atomicAdd(&s_count, static_cast<unsigned>(__popc(ballot)));
-      first = __shfl_sync(kFull, first, 0);
-      const unsigned slot = first + __popc(ballot & ((1u << lane) - 1));
-      if (take && slot < kCandidates) {
-        candidate_key[slot] = static_cast<Bits>(key);
-        candidate_id[slot] = static_cast<unsigned>(i);
-      }
-    }
+    compact_candidates(keys, latents, t0, candidate_key, candidate_id, &s_count);
     __syncthreads();
     const unsigned n = s_count;
     if (n <= kCandidates) {
       const Selection sel =
           radix_select<Bits, kKeyBits>(candidate_key, static_cast<int>(n), k, kZero, select);
-      if (sel.all || sel.equal <= sel.remaining) {
-        const unsigned threshold = sel.all ? kZero + 1 : sel.threshold;
-        for (unsigned c = tid; c < n; c += kThreads)
-          if (candidate_key[c] >= threshold)
-            atomicOr(column + static_cast<int64_t>(candidate_id[c]) * words, bit);
-        return;
+      const unsigned threshold = sel.all ? kZero + 1 : sel.threshold;
+      // Keys equal to T only partly taken: the lowest ids first, by each one's rank among them
+      // (few keys, so counting beats sorting).
+      const bool split_ties = !sel.all && sel.equal > sel.remaining;
+      for (unsigned c = tid; c < n; c += kThreads) {
+        const unsigned key = candidate_key[c];
+        bool take = key >= threshold;
+        if (split_ties && key == threshold) {
+          const unsigned id = candidate_id[c];
+          unsigned lower = 0;
+          for (unsigned o = 0; o < n; ++o)
+            lower += (candidate_key[o] == threshold && candidate_id[o] < id) ? 1u : 0u;
+          take = lower < sel.remaining;
+        }
+        if (take) atomicOr(column + static_cast<int64_t>(candidate_id[c]) * words, bit);
       }
+      return;
     }
   }
   if (full_rows != nullptr && tid == 0) atomicAdd(full_rows, 1ull);
@@ -256,7 +302,7 @@ std::string launch(const TopKBitmapArgs& a) {
       static_cast<const Bits*>(a.pre), a.ld, static_cast<int>(a.latents), static_cast<int>(a.k),
       static_cast<int>(a.heads), a.token_base, a.words,
       reinterpret_cast<unsigned long long*>(a.bitmap),
-      reinterpret_cast<unsigned long long*>(a.full_rows));
+      reinterpret_cast<unsigned long long*>(a.full_rows), a.candidates);
   const cudaError_t e = cudaGetLastError();
   return e == cudaSuccess ? std::string() : std::string(cudaGetErrorString(e));
 }

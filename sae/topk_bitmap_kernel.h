@@ -32,8 +32,10 @@ struct TopKBitmapArgs {
   int64_t words = 0;           // bitmap words per latent
   uint64_t* bitmap = nullptr;  // [F, words], zeroed by the caller; bits are OR-ed in
   // Optional device counter: rows that took the kernel's full-row path instead of the candidate
-  // list (k > 128, very flat rows, ties at the k-th value); nullptr = not counted.
+  // list (k > 128, or more keys above the list's lower bound than it holds); nullptr = not counted.
   uint64_t* full_rows = nullptr;
+  // false: every row takes the full-row path (for benchmarks of the candidate list).
+  bool candidates = true;
   void* stream = nullptr;  // cudaStream_t
 };
 

@@ -197,6 +197,10 @@ def main() -> int:
                    "prefill_s": ask["timings"].get("prefill_s"), "decode_s": ask["timings"].get("decode_s"),
                    "new_tokens": len(ask["tokens"]), "evidence_tokens": ask["evidence_tokens"],
                    "index_s": row["scan_s"] + row["commit_s"]}
+        # Retrieval alone on one thread (the default scores the layer slots on one thread each).
+        one = run([str(args.binary), "ask", "--index", str(index_dir), "--question", args.question, "--budget", "2048",
+                   "--evidence-only", "--score-threads", "1", "--device", args.device, "--dtype", args.dtype, "--json"])
+        ask_row["retrieval_one_thread"] = one["timings"]["retrieval"]
         if args.hf_config:
             ask_row.update(hf_full(args.hf_config, ids, 128, args.device, dtype))
             ask_row["hf_over_ask"] = ask_row["hf_total_s"] / ask_row["ask_s"]

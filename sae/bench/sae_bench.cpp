@@ -161,6 +161,8 @@ int run(const Args& a) {
   // The fused CUDA kernel (sae/topk_bitmap_kernel.h), when this build and device have it.
   eo.bitmap = "auto";
   const Encoder fused(w, a.k, eo);
+  eo.fused_candidates = false;
+  const Encoder fused_full(w, a.k, eo);
   const TopKOptions topk{a.group_size, a.extra_groups, a.exact_rows};
 
   const int64_t words = (a.tokens + 63) / 64;
@@ -179,6 +181,7 @@ int run(const Args& a) {
   };
   if (fused.uses_fused_bitmap()) {
     cases.push_back({"feature_bitmap (fused kernel)", [&] { (void)fused.feature_bitmap(x, a.heads); }});
+    cases.push_back({"feature_bitmap (fused, full rows only)", [&] { (void)fused_full.feature_bitmap(x, a.heads); }});
     cases.push_back({"feature_bitmap (fused) + copy to host",
                      [&] { host.copy_(fused.feature_bitmap(x, a.heads), /*non_blocking=*/true); }});
   }

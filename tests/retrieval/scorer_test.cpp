@@ -270,7 +270,7 @@ TEST(Scorer, ThreadsGiveTheSameBits) {
     const RandomIndex r = make_index(seed, 2500, 4, 50, 30, seed % 2 == 0);
     const TokenRange doc{300, 2400};
     const std::vector<float> want = oracle_float(r.src, r.query, doc);
-    for (uint32_t threads : {1u, 2u, 3u, 4u, 16u}) {
+    for (uint32_t threads : {0u, 1u, 2u, 3u, 4u, 16u}) {  // 0: one per slot, up to the cores
       ScoreOptions o = paper();
       o.threads = threads;
       EXPECT_EQ(score_positions(r.src, r.query, doc, o), want) << "threads " << threads;
@@ -514,13 +514,8 @@ TEST(Centering, NamesAndValidation) {
     EXPECT_NE(std::string(e.what()).find("--score-centering"), std::string::npos);
   }
   ScoreOptions o;
-  o.threads = 0;
-  try {
-    o.validate();
-    FAIL();
-  } catch (const UsageError& e) {
-    EXPECT_NE(std::string(e.what()).find("--score-threads"), std::string::npos);
-  }
+  EXPECT_EQ(o.threads, 0u);  // default: one thread per layer slot, up to the cores
+  EXPECT_NO_THROW(o.validate());
   const nlohmann::json j = ScoreOptions{};
   EXPECT_EQ(j.at("score_centering"), "context");
   EXPECT_EQ(j.at("max_query_features"), 256);
