@@ -103,7 +103,7 @@ Command add_index(CLI::App& root) {
                               {"scan_s", stats.seconds},
                               {"tokenize_s", stats.tokenize_s},
                               {"tokenize_wait_s", stats.tokenize_wait_s},
-                              {"early_chunk", stats.early_chunk},
+                              {"early_chunks", stats.early_chunks},
                               {"early_chunks_redone", stats.early_chunks_redone},
                               {"indexer_busy_s", stats.indexer_busy_s},
                               {"buffer_wait_s", stats.buffer_wait_s},

@@ -120,7 +120,11 @@ torch::Tensor decode(const Model& model, const torch::Tensor& token, KvCache& ca
 
 torch::Tensor ids_tensor(const Model& model, const std::vector<int32_t>& ids) {
   auto cpu = torch::tensor(std::vector<int64_t>(ids.begin(), ids.end()), torch::kLong).view({1, -1});
-  return cpu.to(model.impl().torch_device);
+  const c10::Device device = model.impl().torch_device;
+  // From pinned memory the copy is queued without waiting for the device (the caching host
+  // allocator keeps the buffer until the copy is done), so the caller can queue the next work.
+  if (device.is_cuda()) return cpu.pin_memory().to(device, /*non_blocking=*/true);
+  return cpu.to(device);
 }
 
 }  // namespace s3

@@ -388,20 +388,50 @@ ScanStats Scanner::scan(index::IndexWriter& writer, std::span<const Document> do
     for (auto& [slot, job] : jobs) indexers[slot]->push(std::move(job));
   };
 
-  // The first chunk from a prefix of the first document, queued before the full tokenization is
-  // done. Tokens near the prefix's cut can differ from the whole text's, so the chunk must end well
-  // before it; its jobs are kept only if the full tokenization starts with the same ids.
-  std::vector<int32_t> early_ids;
-  std::vector<Job> early_jobs;
+  // Early chunks: the first `buffers` chunks of the first document from windows of its text
+  // tokenized here, queued while the helper thread tokenizes everything. A window starts at a token
+  // of the previous window shortly before the next chunk, preferably one that starts with
+  // whitespace (a likely pre-token boundary, where tokenizing can restart). Tokens near a window's
+  // cut can differ from the whole text's, so a chunk ends `kMargin` tokens before its window does,
+  // and its jobs are pushed only once the full tokenization is known to start with the same ids (a
+  // chunk past the first difference is dropped and redone). Their buffers stay leased until then.
+  constexpr int64_t kMargin = 64;
+  constexpr int64_t kBackoff = 32;  // how far before a chunk its window may start
+  struct EarlyChunk {
+    int64_t begin, len;
+    std::vector<Job> jobs;
+  };
+  std::vector<int32_t> early_ids;  // the early tokens, global positions [0, size)
+  std::vector<EarlyChunk> early;
   const uint64_t first_position = writer.token_end();
   if (!documents.empty()) {
-    const std::string& text = documents.front().text;
-    const std::string_view prefix = unicode::utf8_prefix(text, prefix_bytes);
-    early_ids = s.model.tokenizer().encode(prefix);
-    const auto n = static_cast<int64_t>(early_ids.size());
-    if (prefix.size() < text.size() ? n >= s.options.chunk + 64 : n > 0) {
-      early_ids.resize(static_cast<size_t>(std::min<int64_t>(s.options.chunk, n)));
-      early_jobs = run_chunk(early_ids, first_position, 0, static_cast<int64_t>(early_ids.size()));
+    const std::string_view text = documents.front().text;
+    size_t byte = 0;   // where the window starts in the text ...
+    int64_t base = 0;  // ... the first byte of global token `base`
+    while (static_cast<int>(early.size()) < s.options.buffers) {
+      const std::string_view window = unicode::utf8_prefix(text.substr(byte), prefix_bytes);
+      const Encoding enc = s.model.tokenizer().encode_with_offsets(window);
+      const auto n = static_cast<int64_t>(enc.ids.size());
+      const auto begin = static_cast<int64_t>(early_ids.size());
+      const int64_t skip = begin - base;  // window tokens before the chunk
+      const bool whole = byte + window.size() == text.size();
+      if (whole ? n <= skip : n < skip + s.options.chunk + kMargin) break;
+      const int64_t len = std::min<int64_t>(s.options.chunk, n - skip);
+      early_ids.insert(early_ids.end(), enc.ids.begin() + skip, enc.ids.begin() + skip + len);
+      early.push_back({begin, len, run_chunk(early_ids, first_position, begin, len)});
+      const int64_t next = skip + len;  // the next chunk's first token, in this window
+      if (next == n) break;             // the document's end
+      int64_t pick = next;
+      for (int64_t i = next; i > std::max(skip, next - kBackoff); --i) {
+        const uint32_t at = enc.offsets[static_cast<size_t>(i)].first;
+        const char c = window[at];
+        if (at > enc.offsets[static_cast<size_t>(i - 1)].first && (c == ' ' || c == '\n' || c == '\t')) {
+          pick = i;
+          break;
+        }
+      }
+      byte += enc.offsets[static_cast<size_t>(pick)].first;
+      base += pick;
     }
   }
 
@@ -424,19 +454,28 @@ ScanStats Scanner::scan(index::IndexWriter& writer, std::span<const Document> do
 
     const int64_t n = static_cast<int64_t>(t.ids.size());
     int64_t begin = 0;
-    if (d == 0 && !early_jobs.empty()) {
-      const auto len = static_cast<int64_t>(early_ids.size());
-      if (len == std::min<int64_t>(s.options.chunk, n) && std::equal(early_ids.begin(), early_ids.end(), t.ids.begin())) {
-        push(early_jobs);
-        stats.early_chunk = true;
-        begin = len;
-        done += static_cast<uint64_t>(len);
+    if (d == 0 && !early.empty()) {
+      // The early tokens agree with the full tokenization up to `agree`; a chunk whose input lies
+      // before that (and that has the regular chunk's length) computed exactly the regular chunk.
+      const auto common = std::min(early_ids.size(), t.ids.size());
+      const auto agree = static_cast<int64_t>(
+          std::mismatch(early_ids.begin(), early_ids.begin() + static_cast<std::ptrdiff_t>(common), t.ids.begin())
+              .first -
+          early_ids.begin());
+      for (EarlyChunk& chunk : early) {
+        if (chunk.begin != begin || chunk.begin + chunk.len > agree ||
+            chunk.len != std::min<int64_t>(s.options.chunk, n - chunk.begin)) {
+          ++stats.early_chunks_redone;
+          continue;
+        }
+        push(chunk.jobs);
+        ++stats.early_chunks;
+        begin += chunk.len;
+        done += static_cast<uint64_t>(chunk.len);
         ++stats.chunks;
         if (progress) progress(done, total);
-      } else {
-        ++stats.early_chunks_redone;
       }
-      early_jobs.clear();  // unpushed jobs return their buffers
+      early.clear();  // unpushed jobs return their buffers
     }
     for (; begin < n; begin += s.options.chunk) {
       const int64_t len = std::min<int64_t>(s.options.chunk, n - begin);

@@ -57,8 +57,8 @@ struct ScanStats {
   double seconds = 0;           // wall time of the scan, indexer drained
   double tokenize_s = 0;        // tokenizing every document (a helper thread, beside the first chunk)
   double tokenize_wait_s = 0;   // the main thread waiting for that, after queueing the first chunk
-  bool early_chunk = false;          // the first chunk ran from a prefix, beside the tokenizer
-  uint64_t early_chunks_redone = 0;  // first chunks whose prefix tokens differed from the full text's
+  uint64_t early_chunks = 0;         // first chunks run from text windows, beside the tokenizer
+  uint64_t early_chunks_redone = 0;  // early chunks whose tokens differed from the full text's
   double indexer_busy_s = 0;    // the busiest indexer thread's time in writer calls (one per layer)
   double buffer_wait_s = 0;     // the main thread waiting for a free pinned buffer (indexer behind)
   double drain_s = 0;           // waiting for the indexer after the last chunk

@@ -206,19 +206,22 @@ def test_chunk_overlap_is_recorded_and_validated(s3attn, tiny_export, tiny_sae, 
     assert proc.returncode == 2 and "--chunk-overlap" in proc.stderr
 
 
-def test_first_chunk_from_prefix_indexes_like_any_chunk(s3attn, tiny_export, tiny_sae, docs, tmp_path):
-    """The first document's first chunk runs from a tokenized prefix while the whole input is
-    tokenized beside it; its postings are those of the same document indexed second (every chunk
-    through the regular path), shifted by the first document's tokens."""
+@pytest.mark.parametrize("overlap", ["0", "16"])
+def test_first_chunks_from_text_windows_index_like_any_chunk(s3attn, tiny_export, tiny_sae, docs, tmp_path, overlap):
+    """The first document's first chunks (one per pinned buffer, 3) run from windows of its text
+    tokenized on the spot while the whole input is tokenized beside them; the postings are those of
+    the same document indexed second (every chunk through the regular path), shifted by the first
+    document's tokens, whether an early chunk was kept or redone."""
     long_doc = docs / "doc0.txt"
     short_doc = tmp_path / "a_short.txt"
     short_doc.write_text("A short note about the harbor.")
     alone = run_json("index", "--model", tiny_export, "--sae", tiny_sae, "--input", long_doc, "--chunk", "64",
-                     "--out", tmp_path / "alone", "--json")
-    assert alone["early_chunk"] is True and alone["early_chunks_redone"] == 0
-    assert alone["chunks"] > 2
+                     "--chunk-overlap", overlap, "--out", tmp_path / "alone", "--json")
+    assert alone["early_chunks"] >= 1  # the first window starts where the text does
+    assert alone["early_chunks"] + alone["early_chunks_redone"] == 3
+    assert alone["chunks"] > 3
     second = run_json("index", "--model", tiny_export, "--sae", tiny_sae, "--input", short_doc, long_doc,
-                      "--chunk", "64", "--out", tmp_path / "second", "--json")
+                      "--chunk", "64", "--chunk-overlap", overlap, "--out", tmp_path / "second", "--json")
     shift = second["tokens"] - alone["tokens"]
     assert shift > 0
     files = sorted((tmp_path / "alone" / "seg-000000").glob("postings-l*.bin"))
