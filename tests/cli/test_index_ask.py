@@ -206,13 +206,21 @@ def test_chunk_overlap_is_recorded_and_validated(s3attn, tiny_export, tiny_sae, 
     assert proc.returncode == 2 and "--chunk-overlap" in proc.stderr
 
 
-@pytest.mark.parametrize("overlap", ["0", "16"])
-def test_first_chunks_from_text_windows_index_like_any_chunk(s3attn, tiny_export, tiny_sae, docs, tmp_path, overlap):
+@pytest.mark.parametrize("overlap,text", [("0", "ascii"), ("16", "ascii"), ("0", "multibyte")])
+def test_first_chunks_from_text_windows_index_like_any_chunk(s3attn, tiny_export, tiny_sae, docs, tmp_path, overlap,
+                                                              text):
     """The first document's first chunks (one per pinned buffer, 3) run from windows of its text
     tokenized on the spot while the whole input is tokenized beside them; the postings are those of
     the same document indexed second (every chunk through the regular path), shifted by the first
-    document's tokens, whether an early chunk was kept or redone."""
+    document's tokens, whether an early chunk was kept or redone. Windows of multibyte text end
+    between characters."""
     long_doc = docs / "doc0.txt"
+    if text == "multibyte":
+        import random
+        rng = random.Random(7)
+        words = ["café", "naïve", "Ødegaard", "日本語", "ελληνικά", "emoji😀", "€uro", "plain"]
+        long_doc = tmp_path / "multibyte.txt"
+        long_doc.write_text(" ".join(rng.choice(words) for _ in range(900)), encoding="utf-8")
     short_doc = tmp_path / "a_short.txt"
     short_doc.write_text("A short note about the harbor.")
     alone = run_json("index", "--model", tiny_export, "--sae", tiny_sae, "--input", long_doc, "--chunk", "64",

@@ -16,6 +16,7 @@
 
 #include "core/error.h"
 #include "core/tokenizer.h"
+#include "core/unicode.h"
 #include "core/tokenizer_regex.h"
 
 namespace {
@@ -490,3 +491,18 @@ TEST(TokenizerRealFiles, LoadAndEncode) {
 }
 
 }  // namespace
+
+// utf8_prefix never cuts a character: every cut of a mixed 1-4 byte text gives valid UTF-8 of at
+// most the asked length, and the longest such prefix.
+TEST(Unicode, Utf8PrefixEndsBetweenCharacters) {
+  const std::string text = "a\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80z";  // a é € 😀 z
+  const std::vector<size_t> starts = {0, 1, 3, 6, 10, 11};        // where characters begin
+  for (size_t max = 0; max <= text.size() + 2; ++max) {
+    const std::string_view p = s3::unicode::utf8_prefix(text, max);
+    EXPECT_EQ(s3::unicode::first_invalid_utf8(p), p.size()) << max;
+    size_t want = 0;
+    for (size_t b : starts)
+      if (b <= max) want = b;
+    EXPECT_EQ(p.size(), max >= text.size() ? text.size() : want) << max;
+  }
+}
