@@ -18,6 +18,10 @@ class IndexPostingSource final : public retrieval::PostingSource {
   void postings(int layer, uint32_t feature, retrieval::TokenRange hint, std::vector<uint32_t>& out) const override {
     reader_.postings(static_cast<uint32_t>(layer), feature, hint.begin, hint.end, out);
   }
+  void add_postings(int layer, uint32_t feature, retrieval::TokenRange range, float weight, float* acc,
+                    std::vector<uint32_t>& /*buf*/) const override {
+    reader_.add_postings(static_cast<uint32_t>(layer), feature, range.begin, range.end, weight, acc);
+  }
 
  private:
   const index::IndexReader& reader_;

@@ -30,6 +30,20 @@ class PostingCodec {
   // `data` may extend beyond the encoding; decoders never read outside `data`.
   virtual size_t decode(std::span<const uint8_t> data, size_t n, uint32_t* out) const = 0;
 
+  // Where decode_add adds: `weight` to acc[v + shift - lo] for every decoded value v with
+  // lo <= v + shift < hi (v + shift is a global position; acc covers [lo, hi)).
+  struct AddTarget {
+    float* acc = nullptr;
+    float weight = 0;
+    uint64_t shift = 0;
+    uint64_t lo = 0, hi = 0;
+  };
+  // Decodes like decode() but adds to `target` instead of storing the values (scoring reads each
+  // list once), in list order; *last is the last value when n > 0. Returns what decode() returns.
+  // The default decodes into a buffer first; a codec may fuse the two.
+  virtual size_t decode_add(std::span<const uint8_t> data, size_t n, const AddTarget& target,
+                            uint32_t* last) const;
+
   static constexpr size_t kDecodeError = std::numeric_limits<size_t>::max();
 };
 

@@ -376,6 +376,31 @@ void IndexReader::postings(uint32_t layer_slot, uint32_t feature, uint32_t begin
   out.resize(k);
 }
 
+void IndexReader::add_postings(uint32_t layer_slot, uint32_t feature, uint32_t begin, uint32_t end,
+                               float weight, float* acc) const {
+  if (layer_slot >= impl_->df.size() || feature >= d_latent()) {
+    throw std::out_of_range("add_postings: layer slot " + std::to_string(layer_slot) + " / feature " +
+                            std::to_string(feature) + " out of range");
+  }
+  for (const SegmentView& s : impl_->segments) {
+    const LayerView& l = s.layers[layer_slot];
+    const uint32_t n = l.df[feature];
+    if (n == 0) continue;
+    const uint64_t seg_begin = s.entry.token_base, seg_end = seg_begin + s.entry.n_tokens;
+    if (seg_end <= begin || seg_begin >= end) continue;  // outside the caller's range
+    const uint8_t* data = l.data + l.offsets[feature];
+    const uint64_t len = l.offsets[feature + 1] - l.offsets[feature];
+    const PostingCodec::AddTarget target{acc, weight, s.entry.token_base, begin, end};
+    uint32_t last = 0;
+    const size_t used =
+        impl_->codec->decode_add({data, static_cast<size_t>(l.file_end - data)}, n, target, &last);
+    if (used != len || last >= s.entry.n_tokens) {
+      throw DataCorruption(l.path, "posting list of feature " + std::to_string(feature) +
+                                       " does not decode; rebuild the index with --overwrite");
+    }
+  }
+}
+
 LayerTotals IndexReader::totals(uint32_t layer_slot) const {
   return impl_->totals.at(layer_slot);
 }

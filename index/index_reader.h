@@ -80,6 +80,10 @@ class IndexReader {
   void postings(uint32_t layer_slot, uint32_t feature, uint32_t begin, uint32_t end,
                 std::vector<uint32_t>& out) const;
   LayerTotals totals(uint32_t layer_slot) const;
+  // Adds `weight` to acc[p - begin] for every position p of the feature's list in [begin, end)
+  // (acc covers [begin, end)), decoding and adding in one pass; the same checks as postings().
+  void add_postings(uint32_t layer_slot, uint32_t feature, uint32_t begin, uint32_t end, float weight,
+                    float* acc) const;
   uint64_t total_postings() const;
   uint64_t total_file_bytes() const;  // every file of every segment (manifest.json excluded)
 

@@ -18,6 +18,8 @@ class VarintDeltaCodec final : public PostingCodec {
   }
   size_t encode(std::span<const uint32_t> values, std::vector<uint8_t>& out) const override;
   size_t decode(std::span<const uint8_t> data, size_t n, uint32_t* out) const override;
+  size_t decode_add(std::span<const uint8_t> data, size_t n, const AddTarget& target,
+                    uint32_t* last) const override;
 };
 
 }  // namespace s3::index

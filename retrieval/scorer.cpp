@@ -172,30 +172,33 @@ inline std::pair<const uint32_t*, const uint32_t*> clip(const std::vector<uint32
 }
 
 // Adds every planned feature of [first, last) (one layer slot) into acc (zeroed, doc.size()).
-// `buf` is the decoding buffer, reused from list to list.
+// `buf` is the decoding buffer of sources that need one, reused from list to list.
 void accumulate_slot(const PostingSource& source, const PlannedFeature* first,
                      const PlannedFeature* last, TokenRange doc, float* acc,
                      std::vector<uint32_t>& buf) {
-  const uint32_t base = doc.begin;
-  for (const PlannedFeature* p = first; p != last; ++p) {
-    source.postings(p->layer, p->feature, doc, buf);
-    auto [it, end] = clip(buf, doc);
-    const float c = p->unit_f;
-    // The hot loop: scatter-add into an L2-resident accumulator. Positions within one list are
-    // distinct, so the four adds of an unrolled step never alias.
-    for (; end - it >= 4; it += 4) {
-      const uint32_t a = it[0] - base, b = it[1] - base, d = it[2] - base, e = it[3] - base;
-      acc[a] += c;
-      acc[b] += c;
-      acc[d] += c;
-      acc[e] += c;
-    }
-    for (; it != end; ++it)
-      acc[*it - base] += c;
-  }
+  for (const PlannedFeature* p = first; p != last; ++p)
+    source.add_postings(p->layer, p->feature, doc, p->unit_f, acc, buf);
 }
 
 }  // namespace
+
+void PostingSource::add_postings(int layer, uint32_t feature, TokenRange range, float weight, float* acc,
+                                 std::vector<uint32_t>& buf) const {
+  postings(layer, feature, range, buf);
+  auto [it, end] = clip(buf, range);  // the source may return positions outside the range
+  const uint32_t base = range.begin;
+  // The hot loop: scatter-add into an L2-resident accumulator. Positions within one list are
+  // distinct, so the four adds of an unrolled step never alias.
+  for (; end - it >= 4; it += 4) {
+    const uint32_t a = it[0] - base, b = it[1] - base, d = it[2] - base, e = it[3] - base;
+    acc[a] += weight;
+    acc[b] += weight;
+    acc[d] += weight;
+    acc[e] += weight;
+  }
+  for (; it != end; ++it)
+    acc[*it - base] += weight;
+}
 
 void score_positions(const PostingSource& source, const QueryFeatures& query, TokenRange doc,
                      const ScoreOptions& options, std::vector<float>& scores) {

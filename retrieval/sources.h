@@ -30,6 +30,11 @@ class PostingSource {
   // calls, so a source decoding into it allocates nothing in steady state.
   virtual void postings(int layer, uint32_t feature, TokenRange hint,
                         std::vector<uint32_t>& out) const = 0;
+  // Adds `weight` to acc[p - range.begin] for every position p of the list inside `range` (acc
+  // covers it), in list order. The default goes through postings() with `buf` as the buffer; a
+  // source may decode and add in one pass.
+  virtual void add_postings(int layer, uint32_t feature, TokenRange range, float weight, float* acc,
+                            std::vector<uint32_t>& buf) const;
 };
 
 // The lexical (BM25) index over passages. Passage lengths and the average are in ANALYZED terms

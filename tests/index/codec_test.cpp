@@ -108,6 +108,39 @@ TEST_P(IndexCodec, TruncatedInputIsAnErrorNeverAnOverread) {
   }
 }
 
+// decode_add adds exactly what decode's values say, inside the range only, whatever the shift; a
+// truncated list is an error there too.
+TEST_P(IndexCodec, DecodeAddMatchesDecode) {
+  const PostingCodec& codec = *GetParam();
+  std::mt19937_64 rng(9);
+  for (size_t n : kLengths) {
+    for (int kind = 0; kind < 3; ++kind) {
+      const std::vector<uint32_t> values = random_list(rng, n, kind);
+      std::vector<uint8_t> buf;
+      const size_t written = codec.encode(values, buf);
+      const uint64_t top = values.empty() ? 10 : uint64_t{values.back()} + 10;
+      for (const uint64_t shift : {uint64_t{0}, uint64_t{5}, uint64_t{1} << 32}) {
+        const uint64_t lo = shift + (rng() % (top / 2 + 1)), hi = lo + 1 + rng() % top;
+        std::vector<float> want(hi - lo, 0.25f), got(want);
+        for (uint32_t v : values)
+          if (v + shift >= lo && v + shift < hi) want[v + shift - lo] += 1.5f;
+        uint32_t last = 0xDEADBEEF;
+        const PostingCodec::AddTarget target{got.data(), 1.5f, shift, lo, hi};
+        ASSERT_EQ(codec.decode_add(buf, n, target, &last), written) << codec.name() << " n=" << n;
+        ASSERT_EQ(got, want) << codec.name() << " n=" << n << " kind=" << kind << " shift=" << shift;
+        ASSERT_EQ(last, n > 0 ? values.back() : 0xDEADBEEF);
+      }
+      if (n > 0) {
+        std::vector<uint8_t> cut(buf.begin(), buf.end() - 1);
+        std::vector<float> acc(top, 0.0f);
+        uint32_t last = 0;
+        EXPECT_EQ(codec.decode_add(cut, n, {acc.data(), 1.0f, 0, 0, top}, &last), PostingCodec::kDecodeError)
+            << codec.name() << " n=" << n;
+      }
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(AllCodecs, IndexCodec, ::testing::ValuesIn(all_codecs()),
                          [](const auto& param_info) {
                            std::string n(param_info.param->name());

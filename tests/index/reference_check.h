@@ -48,6 +48,13 @@ inline void expect_matches_reference(const IndexReader& r, const Reference& ref)
           << "layer slot " << l << " feature " << f;
       ASSERT_EQ(df[f], want.size());
       ASSERT_EQ(r.df(l, f), want.size());
+      // Decode-and-add over a sub-range of the index: one add per position inside it.
+      const uint32_t lo = r.n_tokens() / 3, hi = lo + r.n_tokens() / 2 + 1;
+      std::vector<float> acc(hi - lo, 0.0f), acc_want(hi - lo, 0.0f);
+      for (uint32_t p : want)
+        if (p >= lo && p < hi) acc_want[p - lo] += 2.0f;
+      r.add_postings(l, f, lo, hi, 2.0f, acc.data());
+      ASSERT_EQ(acc, acc_want) << "layer slot " << l << " feature " << f;
       total += want.size();
     }
     EXPECT_EQ(r.totals(l).postings, total);
