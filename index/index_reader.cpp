@@ -344,15 +344,20 @@ void IndexReader::postings(uint32_t layer_slot, uint32_t feature,
   postings(layer_slot, feature, 0, std::numeric_limits<uint32_t>::max(), out);
 }
 
-void IndexReader::postings(uint32_t layer_slot, uint32_t feature, uint32_t begin, uint32_t end,
-                           std::vector<uint32_t>& out) const {
-  if (layer_slot >= impl_->df.size() || feature >= d_latent()) {
-    throw std::out_of_range("postings: layer slot " + std::to_string(layer_slot) + " / feature " +
-                            std::to_string(feature) + " out of range");
+namespace {
+
+// Calls decode(segment, list bytes, n) -> {bytes used, last value} for every segment holding
+// postings of `feature` at `layer_slot` inside [begin, end), in segment order, and refuses a list
+// that does not decode to exactly its bytes and positions inside its segment.
+template <class Decode>
+void for_each_list(const std::vector<SegmentView>& segments, const char* what, size_t n_slots,
+                   uint32_t d_latent, uint32_t layer_slot, uint32_t feature, uint32_t begin,
+                   uint32_t end, Decode decode) {
+  if (layer_slot >= n_slots || feature >= d_latent) {
+    throw std::out_of_range(std::string(what) + ": layer slot " + std::to_string(layer_slot) +
+                            " / feature " + std::to_string(feature) + " out of range");
   }
-  out.resize(impl_->df[layer_slot][feature]);
-  size_t k = 0;
-  for (const SegmentView& s : impl_->segments) {
+  for (const SegmentView& s : segments) {
     const LayerView& l = s.layers[layer_slot];
     const uint32_t n = l.df[feature];
     if (n == 0) continue;
@@ -361,44 +366,45 @@ void IndexReader::postings(uint32_t layer_slot, uint32_t feature, uint32_t begin
     const uint8_t* data = l.data + l.offsets[feature];
     const uint64_t len = l.offsets[feature + 1] - l.offsets[feature];
     // The span runs to the end of the file (footer included) so SIMD decoders may over-read.
-    const size_t used =
-        impl_->codec->decode({data, static_cast<size_t>(l.file_end - data)}, n, out.data() + k);
-    if (used != len || out[k + n - 1] >= s.entry.n_tokens) {
-      throw DataCorruption(l.path, "posting list of feature " + std::to_string(feature) +
-                                       " does not decode; rebuild the index with --overwrite");
-    }
-    if (s.entry.token_base != 0) {
-      for (uint32_t i = 0; i < n; ++i)
-        out[k + i] += s.entry.token_base;
-    }
-    k += n;
-  }
-  out.resize(k);
-}
-
-void IndexReader::add_postings(uint32_t layer_slot, uint32_t feature, uint32_t begin, uint32_t end,
-                               float weight, float* acc) const {
-  if (layer_slot >= impl_->df.size() || feature >= d_latent()) {
-    throw std::out_of_range("add_postings: layer slot " + std::to_string(layer_slot) + " / feature " +
-                            std::to_string(feature) + " out of range");
-  }
-  for (const SegmentView& s : impl_->segments) {
-    const LayerView& l = s.layers[layer_slot];
-    const uint32_t n = l.df[feature];
-    if (n == 0) continue;
-    const uint64_t seg_begin = s.entry.token_base, seg_end = seg_begin + s.entry.n_tokens;
-    if (seg_end <= begin || seg_begin >= end) continue;  // outside the caller's range
-    const uint8_t* data = l.data + l.offsets[feature];
-    const uint64_t len = l.offsets[feature + 1] - l.offsets[feature];
-    const PostingCodec::AddTarget target{acc, weight, s.entry.token_base, begin, end};
-    uint32_t last = 0;
-    const size_t used =
-        impl_->codec->decode_add({data, static_cast<size_t>(l.file_end - data)}, n, target, &last);
+    const auto [used, last] =
+        decode(s, std::span<const uint8_t>(data, static_cast<size_t>(l.file_end - data)), n);
     if (used != len || last >= s.entry.n_tokens) {
       throw DataCorruption(l.path, "posting list of feature " + std::to_string(feature) +
                                        " does not decode; rebuild the index with --overwrite");
     }
   }
+}
+
+}  // namespace
+
+void IndexReader::postings(uint32_t layer_slot, uint32_t feature, uint32_t begin, uint32_t end,
+                           std::vector<uint32_t>& out) const {
+  out.resize(feature < d_latent() && layer_slot < impl_->df.size() ? impl_->df[layer_slot][feature]
+                                                                   : 0);
+  size_t k = 0;
+  for_each_list(impl_->segments, "postings", impl_->df.size(), d_latent(), layer_slot, feature,
+                begin, end, [&](const SegmentView& s, std::span<const uint8_t> data, uint32_t n) {
+                  const size_t used = impl_->codec->decode(data, n, out.data() + k);
+                  const uint32_t last = out[k + n - 1];
+                  if (s.entry.token_base != 0) {
+                    for (uint32_t i = 0; i < n; ++i)
+                      out[k + i] += s.entry.token_base;
+                  }
+                  k += n;
+                  return std::pair{used, last};
+                });
+  out.resize(k);
+}
+
+void IndexReader::add_postings(uint32_t layer_slot, uint32_t feature, uint32_t begin, uint32_t end,
+                               float weight, float* acc) const {
+  for_each_list(impl_->segments, "add_postings", impl_->df.size(), d_latent(), layer_slot, feature,
+                begin, end, [&](const SegmentView& s, std::span<const uint8_t> data, uint32_t n) {
+                  const PostingCodec::AddTarget target{acc, weight, s.entry.token_base, begin, end};
+                  uint32_t last = 0;
+                  const size_t used = impl_->codec->decode_add(data, n, target, &last);
+                  return std::pair{used, last};
+                });
 }
 
 LayerTotals IndexReader::totals(uint32_t layer_slot) const {

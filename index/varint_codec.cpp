@@ -74,8 +74,8 @@ size_t VarintDeltaCodec::decode(std::span<const uint8_t> data, size_t n, uint32_
   return decode_with(data, n, [out](size_t i, uint64_t v) { out[i] = static_cast<uint32_t>(v); });
 }
 
-size_t VarintDeltaCodec::decode_add(std::span<const uint8_t> data, size_t n, const AddTarget& target,
-                                    uint32_t* last) const {
+size_t VarintDeltaCodec::decode_add(std::span<const uint8_t> data, size_t n,
+                                    const AddTarget& target, uint32_t* last) const {
   float* const acc = target.acc;
   const float weight = target.weight;
   const uint64_t offset = target.shift - target.lo;  // modulo 2^64, like q below
