@@ -11,13 +11,14 @@
 #include <ATen/Parallel.h>
 #include <torch/version.h>
 
+#include <CLI/CLI.hpp>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
 #include <iostream>
-#include <map>
 #include <string>
 #include <vector>
 
@@ -49,59 +50,35 @@ struct Args {
   int64_t batch = 4096;  // trainer batch
 };
 
-const char* kUsage =
-    "usage: sae_bench [--device cuda|cpu|cuda:N] [--dtype auto|float32|bfloat16|float16]\n"
-    "                 [--tokens 4096] [--heads 8] [--d-in 128] [--latents 16384] [--k 128]\n"
-    "                 [--reps 20] [--warmup 3] [--group-size 8] [--extra-groups 32]\n"
-    "                 [--exact-rows 256] [--max-rows 8192] [--json]\n"
-    "                 [--train [--batch 4096]]   (also time a training step at --k)\n"
-    "                 [--threads N]              (CPU intra-op threads)\n";
-
 Args parse(int argc, char** argv) {
   Args a;
-  std::map<std::string, int64_t*> ints = {{"--tokens", &a.tokens},
-                                          {"--heads", &a.heads},
-                                          {"--d-in", &a.d_in},
-                                          {"--latents", &a.latents},
-                                          {"--k", &a.k},
-                                          {"--reps", &a.reps},
-                                          {"--warmup", &a.warmup},
-                                          {"--group-size", &a.group_size},
-                                          {"--extra-groups", &a.extra_groups},
-                                          {"--exact-rows", &a.exact_rows},
-                                          {"--max-rows", &a.max_rows},
-                                          {"--batch", &a.batch},
-                                          {"--threads", &a.threads}};
-  std::map<std::string, bool> seen;
-  for (int i = 1; i < argc; ++i) {
-    const std::string flag = argv[i];
-    if (flag == "-h" || flag == "--help") {
-      std::cout << kUsage;
-      std::exit(0);
-    }
-    if (seen[flag]) throw s3::UsageError(flag + " given twice");
-    seen[flag] = true;
-    if (flag == "--json" || flag == "--train") {
-      (flag == "--json" ? a.json : a.train) = true;
-      continue;
-    }
-    if (i + 1 >= argc) throw s3::UsageError(flag + " needs a value");
-    const std::string value = argv[++i];
-    if (flag == "--device") {
-      a.device = value;
-    } else if (flag == "--dtype") {
-      a.dtype = value;
-    } else if (auto it = ints.find(flag); it != ints.end()) {
-      try {
-        size_t used = 0;
-        *it->second = std::stoll(value, &used);
-        if (used != value.size()) throw std::invalid_argument(value);
-      } catch (const std::exception&) {
-        throw s3::UsageError(flag + " needs an integer, not '" + value + "'");
-      }
-    } else {
-      throw s3::UsageError("unknown option " + flag + "\n" + kUsage);
-    }
+  CLI::App app{
+      "Times the SAE encoder per layer and chunk (see the top of sae/bench/sae_bench.cpp)"};
+  app.add_option("--device", a.device, "cuda | cpu | cuda:N")->capture_default_str();
+  app.add_option("--dtype", a.dtype, "auto | float32 | bfloat16 | float16")->capture_default_str();
+  app.add_option("--tokens", a.tokens)->capture_default_str();
+  app.add_option("--heads", a.heads)->capture_default_str();
+  app.add_option("--d-in", a.d_in)->capture_default_str();
+  app.add_option("--latents", a.latents)->capture_default_str();
+  app.add_option("--k", a.k)->capture_default_str();
+  app.add_option("--reps", a.reps)->capture_default_str();
+  app.add_option("--warmup", a.warmup)->capture_default_str();
+  app.add_option("--group-size", a.group_size)->capture_default_str();
+  app.add_option("--extra-groups", a.extra_groups)->capture_default_str();
+  app.add_option("--exact-rows", a.exact_rows)->capture_default_str();
+  app.add_option("--max-rows", a.max_rows)->capture_default_str();
+  app.add_flag("--json", a.json, "also print one JSON object per row");
+  app.add_flag("--train", a.train, "also time a training step at --k");
+  app.add_option("--batch", a.batch, "trainer batch")->capture_default_str();
+  app.add_option("--threads", a.threads, "CPU intra-op threads (0 = ATen's default)")
+      ->capture_default_str();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    std::cout << app.help();
+    std::exit(0);
+  } catch (const CLI::ParseError& e) {
+    throw s3::UsageError(e.what());
   }
   return a;
 }
@@ -180,8 +157,10 @@ int run(const Args& a) {
        [&] { host.copy_(enc.feature_bitmap(x, a.heads), /*non_blocking=*/true); }},
   };
   if (fused.uses_fused_bitmap()) {
-    cases.push_back({"feature_bitmap (fused kernel)", [&] { (void)fused.feature_bitmap(x, a.heads); }});
-    cases.push_back({"feature_bitmap (fused, full rows only)", [&] { (void)fused_full.feature_bitmap(x, a.heads); }});
+    cases.push_back(
+        {"feature_bitmap (fused kernel)", [&] { (void)fused.feature_bitmap(x, a.heads); }});
+    cases.push_back({"feature_bitmap (fused, full rows only)",
+                     [&] { (void)fused_full.feature_bitmap(x, a.heads); }});
     cases.push_back({"feature_bitmap (fused) + copy to host",
                      [&] { host.copy_(fused.feature_bitmap(x, a.heads), /*non_blocking=*/true); }});
   }
@@ -217,7 +196,8 @@ int run(const Args& a) {
     const int64_t before = fused.fused_full_rows();
     (void)fused.feature_bitmap(x, a.heads);
     std::printf("fused kernel: %lld of %lld rows took the full-row path\n",
-                static_cast<long long>(fused.fused_full_rows() - before), static_cast<long long>(n));
+                static_cast<long long>(fused.fused_full_rows() - before),
+                static_cast<long long>(n));
   }
 
   if (a.train) {
