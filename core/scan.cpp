@@ -262,22 +262,19 @@ ScanStats Scanner::scan(index::IndexWriter& writer, std::span<const Document> do
     forward_stream = c10::cuda::getStreamFromPool(/*isHighPriority=*/true, index);
     encoder_stream = c10::cuda::getStreamFromPool(/*isHighPriority=*/false, index);
   }
-  // The device part of one chunk: tap, then the SAE bitmap of every slot. `after` runs on the
-  // encoder's stream once the bitmaps are queued (the copies to the host).
-  auto encode_chunk = [&](const std::vector<int32_t>& input, int64_t skip,
-                          const std::function<void(const std::vector<torch::Tensor>&)>& after) {
+  // The device part of one chunk: tap on the forward's stream, then the SAE bitmap of every slot on
+  // the caller's current stream (the encoder's, when there is one: callers hold an EncoderGuard).
+  auto encode_chunk = [&](const std::vector<int32_t>& input, int64_t skip) {
     std::vector<std::pair<torch::Tensor, torch::Tensor>> taps;
     {
       std::optional<c10::cuda::CUDAStreamGuard> guard;
       if (forward_stream) guard.emplace(*forward_stream);
       taps = tap(s.model, ids_tensor(s.model, input), tap_layers, s.options.rope);
     }
-    std::optional<c10::cuda::CUDAStreamGuard> guard;
     if (encoder_stream) {
       at::cuda::CUDAEvent forward_done;
       forward_done.record(*forward_stream);
       forward_done.block(*encoder_stream);
-      guard.emplace(*encoder_stream);
     }
     std::vector<torch::Tensor> bitmaps;
     for (size_t slot = 0; slot < s.layers.size(); ++slot) {
@@ -287,7 +284,14 @@ ScanStats Scanner::scan(index::IndexWriter& writer, std::span<const Document> do
       const torch::Tensor rows = sae::sae_rows_from_keys(keys, s.sae.info.head_mode);
       bitmaps.push_back(s.encoders[slot].feature_bitmap(rows, heads));  // [F, words]
     }
-    if (after) after(bitmaps);
+    return bitmaps;
+  };
+  // Makes the encoder's stream current for its scope (no-op with one stream).
+  struct EncoderGuard {
+    std::optional<c10::cuda::CUDAStreamGuard> guard;
+    explicit EncoderGuard(const std::optional<c10::cuda::CUDAStream>& stream) {
+      if (stream) guard.emplace(*stream);
+    }
   };
 
   // Warm-up: the first chunk of the first document of the first scan, once, unindexed (CUDA sets up kernels, cuBLAS
@@ -301,7 +305,8 @@ ScanStats Scanner::scan(index::IndexWriter& writer, std::span<const Document> do
     if (!ids.empty()) {
       const int64_t len = std::min<int64_t>(s.options.chunk, static_cast<int64_t>(ids.size()));
       const auto [input, skip] = chunk_input(ids, 0, len);
-      encode_chunk(input, skip, {});
+      const EncoderGuard on_encoder(encoder_stream);
+      encode_chunk(input, skip);
       synchronize(s.model.device());
     }
     stats.warmup_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -311,8 +316,8 @@ ScanStats Scanner::scan(index::IndexWriter& writer, std::span<const Document> do
   reset_peak_device_memory(s.model.device());
 
   // Every document is tokenized up front on a helper thread (progress needs the total; tokenizing
-  // is ~30x faster than the scan), while the device already runs the first chunk of the first
-  // document from a tokenized prefix (below; on the CPU the two share the cores).
+  // is ~30x faster than the scan), while the device already runs the first chunks of the first
+  // document from windows of its text (below; on the CPU the two share the cores).
   struct Tokenized {
     const Document* doc;
     std::vector<int32_t> ids;
@@ -358,30 +363,30 @@ ScanStats Scanner::scan(index::IndexWriter& writer, std::span<const Document> do
     const auto [input, skip] = chunk_input(ids, begin, len);
     const int64_t words = (len + 63) / 64;
     const auto global = static_cast<uint32_t>(doc_begin + begin);
+    const EncoderGuard on_encoder(encoder_stream);  // the copies follow the bitmaps on that stream
+    const std::vector<torch::Tensor> bitmaps = encode_chunk(input, skip);
     std::vector<Job> jobs;
-    encode_chunk(input, skip, [&](const std::vector<torch::Tensor>& bitmaps) {
-      for (size_t slot = 0; slot < s.layers.size(); ++slot) {
-        torch::Tensor host = pool.acquire();
-        torch::Tensor view = host.narrow(0, 0, d_latent * words).view({d_latent, words});
-        std::shared_ptr<at::cuda::CUDAEvent> ready;
-        if (cuda) {
-          view.copy_(bitmaps[slot], /*non_blocking=*/true);
-          ready = std::make_shared<at::cuda::CUDAEvent>();
-          ready->record(c10::cuda::getCurrentCUDAStream());
-        } else {
-          view.copy_(bitmaps[slot]);
-        }
-        // The buffer goes back to the pool when the job is done with: run, or dropped unrun. A
-        // copy still in flight into a dropped buffer is harmless: the buffer's next copy is queued
-        // after it on the same stream, and its job waits for that one.
-        std::shared_ptr<void> lease(nullptr, [&pool, host](void*) { pool.release(host); });
-        jobs.emplace_back(slot, [&writer, lease, view, ready, slot, global, len] {
-          if (ready) ready->synchronize();
-          writer.add_feature_bitmap(static_cast<uint32_t>(slot), global, static_cast<uint32_t>(len),
-                                    reinterpret_cast<const uint64_t*>(view.data_ptr<int64_t>()));
-        });
+    for (size_t slot = 0; slot < s.layers.size(); ++slot) {
+      torch::Tensor host = pool.acquire();
+      torch::Tensor view = host.narrow(0, 0, d_latent * words).view({d_latent, words});
+      std::shared_ptr<at::cuda::CUDAEvent> ready;
+      if (cuda) {
+        view.copy_(bitmaps[slot], /*non_blocking=*/true);
+        ready = std::make_shared<at::cuda::CUDAEvent>();
+        ready->record(c10::cuda::getCurrentCUDAStream());
+      } else {
+        view.copy_(bitmaps[slot]);
       }
-    });
+      // The buffer goes back to the pool when the job is done with: run, or dropped unrun. A copy
+      // still in flight into a dropped buffer is harmless: the buffer's next copy is queued after
+      // it on the same stream, and its job waits for that one.
+      std::shared_ptr<void> lease(nullptr, [&pool, host](void*) { pool.release(host); });
+      jobs.emplace_back(slot, [&writer, lease, view, ready, slot, global, len] {
+        if (ready) ready->synchronize();
+        writer.add_feature_bitmap(static_cast<uint32_t>(slot), global, static_cast<uint32_t>(len),
+                                  reinterpret_cast<const uint64_t*>(view.data_ptr<int64_t>()));
+      });
+    }
     return jobs;
   };
   auto push = [&](std::vector<Job>& jobs) {
