@@ -9,6 +9,11 @@
 #include "core/error.h"
 
 namespace s3::cli {
+namespace {
+
+constexpr uint64_t kMaxPromptTemplateBytes = uint64_t{1} << 20;
+
+}  // namespace
 
 Command add_ask(CLI::App& root) {
   struct Args {
@@ -40,7 +45,9 @@ Command add_ask(CLI::App& root) {
     a->retrieval.finish();
     a->ask.retrieval = a->retrieval.options;
     a->ask.chat = !a->no_chat;
-    if (!a->prompt_template_file.empty()) a->ask.prompt_template = read_text_file(a->prompt_template_file);
+    if (!a->prompt_template_file.empty())
+      a->ask.prompt_template =
+          read_text_file(a->prompt_template_file, kMaxPromptTemplateBytes, "prompt template");
     a->ask.validate();
     AskSetup setup;
     setup.index = a->index;
@@ -68,7 +75,8 @@ Command add_ask(CLI::App& root) {
                             {"tokens", r.tokens},
                             {"stop_reason", r.stop_reason},
                             {"method", std::string(retrieval::method_name(a->ask.retrieval.method))}};
-      std::cout << out.dump() << "\n";
+      std::cout << out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
+                << "\n";  // names may not be UTF-8
       return 0;
     }
     if (!a->ask.evidence_only) std::cout << "Answer: " << r.answer << "\n\n";

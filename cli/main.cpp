@@ -1,5 +1,6 @@
 // s3attn: memory-bounded long-context inference with attention-aligned retrieval.
-// Throw inside, catch once here: one line on stderr, exit 2 for usage and 1 for everything else.
+// Throw inside, catch once here: one line on stderr (control characters escaped), exit 2 for usage
+// and 1 for everything else.
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -8,6 +9,7 @@
 #include <exception>
 #include <iostream>
 #include <new>
+#include <string>
 #include <vector>
 
 #include "cli/command.h"
@@ -64,16 +66,20 @@ int main(int argc, char** argv) {
       if (command.app->parsed()) return command.run();
     return 2;
   } catch (const s3::UsageError& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
+    std::fprintf(stderr, "error: %s\n", s3::cli::printable(e.what()).c_str());
     return 2;
   } catch (const s3::Error& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
+    std::fprintf(stderr, "error: %s\n", s3::cli::printable(e.what()).c_str());
     return 1;
   } catch (const std::bad_alloc&) {
     std::fprintf(stderr, "error: out of memory\n");
     return 1;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "error: internal: %s\n", e.what());
+    // A bug (every user-caused failure is an s3::Error): still one line, without the backtrace
+    // LibTorch appends to its messages.
+    std::string what = e.what();
+    if (const size_t nl = what.find('\n'); nl != std::string::npos) what.resize(nl);
+    std::fprintf(stderr, "error: internal: %s\n", s3::cli::printable(what).c_str());
     return 1;
   }
 }

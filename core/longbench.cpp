@@ -15,6 +15,7 @@
 #include <span>
 
 #include "core/error.h"
+#include "core/file_read.h"
 #include "core/generation.h"
 #include "core/index_sources.h"
 #include "core/model.h"
@@ -36,6 +37,9 @@ constexpr const char* kVersion = "0.1.0";  // CMakeLists.txt project version
 // pred.py's max_length is 7,500 for 8K-window models (31,500 for 32K ones): the window less 692
 // tokens for the chat template and the longest answer (dataset2maxlen: 512).
 constexpr int kWindowReserve = 692;
+// LongBench's config files and a run's manifest are a few KiB; a task's results, a few MiB.
+constexpr uint64_t kMaxConfigBytes = uint64_t{16} << 20;
+constexpr uint64_t kMaxResultsBytes = uint64_t{4} << 30;
 
 const std::set<std::string>& no_chat_tasks() {
   static const std::set<std::string> tasks = {"trec", "triviaqa", "samsum", "lsht", "lcc", "repobench-p"};
@@ -49,8 +53,7 @@ std::string hex64(uint64_t h) {
 }
 
 std::string xxh3_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("cannot read " + path.string());
+  std::ifstream in = open_regular_file(path, "file");
   XXH3_state_t* state = XXH3_createState();
   XXH3_64bits_reset(state);
   std::vector<char> buf(1 << 20);
@@ -66,8 +69,9 @@ std::string xxh3_file(const fs::path& path) {
 std::string xxh3_text(const std::string& text) { return hex64(XXH3_64bits(text.data(), text.size())); }
 
 nlohmann::json read_json_file(const fs::path& path) {
-  if (!fs::is_regular_file(path)) throw Error("missing config file " + path.string());
-  const std::string text = index::read_small_file(path);
+  std::error_code ec;
+  if (!fs::exists(path, ec)) throw Error("missing config file " + path.string());
+  const std::string text = read_regular_file(path, kMaxConfigBytes, "JSON file");
   nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) throw Error(path.string() + " is not a JSON object");
   return j;
@@ -81,8 +85,7 @@ struct Sample {
 };
 
 std::vector<Sample> read_task_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("cannot read " + path.string());
+  std::ifstream in = open_regular_file(path, "data file");
   std::vector<Sample> out;
   std::string line;
   for (size_t lineno = 1; std::getline(in, line); ++lineno) {
@@ -110,8 +113,7 @@ std::vector<Sample> read_task_file(const fs::path& path) {
 // L-Eval: one document (`input`) per row with many `instructions` / `outputs`; each instruction is
 // a sample with _id "<row>-<question>" and answers [output].
 std::vector<Sample> read_leval_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("cannot read " + path.string());
+  std::ifstream in = open_regular_file(path, "data file");
   std::vector<Sample> out;
   std::string line;
   size_t doc = 0;
@@ -152,7 +154,7 @@ std::vector<Sample> read_leval_file(const fs::path& path) {
 std::set<std::string> resume_file(const fs::path& path) {
   std::set<std::string> done;
   if (!fs::exists(path)) return done;
-  const std::string content = index::read_small_file(path);
+  const std::string content = read_regular_file(path, kMaxResultsBytes, "results file");
   std::string kept;
   bool rewrite = false;
   size_t begin = 0;
@@ -427,7 +429,11 @@ nlohmann::json run_longbench(const LongBenchOptions& o, const LongBenchCallbacks
   const ModelInfo& info = model.info();
   const Tokenizer& tok = model.tokenizer();
   std::unique_ptr<Scanner> scanner;
-  if (retrieve) scanner = std::make_unique<Scanner>(model, sae_dir, ScanOptions{});
+  if (retrieve) {
+    ScanOptions scan;  // `s3attn index`'s defaults, the chunk within the model's window
+    scan.chunk = std::min(scan.chunk, info.max_position_embeddings - (info.add_bos_token ? 1 : 0));
+    scanner = std::make_unique<Scanner>(model, sae_dir, scan);
+  }
   const int max_length = o.max_length ? *o.max_length : std::max(2, info.max_position_embeddings - kWindowReserve);
   // A prompt cut to max_length, plus the chat template (and a few tokens where the two halves are
   // re-tokenized at the seam), must fit the model's window; refuse before the first sample.
@@ -438,6 +444,22 @@ nlohmann::json run_longbench(const LongBenchOptions& o, const LongBenchCallbacks
     throw UsageError("--max-length " + std::to_string(max_length) + " plus the chat template (" +
                      std::to_string(chat_overhead) + " tokens) does not fit the model's window of " +
                      std::to_string(info.max_position_embeddings) + " tokens");
+  // Each sample's retrieval question runs through the model in one forward pass: refuse, before
+  // the first sample, inputs longer than the model's window.
+  if (retrieve) {
+    for (const TaskPlan& plan : plans) {
+      const std::string instruction = trim(format_longbench_prompt(plan.templ, "", ""));
+      for (const Sample& sample : plan.samples) {
+        const std::string& question = trim(sample.input).empty() ? instruction : sample.input;
+        if (const size_t n = tok.encode(question).size();
+            n > static_cast<size_t>(info.max_position_embeddings))
+          throw Error(plan.file.string() + ": sample " + sample.id +
+                      ": its retrieval question (the input) has " + std::to_string(n) +
+                      " tokens, more than the model's window of " +
+                      std::to_string(info.max_position_embeddings) + " tokens");
+      }
+    }
+  }
   const std::vector<int32_t> newline_ids = tok.encode("\n");
   if (newline_ids.empty()) throw Error("the tokenizer gives no token for a newline");
   const int32_t newline_id = newline_ids.back();

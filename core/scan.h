@@ -90,7 +90,9 @@ class Scanner {
     std::vector<int32_t> ids;                                         // the question's token ids
   };
   // aggregate: "sum" (default) or "max" over the question's tokens and query heads. keys: encode
-  // the question's own keys instead of its queries (--query-vectors keys).
+  // the question's own keys instead of its queries (--query-vectors keys). The question is one
+  // forward pass: more tokens than the model's window (max_position_embeddings) throw
+  // s3::UsageError.
   QueryFeatures encode_query(const std::string& question, const std::string& aggregate = "sum",
                              bool keys = false) const;
 

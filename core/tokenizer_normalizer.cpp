@@ -9,18 +9,23 @@ namespace s3::tok {
 
 namespace {
 
+// A space is a starter that composes with nothing: NFC never acts across one.
 class Nfc final : public Normalizer {
  public:
-  void normalize(Piece& p) const override {
+  void normalize(Piece& p, bool) const override {
     std::vector<unicode::CharChange> changes;
     if (unicode::nfc_with_changes(p.text, changes)) transform(p, changes);
   }
+  bool local() const override { return true; }
 };
 
 class Prepend final : public Normalizer {
  public:
   explicit Prepend(std::string s) : s_(std::move(s)) {}
-  void normalize(Piece& p) const override { prepend(p, s_); }
+  void normalize(Piece& p, bool continued) const override {
+    if (!continued) prepend(p, s_);
+  }
+  bool local() const override { return true; }
 
  private:
   std::string s_;
@@ -30,11 +35,13 @@ class Replace final : public Normalizer {
  public:
   Replace(Pattern pattern, std::string content)
       : pattern_(std::move(pattern)), content_(std::move(content)) {}
-  void normalize(Piece& p) const override {
+  void normalize(Piece& p, bool) const override {
     Matches m;
     pattern_.find_all(p.text, m);
     replace(p, m, content_);
   }
+  // A literal's matches are as long as the literal; a regex's may be any length.
+  bool local() const override { return pattern_.is_literal(); }
 
  private:
   Pattern pattern_;
@@ -44,9 +51,14 @@ class Replace final : public Normalizer {
 class Sequence final : public Normalizer {
  public:
   explicit Sequence(std::vector<std::unique_ptr<Normalizer>> steps) : steps_(std::move(steps)) {}
-  void normalize(Piece& p) const override {
+  void normalize(Piece& p, bool continued) const override {
     for (const auto& s : steps_)
-      s->normalize(p);
+      s->normalize(p, continued);
+  }
+  bool local() const override {
+    for (const auto& s : steps_)
+      if (!s->local()) return false;
+    return true;
   }
 
  private:
