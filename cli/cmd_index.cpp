@@ -33,7 +33,8 @@ Command add_index(CLI::App& root) {
   app->add_option("--format", a->source.format, "auto | text | jsonl")->capture_default_str();
   app->add_option("--doc-field", a->source.doc_field, "JSONL field holding the text")->capture_default_str();
   app->add_option("--name-field", a->source.name_field, "JSONL field naming each document");
-  app->add_option("--chunk", a->scan.chunk, "tokens per independent chunk")->capture_default_str();
+  auto* chunk = app->add_option("--chunk", a->scan.chunk,
+                                "tokens per independent chunk (default: 4096, or less to fit the model's window)");
   app->add_option("--layers", a->scan.layers, "tapped layers (default: every layer of the SAE)")->delimiter(',');
   app->add_flag("--rope", a->scan.rope, "index post-RoPE keys (ablation)");
   app->add_option("--chunk-overlap", a->scan.overlap, "warm-up tokens before each chunk, run but not indexed")
@@ -53,7 +54,7 @@ Command add_index(CLI::App& root) {
   overwrite->excludes(append);
   app->add_flag("--json", a->json, "print the summary as JSON");
 
-  auto run = [a]() {
+  auto run = [a, chunk]() {
     a->scan.validate();
     a->source.validate();
     if (!a->overwrite && !a->append && std::filesystem::exists(a->out))
@@ -64,6 +65,7 @@ Command add_index(CLI::App& root) {
     load.device = DeviceSpec::parse(a->device);
     if (!a->dtype.empty()) load.dtype = validate_dtype(a->dtype);
     const Model model = Model::load(a->model, load);
+    if (chunk->count() == 0) a->scan.fit_chunk_to_window(model.info());
     const Scanner scanner(model, a->sae, a->scan);
 
     index::IndexWriterOptions w;

@@ -430,8 +430,8 @@ nlohmann::json run_longbench(const LongBenchOptions& o, const LongBenchCallbacks
   const Tokenizer& tok = model.tokenizer();
   std::unique_ptr<Scanner> scanner;
   if (retrieve) {
-    ScanOptions scan;  // `s3attn index`'s defaults, the chunk within the model's window
-    scan.chunk = std::min(scan.chunk, info.max_position_embeddings - (info.add_bos_token ? 1 : 0));
+    ScanOptions scan;  // `s3attn index`'s defaults
+    scan.fit_chunk_to_window(info);
     scanner = std::make_unique<Scanner>(model, sae_dir, scan);
   }
   const int max_length = o.max_length ? *o.max_length : std::max(2, info.max_position_embeddings - kWindowReserve);

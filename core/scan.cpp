@@ -40,6 +40,18 @@ void ScanOptions::validate() const {
     if (l < 0) throw UsageError("--layers: layer numbers are non-negative");
 }
 
+void ScanOptions::fit_chunk_to_window(const ModelInfo& info) {
+  const bool bos = chunk_bos == "always" || (chunk_bos == "auto" && info.add_bos_token);
+  const int fit = info.max_position_embeddings - (bos ? 1 : 0) - overlap;
+  if (fit >= chunk) return;
+  if (fit < kMinChunk || fit <= overlap)
+    throw UsageError("the model's window of " + std::to_string(info.max_position_embeddings) +
+                     " tokens leaves no room for a chunk of at least " + std::to_string(kMinChunk) +
+                     " tokens after --chunk-overlap " + std::to_string(overlap) +
+                     (bos ? " and BOS" : ""));
+  chunk = fit;
+}
+
 namespace {
 
 std::string file_fingerprint(const std::filesystem::path& path) {

@@ -44,6 +44,10 @@ struct ScanOptions {
   // stream, each chunk's encoder between two forwards.
   bool sae_overlap = true;
   void validate() const;
+  // Lowers `chunk` so that one forward pass (BOS, overlap and chunk) fits the model's window: for
+  // the default chunk when the user gave none (an explicit --chunk that does not fit is refused by
+  // Scanner::scan). Throws UsageError when the window leaves less than kMinChunk tokens.
+  void fit_chunk_to_window(const ModelInfo& info);
 };
 
 // Called with (tokens scanned, tokens in total) after each chunk.

@@ -71,7 +71,10 @@ size_t TextCutter::next_cut(std::string_view text, size_t begin, size_t end) {
     if (unicode::is_white_space(unicode::decode_utf8(text, prev, &len))) continue;
     const size_t lo = char_start(text, p - kCutWindowBytes);
     const size_t hi = std::min(end, char_start(text, p + kCutWindowBytes));
-    if (cuts_cleanly(text, p, lo, hi)) return p;
+    if (cuts_cleanly(text, p, lo, hi)) {
+      failed_ = 0;
+      return p;
+    }
     ++failed_;
     p += kCutWindowBytes / 4;  // neighbouring spaces usually fail for the same reason
   }

@@ -26,7 +26,7 @@ inline constexpr size_t kStreamPieceBytes = size_t{64} << 10;
 inline constexpr size_t kStreamMinPieceBytes = kStreamPieceBytes / 2;
 // Text on each side of a candidate cut that is checked.
 inline constexpr size_t kCutWindowBytes = 1024;
-// Candidates checked without success before the rest of a text is tokenized whole.
+// Candidates in a row checked without success before the rest of a text is tokenized whole.
 inline constexpr int kMaxFailedCuts = 64;
 
 // The words (pre-tokenized pieces, added tokens included) of original text[b, e), normalized as
@@ -38,8 +38,8 @@ class TextCutter {
   TextCutter(WordsFn words, const Bpe& model) : words_(std::move(words)), model_(model) {}
 
   // The end of the next piece of text[begin, end): a checked cut near begin + kStreamPieceBytes,
-  // or `end` (no cut is needed, or none was found). Counts failed candidates across calls (one
-  // cutter serves one text) and stops trying after kMaxFailedCuts.
+  // or `end` (no cut is needed, or none was found). Counts failed candidates in a row across calls
+  // (one cutter serves one text) and stops trying after kMaxFailedCuts.
   size_t next_cut(std::string_view text, size_t begin, size_t end);
 
  private:
