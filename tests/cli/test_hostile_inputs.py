@@ -218,7 +218,9 @@ def test_unreadable_directory_in_the_input(s3attn, tiny_export, sae, docs, tmp_p
     ("rope_theta", "10000", "rope_theta"),
     ("n_layers", 4.5, "n_layers"),
     ("vocab_size", 2**40, "vocab_size"),
-    ("bos_token_id", 320, "bos_token_id"),
+    ("bos_token_id", 320, "bos_token_id"),  # token ids outside the tiny model's vocabulary of 320
+    ("stop_token_ids", [2, 320], "stop_token_ids"),
+    ("pad_token_id", -1, "pad_token_id"),
     ("add_bos_token", "yes", "add_bos_token"),
     ("architecture", 7, "architecture"),
     ("max_position_embeddings", 0, "max_position_embeddings"),
@@ -257,6 +259,18 @@ def test_chunk_larger_than_the_window_is_refused(s3attn, tiny_export, sae, docs,
                       "--out", tmp_path / "idx", check=False, timeout=QUICK)
     assert_one_line_error(proc, 2, "--chunk", f"window of {window} tokens")
     assert not (tmp_path / "idx").exists()
+
+
+def test_default_chunk_is_lowered_to_fit_a_small_window(s3attn, tiny_export, sae, docs, tmp_path):
+    """Without --chunk, the default of 4,096 tokens is lowered to the model's window (the tiny
+    model's is smaller) instead of being refused like an explicit --chunk that does not fit."""
+    meta = json.loads((tiny_export / "model.json").read_text())
+    window = meta["max_position_embeddings"]
+    assert window < 4096
+    run_s3attn("index", "--model", tiny_export, "--sae", sae, "--input", docs, "--out", tmp_path / "idx",
+               timeout=QUICK)
+    scan = run_json("inspect", tmp_path / "idx", "--json")["configuration"]["scan"]
+    assert scan["chunk"] == window - (1 if scan["chunk_bos"] else 0)
 
 
 @pytest.mark.parametrize("key,value,needle", [
