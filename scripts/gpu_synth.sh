@@ -17,7 +17,8 @@
 #   BUDGET (2048), RESERVE (64: tokens kept for the chat template), SEED (0), JOBS (12 processes at
 #   once), SHARDS (2 per length and method), BATCH (8), DTYPE (bfloat16), DEVICE (cuda);
 #   STEPS ("generate scaling runs"); SCALING_LENGTHS (= LENGTHS), HF_MAX (128K: transformers' full
-#   prefill up to this length); CAP (--max-new-tokens-cap, smoke tests only).
+#   prefill up to this length); PYTHON (python3), S3ATTN_BIN (build/s3attn); LIMIT and CAP (--limit, --max-new-tokens-cap: smoke tests only;
+#   with DEVICE=cpu DTYPE=float32 it runs anywhere, as tests/scripts/test_synth_suite.py does).
 # Then, on a machine with the scorer's packages (.venv):
 #   .venv/bin/python scripts/synth_report.py OUT_DIR --label NAME
 set -uo pipefail
@@ -35,8 +36,8 @@ methods="${METHODS:-full bm25 s3 s3-hybrid}"; budget="${BUDGET:-2048}"; reserve=
 seed="${SEED:-0}"; jobs="${JOBS:-12}"; shards="${SHARDS:-2}"; batch="${BATCH:-8}"
 dtype="${DTYPE:-bfloat16}"; device="${DEVICE:-cuda}"; steps="${STEPS:-generate scaling runs}"
 hf_max="${HF_MAX:-131072}"
-py="${PYTHON:-python3}"
-for f in "$root/build/s3attn" "$model/model.json" "$model/sae/sae.json" "$data/haystack/PaulGrahamEssays.json"; do
+py="${PYTHON:-python3}"; bin="${S3ATTN_BIN:-$root/build/s3attn}"
+for f in "$bin" "$model/model.json" "$model/sae/sae.json" "$data/haystack/PaulGrahamEssays.json"; do
   [ -e "$f" ] || { echo "gpu_synth: error: $f is missing" >&2; exit 1; }
 done
 mkdir -p "$out/logs" "$out/runs" "$out/scaling" "$work"
@@ -92,7 +93,7 @@ if [[ " $steps " == *" scaling "* ]]; then
       "$data/haystack/PaulGrahamEssays.json" "$work/essays.txt"
     OMP_NUM_THREADS=1 "$py" "$root/scripts/bench_index.py" --model "$model" --sae "$model/sae" --text "$work/essays.txt" \
       --tokens "${scaling[@]}" --every-length --hf-config model --hf-max-tokens "$hf_max" --new-tokens 32 \
-      --device "$device" --dtype "$dtype" --out "$work/scaling" --rows "$rows" \
+      --device "$device" --dtype "$dtype" --binary "$bin" --out "$work/scaling" --rows "$rows" \
       >"$out/logs/scaling.out" 2>"$out/logs/scaling.err" || { echo "gpu_synth: scaling failed:" >&2; tail -3 "$out/logs/scaling.err" >&2; }
   fi
   echo "gpu_synth: scaling in $((SECONDS - start)) s" >&2
@@ -102,13 +103,14 @@ if [[ " $steps " == *" runs "* ]]; then
   start=$SECONDS
   extra=()
   [ -n "${CAP:-}" ] && extra+=(--max-new-tokens-cap "$CAP")
+  [ -n "${LIMIT:-}" ] && extra+=(--limit "$LIMIT")
   running=0
   for n in $all_lengths; do
     for method in $methods; do
       if [ "$method" = full ] && [ "$n" -gt "$window" ]; then continue; fi
       for ((rank = 0; rank < shards; rank++)); do
         if [ "$running" -ge "$jobs" ]; then wait -n; running=$((running - 1)); fi
-        RANK=$rank WORLD_SIZE=$shards OMP_NUM_THREADS=1 "$root/build/s3attn" longbench --data "$work/$n" \
+        RANK=$rank WORLD_SIZE=$shards OMP_NUM_THREADS=1 "$bin" longbench --data "$work/$n" \
           --config "$work/config" --tasks "$(tasks_at "$n")" --model "$model" --method "$method" --budget "$budget" \
           --max-length "$max_length" --batch "$batch" --device "$device" --dtype "$dtype" "${extra[@]}" \
           --label "$method" --out "$out/runs/$n/$method" \
@@ -124,7 +126,7 @@ fi
 status=0
 for f in "$out"/logs/*.err; do
   [ -e "$f" ] || continue
-  if grep -q "error" "$f"; then echo "== $f"; tail -3 "$f"; status=1; fi
+  if grep -q "error: " "$f"; then echo "== $f"; tail -3 "$f"; status=1; fi
 done
 for n in $all_lengths; do
   for method in $methods; do
