@@ -138,12 +138,16 @@ def hf_config_from_model(meta: dict) -> dict:
 
 
 def hf_full(config: dict, ids: list[int], new_tokens: int, device: str, dtype) -> dict:
+    import gc
     import torch
     try:
         return _hf_full(config, ids, new_tokens, device, dtype)
     except torch.OutOfMemoryError as exc:
+        error = str(exc).splitlines()[0]
+    gc.collect()  # the exception's frames held the model and its activations until here
+    if device.startswith("cuda"):
         torch.cuda.empty_cache()
-        return {"hf_oom": True, "hf_error": str(exc).splitlines()[0]}
+    return {"hf_oom": True, "hf_error": error}
 
 
 def _hf_full(config: dict, ids: list[int], new_tokens: int, device: str, dtype) -> dict:
@@ -155,11 +159,11 @@ def _hf_full(config: dict, ids: list[int], new_tokens: int, device: str, dtype) 
     x = torch.tensor([ids], device=device)
     with torch.no_grad():
         model(x[:, :2048], logits_to_keep=1)  # warm-up
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
+        _sync(device)
+        _reset_peak(device)
         t0 = time.perf_counter()
         out = model(x, use_cache=True, logits_to_keep=1)
-        torch.cuda.synchronize()
+        _sync(device)
         prefill = time.perf_counter() - t0
         past = out.past_key_values
         token = out.logits[:, -1:].argmax(-1)
@@ -168,12 +172,13 @@ def _hf_full(config: dict, ids: list[int], new_tokens: int, device: str, dtype) 
             out = model(token, past_key_values=past, use_cache=True)
             past = out.past_key_values
             token = out.logits[:, -1:].argmax(-1)
-        torch.cuda.synchronize()
+        _sync(device)
         decode = time.perf_counter() - t1
-    peak = torch.cuda.max_memory_allocated()
+    peak = _peak(device)
     attention = getattr(model.config, "_attn_implementation", None)
     del model, past, out
-    torch.cuda.empty_cache()
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()
     return {"hf_prefill_s": prefill, "hf_decode_s": decode, "hf_total_s": prefill + decode, "hf_peak_bytes": peak,
             "hf_new_tokens": new_tokens, "hf_attention": attention}
 

@@ -257,8 +257,21 @@ class TokenCounter:
     def count(self, text: str) -> int:
         return len(self.tok.encode(text, add_special_tokens=False).ids) + int(self.add_bos)
 
-    def offsets(self, text: str) -> list[tuple[int, int]]:
-        return self.tok.encode(text, add_special_tokens=False).offsets
+    def offsets(self, text: str, piece: int = 1 << 16) -> list[tuple[int, int]]:
+        """Token character ranges of `text`, tokenized in pieces of whole lines on all cores: close
+        to, not always equal to, the whole text's (a cut may tokenize differently at a piece
+        boundary); exact counts come from count()."""
+        starts = [0]
+        while starts[-1] + piece < len(text):
+            cut = text.find("\n", starts[-1] + piece)
+            if cut < 0:
+                break
+            starts.append(cut)
+        pieces = [text[a:b] for a, b in zip(starts, starts[1:] + [len(text)])]
+        out: list[tuple[int, int]] = []
+        for start, enc in zip(starts, self.tok.encode_batch(pieces, add_special_tokens=False)):
+            out += [(start + a, start + b) for a, b in enc.offsets]
+        return out
 
 
 def fit(build, count, target: int, tolerance: int, x0: int, lo_bound: int = 1, what: str = ""):
