@@ -1,6 +1,7 @@
-// Answering a question against an index (method.md §4-§7): encode the question's attention
-// queries with the index's SAEs, score and select evidence within a token budget (retrieval/),
-// turn it back into exact original text, prompt the model and decode greedily. Free of LibTorch.
+// Answering a question against an index (docs/method.md §4-§7): encode the question (its keys, or
+// its queries with --query-vectors queries) with the index's SAEs, score and select evidence within
+// a token budget (retrieval/), turn it back into exact original text, prompt the model and decode
+// greedily. Free of LibTorch.
 #pragma once
 
 #include <cstdint>
@@ -36,14 +37,14 @@ struct AskOptions {
   bool evidence_only = false;  // stop after retrieval
   bool chat = true;            // use the model's chat template when it has one
   std::string prompt_template = kDefaultAskPrompt;
-  std::string doc;             // a document's name or id; empty = every document of the index
-  bool explain = false;        // attach the features / terms that chose each evidence range
-  bool ignore_stop = false;    // always generate max_new_tokens (benchmarks)
+  std::string doc;           // a document's name or id; empty = every document of the index
+  bool explain = false;      // attach the features / terms that chose each evidence range
+  bool ignore_stop = false;  // always generate max_new_tokens (benchmarks)
   void validate() const;
 };
 
 struct Evidence {
-  std::string doc;     // document name
+  std::string doc;  // document name
   uint32_t doc_id = 0;
   uint32_t start = 0;  // token range [start, end) within the document
   uint32_t end = 0;
@@ -59,7 +60,7 @@ struct AskResult {
   uint32_t budget = 0;           // evidence tokens asked for
   uint32_t evidence_tokens = 0;  // evidence tokens selected (== min(budget, document tokens))
   int prompt_tokens = 0;
-  std::vector<int32_t> tokens;   // generated ids
+  std::vector<int32_t> tokens;  // generated ids
   std::string stop_reason;
   nlohmann::json timings;
 };

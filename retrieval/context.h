@@ -1,5 +1,5 @@
-// Context assembly (method.md §6): the selected ranges, in document order, as exact original text,
-// joined by a short separator where the document was cut.
+// Context assembly (docs/method.md §6.4): the selected ranges, in document order, as exact original
+// text, joined by a short separator where the document was cut.
 #pragma once
 
 #include <functional>
