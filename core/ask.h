@@ -1,6 +1,7 @@
-// Answering a question against an index (method.md §4-§7): encode the question's attention
-// queries with the index's SAEs, score and select evidence within a token budget (retrieval/),
-// turn it back into exact original text, prompt the model and decode greedily. Free of LibTorch.
+// Answering a question against an index (docs/method.md §4-§7): encode the question (its keys, or
+// its queries with --query-vectors queries) with the index's SAEs, score and select evidence within
+// a token budget (retrieval/), turn it back into exact original text, prompt the model and decode
+// greedily. Free of LibTorch.
 #pragma once
 
 #include <cstdint>

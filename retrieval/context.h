@@ -1,6 +1,6 @@
-// Context assembly (method.md §6): the selected ranges, in document order, as exact original text,
-// joined by a short separator where the document was cut; evidence drawn from several documents is
-// grouped per document under a header naming it.
+// Context assembly (docs/method.md §6.4): the selected ranges, in document order, as exact original
+// text, joined by a short separator where the document was cut; evidence drawn from several
+// documents is grouped per document under a header naming it.
 #pragma once
 
 #include <cstdint>

@@ -5,7 +5,7 @@
 # build/s3attn (scripts/build.sh or scripts/gpu_build.sh) and an exported model with its SAE.
 # Usage:
 #   scripts/gpu_longbench.sh MODEL_DIR DATA_DIR OUT_DIR
-# DATA_DIR has the layout of ../shared/data: longbench/v1, longbench/config, leval.
+# DATA_DIR has the layout of the data folder ($S3ATTN_DATA): longbench/v1, longbench/config, leval.
 # Environment (defaults): METHODS ("full bm25 s3 s3-hybrid"), TASKS (multi_news), SUITES
 # ("longbench leval"), SHARDS (2), BATCH (16), BUDGET (2048), DTYPE (bfloat16), DEVICE (cuda);
 # RUNS: more runs beside METHODS, ";"-separated "LABEL=METHOD [flags...]" (e.g.

@@ -236,7 +236,7 @@ def first_line(prediction: str) -> str:
 # L-Eval (Evaluation/auto_eval.py + em.py): "exam" = multiple choice, "f1" = open-ended QA.
 # ------------------------------------------------------------------------------------------------
 
-# Evaluation type of the L-Eval tasks this project ships (../shared/data/leval) plus TPO; rows may
+# Evaluation type of the L-Eval tasks this project runs ($S3ATTN_DATA/leval) plus TPO; rows may
 # also carry L-Eval's own "evaluation" field, which then decides.
 LEVAL_EVALUATION = {
     "coursera": "exam",
