@@ -17,7 +17,8 @@
 #   BUDGET (2048), RESERVE (64: tokens kept for the chat template), SEED (0), JOBS (12 processes at
 #   once), SHARDS (2 per length and method), BATCH (8), DTYPE (bfloat16), DEVICE (cuda);
 #   STEPS ("generate scaling runs"); SCALING_LENGTHS (= LENGTHS), HF_MAX (128K: transformers' full
-#   prefill up to this length); PYTHON (python3), S3ATTN_BIN (build/s3attn); LIMIT and CAP (--limit, --max-new-tokens-cap: smoke tests only;
+#   prefill up to this length); ARGS (flags added to every run, e.g. --answer-model DIR);
+#   PYTHON (python3), S3ATTN_BIN (build/s3attn); LIMIT and CAP (--limit, --max-new-tokens-cap: smoke tests only;
 #   with DEVICE=cpu DTYPE=float32 it runs anywhere, as tests/scripts/test_synth_suite.py does).
 # Then, on a machine with the scorer's packages (.venv):
 #   .venv/bin/python scripts/synth_report.py OUT_DIR --label NAME
@@ -104,6 +105,8 @@ if [[ " $steps " == *" runs "* ]]; then
   extra=()
   [ -n "${CAP:-}" ] && extra+=(--max-new-tokens-cap "$CAP")
   [ -n "${LIMIT:-}" ] && extra+=(--limit "$LIMIT")
+  read -r -a common <<< "${ARGS:-}"
+  extra+=("${common[@]}")
   running=0
   for n in $all_lengths; do
     for method in $methods; do

@@ -6,6 +6,8 @@
 A run directory holds `<task>.jsonl` (or shards `<task>.rank<R>-of<W>.jsonl`), one JSON object per
 sample with the fields pred, answers, all_classes, length and _id (extra fields such as
 evidence_tokens are allowed), and `manifest.json` with at least {"method": ..., "model": ...}.
+Official LongBench pred.py output is accepted too: rows without _id (their place in the file stands
+in for it) and a folder without manifest.json (the folder's name is the method and the label).
 
 Every run directory gets `results.json` ({"<task>": score}) and `results.md`. With several runs, or
 with --baseline, the out dir (default: the first run directory's parent) gets a side-by-side table
@@ -236,7 +238,7 @@ def first_line(prediction: str) -> str:
 # L-Eval (Evaluation/auto_eval.py + em.py): "exam" = multiple choice, "f1" = open-ended QA.
 # ------------------------------------------------------------------------------------------------
 
-# Evaluation type of the L-Eval tasks this project ships (../shared/data/leval) plus TPO; rows may
+# Evaluation type of the L-Eval tasks this project runs ($S3ATTN_DATA/leval) plus TPO; rows may
 # also carry L-Eval's own "evaluation" field, which then decides.
 LEVAL_EVALUATION = {
     "coursera": "exam",
@@ -462,6 +464,8 @@ def _read_jsonl(path: Path) -> list[dict]:
                     raise ScoreError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
                 if not isinstance(row, dict):
                     raise ScoreError(f"{path}:{lineno}: a row must be a JSON object")
+                if "_id" not in row:  # official pred.py output has no _id: the row's place stands in
+                    row["_id"] = f"{path.name}#{len(rows)}"
                 _check_row(row, f"{path}:{lineno}")
                 rows.append(row)
     except UnicodeDecodeError:
@@ -499,8 +503,8 @@ def load_run(path: Path) -> Run:
     if not path.is_dir():
         raise ScoreError(f"{path}: no such run directory")
     manifest_path = path / "manifest.json"
-    if not manifest_path.is_file():
-        raise ScoreError(f"{manifest_path}: missing (every run directory needs a manifest.json)")
+    if not manifest_path.is_file():  # official pred.py output: the folder names the run
+        return _load_rows(path, {"method": path.name, "model": "unknown (no manifest.json)", "label": path.name})
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -511,7 +515,10 @@ def load_run(path: Path) -> Run:
         raise ScoreError(f"{manifest_path}: missing field 'method' (a non-empty string)")
     if manifest.get("model") in (None, ""):
         raise ScoreError(f"{manifest_path}: missing field 'model'")
+    return _load_rows(path, manifest)
 
+
+def _load_rows(path: Path, manifest: dict) -> "Run":
     files: dict[str, list[tuple[int, int, Path]]] = {}
     for file in sorted(path.glob("*.jsonl")):
         match = _FILE_RE.match(file.name)
@@ -581,6 +588,7 @@ class TaskResult:
     samples: int
     score: float  # round(100 * mean, 2)
     per_sample: list[float] = field(repr=False, default_factory=list)
+    ids: list = field(repr=False, default_factory=list)  # the rows' _id, in the order of per_sample
     buckets: dict | None = None  # LongBench-E: bucket -> score or None when the bucket is empty
     mean_evidence_tokens: float | None = None
     evidence_recall: float | None = None  # mean over the rows that have it, in [0, 1]
@@ -621,7 +629,8 @@ def score_task(task: str, rows: list[dict], buckets: bool = False) -> TaskResult
     total = 0.0
     for s in per_sample:  # sequential sum in row order, as eval.py's scorer()
         total += s
-    result = TaskResult(task, spec.metric, len(rows), round(100 * total / len(per_sample), 2), per_sample)
+    result = TaskResult(task, spec.metric, len(rows), round(100 * total / len(per_sample), 2), per_sample,
+                        [r["_id"] for r in rows])
     if buckets:
         import numpy as np
 
@@ -666,6 +675,76 @@ def score_run(run: Run, buckets: bool = False) -> dict[str, TaskResult]:
 def average(values) -> float | None:
     values = [v for v in values if v is not None]
     return round(sum(values) / len(values), 2) if values else None
+
+
+# ------------------------------------------------------------------------------------------------
+# Uncertainty: bootstrap over questions
+# ------------------------------------------------------------------------------------------------
+
+BOOTSTRAP_RESAMPLES = 2000
+BOOTSTRAP_SEED = 0
+
+
+def _bootstrap_indices(n: int, rng):
+    return rng.integers(0, n, size=(BOOTSTRAP_RESAMPLES, n))
+
+
+def _percentile_ci(values) -> tuple[float, float]:
+    import numpy as np
+
+    lo, hi = np.percentile(np.asarray(values, dtype=float), [2.5, 97.5])
+    return round(float(lo), 2), round(float(hi), 2)
+
+
+def score_ci(per_sample: list[float], seed: int = BOOTSTRAP_SEED) -> tuple[float, float]:
+    """95 % percentile bootstrap interval of 100 × the mean per-sample score (questions resampled)."""
+    import numpy as np
+
+    x = np.asarray(per_sample, dtype=float)
+    rng = np.random.default_rng(seed)
+    return _percentile_ci(100.0 * x[_bootstrap_indices(len(x), rng)].mean(axis=1))
+
+
+def paired_samples(a: TaskResult, b: TaskResult) -> tuple[list[float], list[float]]:
+    """The two runs' per-sample scores on the questions both answered, matched by _id."""
+    where = {i: k for k, i in enumerate(b.ids)}
+    pairs = [(s, b.per_sample[where[i]]) for i, s in zip(a.ids, a.per_sample) if i in where]
+    return [p for p, _ in pairs], [q for _, q in pairs]
+
+
+def paired_ci(a: TaskResult, b: TaskResult, seed: int = BOOTSTRAP_SEED) -> dict:
+    """Paired bootstrap over the questions both runs answered: 95 % intervals of the difference of
+    scores (a − b, points) and of the retention (100 × mean a / mean b, %). A difference whose
+    interval excludes 0 is one this sample of questions supports."""
+    import numpy as np
+
+    x, y = paired_samples(a, b)
+    if not x:
+        return {"n": 0, "difference": None, "difference_ci95": None, "retention_ci95": None}
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    idx = _bootstrap_indices(len(x), np.random.default_rng(seed))
+    mx, my = x[idx].mean(axis=1), y[idx].mean(axis=1)
+    out = {"n": len(x), "difference": round(float(100 * (x.mean() - y.mean())), 2),
+           "difference_ci95": _percentile_ci(100.0 * (mx - my)), "retention_ci95": None}
+    ok = my > 0
+    if ok.all():
+        out["retention_ci95"] = _percentile_ci(100.0 * mx[ok] / my[ok])
+    return out
+
+
+def average_ci(task_results: list[TaskResult], seed: int = BOOTSTRAP_SEED) -> tuple[float, float] | None:
+    """95 % interval of the unweighted mean of task scores: each replicate resamples every task's
+    questions, then averages the task means."""
+    import numpy as np
+
+    if not task_results:
+        return None
+    rng = np.random.default_rng(seed)
+    means = np.zeros(BOOTSTRAP_RESAMPLES)
+    for r in task_results:
+        x = np.asarray(r.per_sample, dtype=float)
+        means += 100.0 * x[_bootstrap_indices(len(x), rng)].mean(axis=1)
+    return _percentile_ci(means / len(task_results))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -786,6 +865,13 @@ def write_comparison(runs: list[Run], results: list[dict[str, TaskResult]], base
 
     avg = [average(score(i, t) for t in common) for i in range(len(runs))]
     avg_ret = {i: average(r[t] for t in common) for i, r in rets.items()}
+    cis = [{t: score_ci(res[t].per_sample) for t in res} for res in results]
+    avg_cis = [average_ci([res[t] for t in common]) for res in results]
+    paired = {i: {t: paired_ci(results[i][t], base_res[t]) for t in tasks if t in results[i] and t in base_res}
+              for i in rets}
+
+    def with_ci(value, ci) -> str:
+        return _fmt(value) if ci is None or value is None else f"{_fmt(value)} [{_fmt(ci[0])}, {_fmt(ci[1])}]"
 
     head = ["task"] + [_md_cell(l) for l in labels] + [f"{_md_cell(labels[i])} retention %" for i in rets]
     lines = ["# LongBench side by side", ""]
@@ -799,13 +885,34 @@ def write_comparison(runs: list[Run], results: list[dict[str, TaskResult]], base
     else:
         lines += [f"Retention = score / {labels[baseline]} score × 100 %, per task; the average retention is "
                   "the mean of the per-task retentions.", ""]
+    lines += [f"Brackets: 95 % bootstrap intervals ({BOOTSTRAP_RESAMPLES} resamples of the questions, seed "
+              f"{BOOTSTRAP_SEED}); retention intervals are paired (the same questions resampled for both runs).", ""]
     lines += ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
     for t in tasks:
-        cells = [t] + [_fmt(score(i, t)) for i in range(len(runs))] + [_fmt(rets[i][t]) for i in rets]
+        cells = [t] + [with_ci(score(i, t), cis[i].get(t)) for i in range(len(runs))]
+        cells += [with_ci(rets[i][t], paired[i].get(t, {}).get("retention_ci95")) for i in rets]
         lines.append("| " + " | ".join(cells) + " |")
-    cells = ["**average**"] + [f"**{_fmt(a)}**" for a in avg] + [f"**{_fmt(avg_ret[i])}**" for i in rets]
+    cells = ["**average**"] + [f"**{with_ci(a, ci)}**" for a, ci in zip(avg, avg_cis)]
+    cells += [f"**{_fmt(avg_ret[i])}**" for i in rets]
     lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
+    if paired:
+        lines += [f"Difference from {labels[baseline]} in points, with its paired 95 % interval; **bold** where "
+                  "the interval excludes 0 (a difference these questions support):", "",
+                  "| task | " + " | ".join(_md_cell(labels[i]) for i in paired) + " |",
+                  "|---|" + "---:|" * len(paired)]
+        for t in tasks:
+            cells = [t]
+            for i in paired:
+                p = paired[i].get(t)
+                if not p or p["difference_ci95"] is None:
+                    cells.append("–")
+                    continue
+                lo, hi = p["difference_ci95"]
+                text = f"{p['difference']:+.2f} [{lo:+.2f}, {hi:+.2f}]"
+                cells.append(f"**{text}**" if lo > 0 or hi < 0 else text)
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
     if len(common) < len(tasks):
         lines.append(f"Averages are over the {len(common)} task(s) every run has: {', '.join(common) or 'none'}.")
     else:
@@ -824,6 +931,9 @@ def write_comparison(runs: list[Run], results: list[dict[str, TaskResult]], base
                 "model": run.model,
                 "run_dir": str(run.path),
                 "scores": {t: r.score for t, r in results[i].items()},
+                "ci95": cis[i],
+                "average_ci95": avg_cis[i],
+                "vs_baseline": paired.get(i),
                 "samples": {t: r.samples for t, r in results[i].items()},
                 "mean_evidence_tokens": {t: r.mean_evidence_tokens for t, r in results[i].items()},
                 "evidence_recall": {t: r.evidence_recall for t, r in results[i].items()},

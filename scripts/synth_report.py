@@ -135,6 +135,14 @@ def loglog_slope(points: list[tuple[float, float]]) -> float | None:
     return sum((p[0] - mx) * (p[1] - my) for p in pts) / var if var else None
 
 
+def score_cell(r) -> str:
+    """The score with its 95 % bootstrap interval over the samples (scripts/longbench_score.py)."""
+    if r.samples < 2:
+        return LS._fmt(r.score)
+    lo, hi = LS.score_ci(r.per_sample)
+    return f"{LS._fmt(r.score)} [{LS._fmt(lo)}, {LS._fmt(hi)}]"
+
+
 def gib(b) -> str:
     return "–" if b is None else f"{b / 2**30:.2f}"
 
@@ -149,7 +157,8 @@ def markdown(cells, window, model, scaling, label) -> str:
     tasks = [t for t in TASKS if any(t in cells[n].get(m, {}) for n in lengths for m in methods)]
     out = [f"# Synthetic suite: {label}", ""]
     out.append(f"Model `{model}` (window {window} tokens). Scores: RULER's string match (scripts/longbench_score.py), "
-               "100 × the mean per-sample score; n = samples per task and length. Evidence recall: share of the "
+               "100 × the mean per-sample score, with its 95 % bootstrap interval over the samples in brackets; "
+               "n = samples per task and length. Evidence recall: share of the "
                "needles in the context the model saw; control: in the evidence of an unrelated question "
                "(docs/synthetic.md).")
     out += ["", "## Goals", ""] + goals(cells, window)
@@ -160,7 +169,7 @@ def markdown(cells, window, model, scaling, label) -> str:
             if not any(t in cells[n].get(m, {}) for m in methods):
                 continue
             samples = max(cells[n][m][t].samples for m in methods if t in cells[n].get(m, {}))
-            vals = [LS._fmt(cells[n][m][t].score) if t in cells[n].get(m, {}) else "–" for m in methods]
+            vals = [score_cell(cells[n][m][t]) if t in cells[n].get(m, {}) else "–" for m in methods]
             out.append(f"| {t} | {length_name(n)} | {samples} | " + " | ".join(vals) + " |")
     recall_tasks = [t for t in tasks if TASKS[t].needles]
     out += ["", "## Evidence recall % (control recall %)", "",
@@ -301,6 +310,7 @@ def to_json(cells, window, model, scaling) -> dict:
     return {
         "model": model, "window": window,
         "cells": {str(n): {m: {t: {"score": r.score, "samples": r.samples, "metric": r.metric,
+                                   "score_ci95": LS.score_ci(r.per_sample) if r.samples > 1 else None,
                                    "evidence_recall": r.evidence_recall,
                                    "control_evidence_recall": r.control_evidence_recall}
                                for t, r in res.items()} for m, res in cells[n].items()} for n in sorted(cells)},

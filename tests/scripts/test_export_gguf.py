@@ -58,7 +58,8 @@ def test_default_model_gguf_export_answers(tmp_path):
     m = json.loads((out / "model.json").read_text())
     assert (m["n_layers"], m["hidden_size"], m["n_heads"], m["n_kv_heads"], m["vocab_size"]) == (30, 576, 9, 3, 49152)
     assert m["tie_word_embeddings"] is True and m["default_taps"] == [0, 11, 15, 27]
-    assert m["stop_token_ids"] == [2] and m["add_bos_token"] is False
+    # eos <|im_end|> (2) and the control token <|endoftext|> (0), which ends a text as llama.cpp stops on it
+    assert m["stop_token_ids"] == [0, 2] and m["add_bos_token"] is False
     assert m["chat_template"]["suffix"] == "<|im_end|>\n<|im_start|>assistant\n"
 
     # our dequantization + q/k un-permutation equals transformers' GGUF loader, tensor for tensor

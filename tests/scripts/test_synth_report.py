@@ -63,14 +63,19 @@ def test_goals_tables_and_plots(tmp_path, capsys):
     assert "s3-hybrid on niah_single at 16× the window (128K): 100.0 % (goal ≥ 95 %): met." in md
     assert "s3-hybrid on niah_multikey at 16× the window (128K): 75.0 % (goal ≥ 95 %): missed." in md
     assert "at 4K, the longest length full fits: full 100.00, s3-hybrid 62.50 (goal: within 5 points): missed." in md
-    assert "| niah_single | 4K | 4 | 100.00 | – | 75.00 |" in md  # columns: full, s3, s3-hybrid
-    assert "| niah_single | 128K | 4 | – | 0.00 | 50.00 |" in md
+    # columns full, s3, s3-hybrid; brackets: the scorer's bootstrap interval (all 1 or all 0: a point)
+    lo, hi = SR.LS.score_ci([1, 1, 1, 0])
+    assert f"| niah_single | 4K | 4 | 100.00 [100.00, 100.00] | – | 75.00 [{lo:.2f}, {hi:.2f}] |" in md
+    lo, hi = SR.LS.score_ci([1, 1, 0, 0])
+    assert f"| niah_single | 128K | 4 | – | 0.00 [0.00, 0.00] | 50.00 [{lo:.2f}, {hi:.2f}] |" in md
+    assert "| cwe | 4K | 1 | 100.00 | – | 50.00 |" in md  # one sample: no interval
     assert "| niah_single | 128K | – | 25.0 (25.0) | 100.0 (0.0) |" in md
     assert "| niah_single | 4K | 100.0 | – | 100.0 (25.0) |" in md
     assert "| 524,288 | 16.00 | 13.33 | 0.50 | 0.10 | OOM | OOM |" in md
     assert "log-log slope 1.00 (1 = linear)" in md
     assert "(max / min 1.010)" in md
     report = json.loads((tmp_path / "out" / "report" / "synth_results.json").read_text())
+    assert report["cells"]["4096"]["full"]["niah_single"]["score_ci95"] == [100.0, 100.0]
     assert report["window"] == 8192 and report["cells"]["131072"]["s3"]["niah_single"]["control_evidence_recall"] == 0.25
     for png in ("scores_vs_length.png", "recall_vs_length.png", "scaling.png"):
         assert (tmp_path / "out" / "report" / png).read_bytes()[:4] == b"\x89PNG"
