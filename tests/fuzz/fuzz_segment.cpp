@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <cstring>
 #include <string_view>
+#include <utility>
 
 #include "core/error.h"
 #include "index/checksum.h"
@@ -56,6 +57,19 @@ State& state() {
   return s;
 }
 
+// Makes the chosen fixture and file visible to coverage: runs of the valid seeds are otherwise
+// identical, and libFuzzer would keep only one of them (and so mutate only one file kind).
+volatile size_t g_marked;
+template <size_t N>
+[[gnu::noinline]] void mark() {
+  g_marked = N;
+}
+template <size_t... N>
+void mark_selection(size_t selection, std::index_sequence<N...>) {
+  static void (*const kMarks[])() = {mark<N>...};
+  kMarks[selection % sizeof...(N)]();
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
@@ -67,22 +81,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
   Fixture& f = state().fixtures[data[0] & 1];
   const bool raw = (data[0] & 2) != 0;
-  const auto& [name, original] = f.files[(data[0] >> 2) % f.files.size()];
+  const size_t file = (data[0] >> 2) % f.files.size();
+  mark_selection((data[0] & 1) * 16 + file, std::make_index_sequence<2 * 16>());
+  const auto& [name, original] = f.files[file];
   std::string content(reinterpret_cast<const char*>(data + 1), size - 1);
   if (!raw) {
-    if (content.size() >= s3::index::kFooterBytes) {
-      const uint64_t sum =
-          s3::index::xxh3_64(content.data(), content.size() - s3::index::kFooterBytes);
-      std::memcpy(content.data() + content.size() - s3::index::kFooterBytes, &sum, sizeof sum);
+    using s3::index::kFooterBytes;
+    s3::index::FileDigest digest{content.size(), 0};
+    if (content.size() >= kFooterBytes) {
+      digest.xxh3 = s3::index::xxh3_64(content.data(), content.size() - kFooterBytes);
+      std::memcpy(content.data() + content.size() - kFooterBytes, &digest.xxh3, 8);
     }
     s3::index::Manifest m = f.manifest;
     const fs::path rel(name);
     for (s3::index::SegmentEntry& e : m.segments) {
-      if (e.dir == rel.parent_path().string())
-        e.files[rel.filename().string()] = s3::index::FileDigest{
-            content.size(), content.size() >= s3::index::kFooterBytes
-                                ? s3::index::xxh3_64(content.data(), content.size() - 16)
-                                : 0};
+      if (e.dir == rel.parent_path().string()) e.files[rel.filename().string()] = digest;
     }
     m.save(f.dir, /*fsync=*/false);
   }
