@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "index/checksum.h"
+#include "index/codec_registry.h"
 #include "index/index_reader.h"
 #include "index/index_writer.h"
 #include "test_util.h"
@@ -57,6 +58,31 @@ TEST(IndexFuzzRegressions, ManifestFormatOfAnotherType) {
         tmp / "idx", [&](json& j) { j["format"] = value; }, /*reseal=*/false);
     expect_corruption(tmp / "idx", "manifest.json", "not an s3attn index manifest");
   }
+}
+
+// StreamVByte stores d-gaps of any size: a gap of 0 (a repeated position) or one that wraps past
+// 2^32 decoded to a list that is not strictly increasing, with positions past the index in its
+// middle (only the last one was bounded). Found by fuzz_segment's invariant check.
+TEST(IndexFuzzRegressions, StreamVByteListThatDoesNotIncreaseIsRefused) {
+  const PostingCodec& codec = codec_by_name("streamvbyte-delta");
+  std::vector<uint32_t> out(3);
+  auto decode = [&](std::vector<uint8_t> bytes) {
+    bytes.resize(bytes.size() + 32, 0);  // room for the SIMD over-read
+    return codec.decode(bytes, out.size(), out.data());
+  };
+  std::vector<uint8_t> good;
+  codec.encode(std::vector<uint32_t>{5, 6, 9}, good);
+  ASSERT_EQ(good.size(), 4u);  // one control byte, three one-byte gaps
+  EXPECT_EQ(decode(good), 4u);
+  std::vector<uint8_t> repeated = good;
+  repeated[2] = 0;  // gaps 5, 0, 3: positions 5, 5, 8
+  EXPECT_EQ(decode(repeated), PostingCodec::kDecodeError);
+
+  std::vector<uint8_t> wide;
+  codec.encode(std::vector<uint32_t>{1, 0xFFFFFFF0u, 0xFFFFFFF1u}, wide);
+  EXPECT_NE(decode(wide), PostingCodec::kDecodeError);
+  wide[1] = 0x20;  // first gap 0x20: the second position wraps to 0x0F
+  EXPECT_EQ(decode(wide), PostingCodec::kDecodeError);
 }
 
 }  // namespace
