@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (clang, ASan + UBSan) into build-fuzz/ and fuzzes each reader in turn:
 # first every committed crash input of tests/fuzz/regressions/<target>/ is replayed, then the target
-# runs for N seconds, one process on one core, from its corpus; it stops at its first finding. docs/fuzzing.md describes the targets.
+# runs for N seconds, one process on one core, from its corpus; it stops at its first finding.
+# docs/fuzzing.md describes the targets.
 #
-#   scripts/fuzz.sh [--seconds N] [--replay-only] [TARGET...]
+#   scripts/fuzz.sh [--seconds N] [--replay-only] [--work DIR] [TARGET...]
 #
 # TARGET: manifest segment safetensors tokenizer jsonl (default: all). N: seconds per target
 # (default 600, a long run; CI runs a short one). Corpora (seeds from the tests' fixtures plus what
-# the fuzzer found), crash files and logs stay in runs/fuzz/ (ignored by git) and grow across runs.
-# Exits non-zero on a finding and prints the command that reproduces it.
+# the fuzzer found), crash files and logs stay in DIR (default runs/fuzz/, ignored by git) and grow
+# across runs; two runs at once need two DIRs. Exits non-zero on a finding and prints the command
+# that reproduces it.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -16,12 +18,14 @@ cd "$root"
 all_targets=(manifest segment safetensors tokenizer jsonl)
 seconds=600
 replay_only=0
+work="$root/runs/fuzz"
 targets=()
 while (($#)); do
   case "$1" in
     --seconds) seconds="${2:?--seconds needs a number}"; shift 2 ;;
     --replay-only) replay_only=1; shift ;;
-    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --work) work="${2:?--work needs a directory}"; shift 2 ;;
+    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "error: fuzz.sh: unknown option $1" >&2; exit 2 ;;
     *) targets+=("$1"); shift ;;
   esac
@@ -41,8 +45,8 @@ fi
 cmake --build "$build" -j "${S3ATTN_JOBS:-$(nproc)}" --target fuzz_seeds "${targets[@]/#/fuzz_}" >&2
 bin="$build/tests/fuzz"
 
-work="$root/runs/fuzz"
 mkdir -p "$work/tmp"
+work="$(cd "$work" && pwd)"
 export TMPDIR="$work/tmp"  # the targets' scratch files
 # Seeds are rewritten on every run (the fixtures may change); the fuzzers' own finds stay.
 rm -rf "$work/seeds"
@@ -80,10 +84,10 @@ for t in "${targets[@]}"; do
   "$bin/fuzz_$t" "$corpus" "$work/seeds/$t" "${dict[@]}" -max_total_time="$seconds" \
     -max_len="${max_len[$t]}" -timeout=20 -rss_limit_mb=2048 \
     -artifact_prefix="$crashes/" -print_final_stats=1 >"$log" 2>&1 || rc=$?
-  grep -E '^(stat::|#[0-9]+ *DONE)' "$log" | sed "s/^/fuzz: $t: /" >&2 || true
+  grep -aE '^(stat::|#[0-9]+ *DONE)' "$log" | sed "s/^/fuzz: $t: /" >&2 || true
   if ((rc != 0)); then
     tail -n 60 "$log" >&2
-    artifact="$(grep -oE "Test unit written to [^ ]+" "$log" | tail -n 1 | cut -d' ' -f5)"
+    artifact="$(grep -aoE "Test unit written to [^ ]+" "$log" | tail -n 1 | cut -d' ' -f5)"
     echo "fuzz: $t: FINDING (exit $rc, log: $log); reproduce with:" >&2
     echo "  $bin/fuzz_$t ${artifact:-$crashes/<crash file>}" >&2
     failed+=("$t")

@@ -21,9 +21,16 @@ def fuzz(*args: str, timeout: int) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def replayed() -> subprocess.CompletedProcess:
+def work(tmp_path_factory) -> str:
+    """A corpus folder of this session's own: starts from the seeds, never shares runs/fuzz/ with
+    a long run that may be going on."""
+    return str(tmp_path_factory.mktemp("fuzz"))
+
+
+@pytest.fixture(scope="module")
+def replayed(work) -> subprocess.CompletedProcess:
     """Builds build-fuzz/ (clang, libFuzzer, ASan, UBSan) and replays the committed crash inputs."""
-    return fuzz("--replay-only", timeout=1800)
+    return fuzz("--replay-only", "--work", work, timeout=1800)
 
 
 def test_committed_crash_inputs_replay_cleanly(replayed):
@@ -32,8 +39,8 @@ def test_committed_crash_inputs_replay_cleanly(replayed):
 
 
 @pytest.mark.parametrize("target", TARGETS)
-def test_short_fuzz_run_finds_nothing(replayed, target):
+def test_short_fuzz_run_finds_nothing(replayed, work, target):
     assert replayed.returncode == 0, "the fuzz build or a replay failed"
-    run = fuzz("--seconds", str(SECONDS), target, timeout=SECONDS + 300)
+    run = fuzz("--seconds", str(SECONDS), "--work", work, target, timeout=SECONDS + 300)
     assert run.returncode == 0, run.stderr[-6000:]
     assert f"fuzz: {target}: stat::number_of_executed_units:" in run.stderr, run.stderr[-3000:]
