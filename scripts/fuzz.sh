@@ -48,11 +48,16 @@ bin="$build/tests/fuzz"
 mkdir -p "$work/tmp"
 work="$(cd "$work" && pwd)"
 export TMPDIR="$work/tmp"  # the targets' scratch files
-# Seeds are rewritten on every run (the fixtures may change); the fuzzers' own finds stay.
-rm -rf "$work/seeds"
+# Seeds are rewritten whenever fuzz_seeds was rebuilt (the fixtures or formats may have changed) or
+# $S3ATTN_DATA changed; the fuzzers' own finds stay.
 tokenizers=()
 [ -n "${S3ATTN_DATA:-}" ] && [ -d "$S3ATTN_DATA/tokenizers" ] && tokenizers=("$S3ATTN_DATA/tokenizers")
-"$bin/fuzz_seeds" "$work/seeds" "${tokenizers[@]}"
+stamp="$work/seeds/.made-from"
+if ((!replay_only)) && { [ "$bin/fuzz_seeds" -nt "$stamp" ] || [ "$(cat "$stamp")" != "${tokenizers[*]}" ]; }; then
+  rm -rf "$work/seeds"
+  "$bin/fuzz_seeds" "$work/seeds" "${tokenizers[@]}"
+  echo "${tokenizers[*]}" >"$stamp"
+fi
 
 # UBSan aborts on its first report (the build has -fno-sanitize-recover); ASan's leak check is on.
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:symbolize=1}"
