@@ -718,6 +718,7 @@ nlohmann::json run_longbench(const LongBenchOptions& o, const LongBenchCallbacks
       size_t raw_tokens = 0;
       bool truncated = false;
       nlohmann::json evidence_tokens, evidence_recall, control_evidence_recall;
+      std::string evidence;  // --record-evidence: the evidence text placed in the prompt
       double index_s = 0, retrieval_s = 0, prepare_s = 0;
     };
     // pred.py's truncation: decode(ids[:half]) + decode(ids[-half:]), special tokens skipped.
@@ -755,6 +756,7 @@ nlohmann::json run_longbench(const LongBenchOptions& o, const LongBenchCallbacks
           const EvidenceResult ev = select_evidence(*scanner, *cached, question, o.retrieval,
                                                     answer_model ? &tok : nullptr);
           context = ev.text;
+          if (o.record_evidence) p.evidence = ev.text;
           p.evidence_tokens =
               answer_model ? nlohmann::json(ev.answer_tokens) : nlohmann::json(ev.tokens);
           p.retrieval_s = ev.retrieval_s;
@@ -817,6 +819,7 @@ nlohmann::json run_longbench(const LongBenchOptions& o, const LongBenchCallbacks
                                 {"total_s", p.prepare_s + generate_s}}},
                               {"peak_gpu_bytes", peak}};
         if (leval) row["evaluation"] = s->evaluation;
+        if (o.record_evidence && retrieve) row["evidence"] = p.evidence;
         if (!s->needles.empty()) {
           row["evidence_recall"] = p.evidence_recall;
           row["control_evidence_recall"] = p.control_evidence_recall;
