@@ -819,7 +819,10 @@ nlohmann::json run_longbench(const LongBenchOptions& o, const LongBenchCallbacks
                                 {"total_s", p.prepare_s + generate_s}}},
                               {"peak_gpu_bytes", peak}};
         if (leval) row["evaluation"] = s->evaluation;
-        if (o.record_evidence && retrieve) row["evidence"] = p.evidence;
+        if (o.record_evidence) {
+          row["input"] = s->input;  // the question, to read the evidence against
+          if (retrieve) row["evidence"] = p.evidence;
+        }
         if (!s->needles.empty()) {
           row["evidence_recall"] = p.evidence_recall;
           row["control_evidence_recall"] = p.control_evidence_recall;

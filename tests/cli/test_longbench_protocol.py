@@ -142,8 +142,8 @@ def test_scan_flags_reach_the_context_index(windows, tmp_path):
 
 
 def test_record_evidence(windows, tmp_path):
-    """--record-evidence writes the evidence each retrieval method handed the model into its row:
-    pieces of the sample's own context, joined by the separator."""
+    """--record-evidence writes the question and the evidence each retrieval method handed the model
+    into its row: pieces of the sample's own context, joined by the separator."""
     model = windows[4096]
     sae = tmp_path / "sae"
     layers = ",".join(map(str, json.loads((model / "model.json").read_text())["default_taps"]))
@@ -156,6 +156,7 @@ def test_record_evidence(windows, tmp_path):
         longbench(model, config, data, "mytask", tmp_path / method, "--method", method, "--sae", sae, "--budget", "64",
                   "--record-evidence")
         row = json.loads((tmp_path / method / "mytask.jsonl").read_text())
+        assert row["input"] == ROW["input"]
         if method == "full":
             assert "evidence" not in row
             continue
