@@ -47,7 +47,7 @@ struct LongBenchOptions {
   // Samples generated together (generate_batch: one batched CUDA-graph decode per group; on the
   // CPU they run one by one). Not part of a run's identity: a resumed run may use another value.
   int batch = 1;
-  int rank = 0;   // shard of this process (RANK / SLURM_PROCID)
+  int rank = 0;   // shard of this process (LaunchEnvironment: RANK / SLURM_PROCID)
   int world = 1;  // number of shards (WORLD_SIZE / SLURM_NTASKS)
 };
 
@@ -66,10 +66,6 @@ struct MaxLength {
   std::string rule;
 };
 MaxLength longbench_max_length(int window);
-
-// Reads RANK/WORLD_SIZE, else SLURM_PROCID/SLURM_NTASKS; {0, 1} when unset. Throws UsageError on
-// bad values.
-std::pair<int, int> shard_from_environment();
 
 struct LongBenchCallbacks {
   std::function<void(const std::string& task, uint64_t todo)> task_start;  // samples left to run
