@@ -44,7 +44,11 @@ LaunchEnvironment LaunchEnvironment::from_environment() {
     throw UsageError(std::string("set both ") + names.rank + " and " + names.world +
                      " (or neither)");
   }
-  if (env.world < 1 || env.rank >= env.world) {
+  if (env.world < 1) {
+    throw UsageError(std::string(names.world) + "=" + std::to_string(env.world) +
+                     " must be at least 1");
+  }
+  if (env.rank >= env.world) {
     throw UsageError(std::string(names.rank) + "=" + std::to_string(env.rank) + " must be below " +
                      names.world + "=" + std::to_string(env.world));
   }

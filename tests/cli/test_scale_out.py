@@ -235,3 +235,47 @@ def test_parts_of_another_build_are_refused(tiny_export, sae, corpora, tmp_path)
     env = launch_env(0, 2) | {"RANK": "2"}
     proc = subprocess.run(base, env=env, capture_output=True, text=True, timeout=300)
     assert_one_line_error(proc, 2, "RANK=2 must be below WORLD_SIZE=2")
+
+
+@pytest.mark.parametrize("variables,needle", [
+    ({"RANK": "1"}, "set both RANK and WORLD_SIZE (or neither)"),
+    ({"SLURM_NTASKS": "2"}, "set both SLURM_PROCID and SLURM_NTASKS (or neither)"),
+    ({"RANK": "0", "WORLD_SIZE": "0"}, "WORLD_SIZE=0 must be at least 1"),
+    ({"SLURM_PROCID": "2", "SLURM_NTASKS": "2"}, "SLURM_PROCID=2 must be below SLURM_NTASKS=2"),
+    ({"RANK": "one", "WORLD_SIZE": "2"}, "RANK=one is not a valid number"),
+    ({"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "-1"}, "LOCAL_RANK=-1 is not a valid number"),
+    ({"SLURM_PROCID": "0", "SLURM_NTASKS": "2", "SLURM_LOCALID": "x"}, "SLURM_LOCALID=x is not a valid number"),
+])
+def test_bad_launcher_variables_are_one_usage_error(tiny_export, sae, corpora, tmp_path, variables, needle):
+    """A bad RANK / WORLD_SIZE / LOCAL_RANK or SLURM_* value: exit 2, one line naming it, nothing written."""
+    out = tmp_path / "index"
+    env = launch_env(0, 1) | variables
+    proc = subprocess.run(index_args(tiny_export, sae, corpora["many"], out), env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert_one_line_error(proc, 2, needle)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_merge_refuses_a_damaged_part_and_leaves_the_output_alone(tiny_export, sae, corpora, tmp_path):
+    """`s3attn merge --overwrite` over an existing index with a part whose postings were damaged: exit 1,
+    one line naming the part, the existing index unchanged; repaired, the parts merge to the single index."""
+    source = corpora["many"]
+    out = tmp_path / "index"
+    run_job(index_args(tiny_export, sae, source, out, "--no-merge"), 2)
+    parts = [tmp_path / f"index.part-{r}-of-2" for r in (0, 1)]
+    run_single(index_args(tiny_export, sae, corpora["long"], out))  # another index already at --out
+    before = files(out)
+    good = files(parts[1])
+    name = max((n for n in good if n != "manifest.json"), key=lambda n: len(good[n]))
+    data = bytearray(good[name])
+    data[len(data) // 2] ^= 0x10
+    (parts[1] / name).write_bytes(bytes(data))
+    proc = run_s3attn("merge", "--out", out, "--overwrite", *parts, check=False)
+    assert_one_line_error(proc, 1, str(parts[1]))
+    assert files(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["index", *(p.name for p in parts)]
+    (parts[1] / name).write_bytes(good[name])
+    run_s3attn("merge", "--out", out, "--overwrite", *parts)
+    reference = tmp_path / "single"
+    run_single(index_args(tiny_export, sae, source, reference))
+    assert_same_index(out, reference)

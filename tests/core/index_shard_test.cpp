@@ -261,5 +261,41 @@ TEST(LaunchEnvironment, ReadsTorchrunThenSlurm) {
       std::string::npos);
 }
 
+// Every bad value is one UsageError line naming the variable and its value.
+TEST(LaunchEnvironment, BadValuesNameTheVariable) {
+  const std::vector<std::pair<std::vector<std::pair<std::string, std::string>>, std::string>>
+      cases = {
+          {{{"WORLD_SIZE", "2"}}, "set both RANK and WORLD_SIZE (or neither)"},
+          {{{"SLURM_NTASKS", "4"}}, "set both SLURM_PROCID and SLURM_NTASKS (or neither)"},
+          {{{"SLURM_PROCID", "1"}}, "set both SLURM_PROCID and SLURM_NTASKS (or neither)"},
+          {{{"RANK", "0"}, {"WORLD_SIZE", "0"}}, "WORLD_SIZE=0 must be at least 1"},
+          {{{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "0"}}, "SLURM_NTASKS=0 must be at least 1"},
+          {{{"SLURM_PROCID", "4"}, {"SLURM_NTASKS", "4"}},
+           "SLURM_PROCID=4 must be below SLURM_NTASKS=4"},
+          {{{"RANK", "1"}, {"WORLD_SIZE", "two"}}, "WORLD_SIZE=two is not a valid number"},
+          {{{"RANK", "1 "}, {"WORLD_SIZE", "2"}}, "RANK=1  is not a valid number"},
+          {{{"RANK", "-1"}, {"WORLD_SIZE", "2"}}, "RANK=-1 is not a valid number"},
+          {{{"RANK", "0"}, {"WORLD_SIZE", "99999999999999999999"}},
+           "WORLD_SIZE=99999999999999999999 is not a valid number"},
+          {{{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "2"}, {"SLURM_LOCALID", "0x1"}},
+           "SLURM_LOCALID=0x1 is not a valid number"},
+      };
+  for (const auto& [vars, want] : cases) {
+    const std::string got = usage_error(vars);
+    EXPECT_EQ(got, want);
+    EXPECT_EQ(got.find('\n'), std::string::npos) << got;
+  }
+  // Empty variables count as unset: a job step that clears them runs as one process.
+  {
+    const Env env({{"RANK", ""}, {"WORLD_SIZE", ""}});
+    EXPECT_FALSE(LaunchEnvironment::from_environment().sharded());
+  }
+  // A rank of one process (WORLD_SIZE=1) is not sharded.
+  {
+    const Env env({{"RANK", "0"}, {"WORLD_SIZE", "1"}});
+    EXPECT_FALSE(LaunchEnvironment::from_environment().sharded());
+  }
+}
+
 }  // namespace
 }  // namespace s3

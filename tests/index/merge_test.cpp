@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -334,6 +335,76 @@ TEST(Merge, RefusesPartsDisagreeingOnASharedDocument) {
                    std::to_string(d) + "')"),
             std::string::npos)
       << e;
+}
+
+// A damaged part (a flipped byte, a truncated file, a file or its manifest gone) is refused with
+// DataCorruption, one line naming it, before anything is written: an index already at the output,
+// overwritten or appended to, keeps every byte, and no temp directory is left beside it.
+TEST(Merge, RefusesADamagedPartAndLeavesTheOutputAlone) {
+  TempDir tmp;
+  const IndexWriterOptions o = small_options(tmp / "whole");
+  const Corpus c = make_corpus(12, 6, o.layers.size(), o.d_latent);
+  const std::vector<fs::path> parts =
+      build_parts(c, o, tmp / "idx", {c.base[1] + 2, c.base[4]}, 11);
+  build_whole(make_corpus(13, 2, o.layers.size(), o.d_latent), small_options(tmp / "out"), 1);
+  const auto before = snapshot(tmp / "out");
+  const auto good = snapshot(parts[1]);
+  // The part's largest file other than the manifest: posting lists.
+  std::string largest;
+  for (const auto& [rel, bytes] : good)
+    if (rel != "manifest.json" && (largest.empty() || bytes.size() > good.at(largest).size()))
+      largest = rel;
+  ASSERT_FALSE(largest.empty());
+
+  struct Damage {
+    const char* what;
+    std::function<void(const fs::path&)> apply;
+  };
+  const std::vector<Damage> damages = {
+      {"a flipped byte",
+       [&](const fs::path& p) {
+         std::string b = read_file(p / largest);
+         b[b.size() / 2] = static_cast<char>(b[b.size() / 2] ^ 0x10);
+         write_file(p / largest, b);
+       }},
+      {"a truncated file",
+       [&](const fs::path& p) { fs::resize_file(p / largest, fs::file_size(p / largest) / 2); }},
+      {"a file gone", [&](const fs::path& p) { fs::remove(p / largest); }},
+      {"its manifest gone", [&](const fs::path& p) { fs::remove(p / "manifest.json"); }},
+  };
+  for (const Damage& d : damages) {
+    for (const WriteMode mode : {WriteMode::kOverwrite, WriteMode::kAppend}) {
+      d.apply(parts[1]);
+      MergeOptions m;
+      m.out = tmp / "out";
+      m.mode = mode;
+      m.fsync = false;
+      try {
+        merge_parts(parts, m);
+        ADD_FAILURE() << "merged a part with " << d.what;
+      } catch (const DataCorruption& e) {
+        EXPECT_NE(std::string(e.what()).find(parts[1].string()), std::string::npos)
+            << d.what << ": " << e.what();
+        EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << e.what();
+      }
+      EXPECT_EQ(snapshot(tmp / "out"), before) << d.what << " changed the output";
+      EXPECT_EQ(entries_containing(tmp.path(), "tmp").size(), 0u) << d.what;
+      // Repaired, the same parts merge.
+      fs::remove_all(parts[1]);
+      fs::create_directories(parts[1]);
+      for (const auto& [rel, bytes] : good) {
+        fs::create_directories((parts[1] / rel).parent_path());
+        write_file(parts[1] / rel, bytes);
+      }
+    }
+  }
+  MergeOptions m;
+  m.out = tmp / "out";
+  m.mode = WriteMode::kOverwrite;
+  m.fsync = false;
+  merge_parts(parts, m);
+  build_whole(c, o, 1);
+  EXPECT_EQ(snapshot(tmp / "out"), snapshot(tmp / "whole"));
 }
 
 TEST(Merge, WaitsForEveryPartOfThisBuild) {
