@@ -20,6 +20,7 @@
 #include "index/fs_util.h"
 #include "index/index_merge.h"
 #include "index/index_part.h"
+#include "index/index_reader.h"
 #include "index/index_writer.h"
 
 namespace s3::cli {
@@ -116,6 +117,8 @@ int run_shard(const LaunchEnvironment& launch, const ShardFlags& flags, bool jso
     std::string why;
     try {
       why = index::part_mismatch(w.out, w);
+      // Every checksum too: a damaged part is built again (with --overwrite), not merged.
+      if (why.empty()) index::IndexReader::open(w.out);
     } catch (const DataCorruption& e) {
       why = e.what();
     }

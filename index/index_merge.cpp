@@ -146,7 +146,16 @@ MergeStats merge_parts(std::span<const fs::path> paths, const MergeOptions& opti
   parallel_for_each(paths.size(), resolve_threads(options.threads), [&](size_t i) {
     Part& p = parts[i];
     p.path = paths[i];
-    p.reader.emplace(IndexReader::open(p.path));
+    try {
+      p.reader.emplace(IndexReader::open(p.path));
+    } catch (const DataCorruption& e) {
+      // The reader's advice (rebuild the index with --overwrite) is for an index, not a part.
+      std::string what = std::string(e.what()).substr(e.path().size() + 2);
+      if (const size_t cut = what.find("; rebuild "); cut != std::string::npos) what.resize(cut);
+      throw DataCorruption(e.path(), what + "; the part " + p.path.string() +
+                                         " is damaged: run the rank that wrote it again with "
+                                         "--overwrite (docs/scale-out.md, \"Resuming\")");
+    }
     p.manifest = Manifest::from_json(p.reader->manifest(), (p.path / kManifestFile).string());
     const json& meta = p.reader->metadata();
     if (!meta.is_object() || !meta.contains(kPartKey)) {

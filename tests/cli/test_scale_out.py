@@ -257,8 +257,8 @@ def test_bad_launcher_variables_are_one_usage_error(tiny_export, sae, corpora, t
 
 
 def test_merge_refuses_a_damaged_part_and_leaves_the_output_alone(tiny_export, sae, corpora, tmp_path):
-    """`s3attn merge --overwrite` over an existing index with a part whose postings were damaged: exit 1,
-    one line naming the part, the existing index unchanged; repaired, the parts merge to the single index."""
+    """`s3attn merge --overwrite` over an existing index, one part damaged: exit 1, one line naming the part,
+    the existing index unchanged; its rank run again rebuilds it, and the parts merge to the single index."""
     source = corpora["many"]
     out = tmp_path / "index"
     run_job(index_args(tiny_export, sae, source, out, "--no-merge"), 2)
@@ -271,10 +271,16 @@ def test_merge_refuses_a_damaged_part_and_leaves_the_output_alone(tiny_export, s
     data[len(data) // 2] ^= 0x10
     (parts[1] / name).write_bytes(bytes(data))
     proc = run_s3attn("merge", "--out", out, "--overwrite", *parts, check=False)
-    assert_one_line_error(proc, 1, str(parts[1]))
+    assert_one_line_error(proc, 1, "checksum mismatch", f"the part {parts[1]} is damaged",
+                          "run the rank that wrote it again with --overwrite")
     assert files(out) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["index", *(p.name for p in parts)]
-    (parts[1] / name).write_bytes(good[name])
+    # Run again, that rank checks its part's checksums: it scans again instead of keeping it.
+    proc = subprocess.run(index_args(tiny_export, sae, source, out, "--no-merge", "--overwrite"),
+                          env=launch_env(1, 2), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["reused"] is False
+    assert files(parts[1]) == good
     run_s3attn("merge", "--out", out, "--overwrite", *parts)
     reference = tmp_path / "single"
     run_single(index_args(tiny_export, sae, source, reference))
