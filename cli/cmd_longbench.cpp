@@ -22,6 +22,7 @@ Command add_longbench(CLI::App& root) {
     RetrievalFlags retrieval;
     ScanFlags scan;
     int max_length = 0, limit = 0, max_new_tokens_cap = 0, batch = 1;
+    bool record_evidence = false;
   };
   auto a = std::make_shared<Args>();
   CLI::App* app = root.add_subcommand(
@@ -54,6 +55,8 @@ Command add_longbench(CLI::App& root) {
                   "cpu, cuda or cuda:N (under torchrun or srun, cuda is the local rank's GPU)")
       ->capture_default_str();
   app->add_option("--dtype", a->dtype, "model dtype (default: the exported one)");
+  app->add_flag("--record-evidence", a->record_evidence,
+                "write each sample's evidence text into its row (retrieval methods)");
   app->add_option("--label", a->label, "column label for the scorer's tables (manifest \"label\")");
   app->add_option("--out", a->out, "run directory")->required();
 
@@ -84,6 +87,7 @@ Command add_longbench(CLI::App& root) {
     if (!a->dtype.empty()) o.dtype = validate_dtype(a->dtype);
     o.label = a->label;
     o.batch = a->batch;
+    o.record_evidence = a->record_evidence;
 
     std::optional<ProgressBar> bar;
     LongBenchCallbacks cb;

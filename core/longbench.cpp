@@ -80,7 +80,48 @@ struct Sample {
   nlohmann::json answers, all_classes, length;
   size_t doc = 0;             // samples of one document share its index (L-Eval)
   nlohmann::json evaluation;  // L-Eval's metric name, copied to the row
+  // Optional (synthetic tasks): strings whose presence in the model's context is recorded as
+  // evidence_recall, and a question whose evidence is searched for them too (not generated).
+  std::vector<std::string> needles;
+  std::string control_question;
 };
+
+// The optional `needles` (non-empty strings) and `control_question` of a task row.
+void read_needles(const nlohmann::json& row, const std::string& where, Sample& s) {
+  if (row.contains("needles")) {
+    const nlohmann::json& n = row["needles"];
+    if (!n.is_array()) throw Error(where + ": needles must be a list of strings");
+    for (const nlohmann::json& x : n) {
+      if (!x.is_string() || x.get<std::string>().empty())
+        throw Error(where + ": needles must be non-empty strings");
+      s.needles.push_back(x.get<std::string>());
+    }
+  }
+  if (row.contains("control_question")) {
+    if (!row["control_question"].is_string())
+      throw Error(where + ": control_question must be a string");
+    s.control_question = row["control_question"].get<std::string>();
+  }
+}
+
+size_t count_occurrences(const std::string& text, const std::string& needle) {
+  size_t n = 0;
+  for (size_t at = text.find(needle); at != std::string::npos;
+       at = text.find(needle, at + needle.size()))
+    ++n;
+  return n;
+}
+
+// Share of the needles in the context part of `prompt`: a needle counts when it occurs more often
+// in the prompt than in `bare`, the same template without a context (its instruction or the
+// question may hold the string too).
+double needle_recall(const std::string& prompt, const std::string& bare,
+                     const std::vector<std::string>& needles) {
+  size_t found = 0;
+  for (const std::string& n : needles)
+    if (count_occurrences(prompt, n) > count_occurrences(bare, n)) ++found;
+  return static_cast<double>(found) / static_cast<double>(needles.size());
+}
 
 std::vector<Sample> read_task_file(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
@@ -107,6 +148,7 @@ std::vector<Sample> read_task_file(const fs::path& path) {
     s.answers = row["answers"];
     s.all_classes = row.value("all_classes", nlohmann::json());
     s.length = row.value("length", nlohmann::json());
+    read_needles(row, where, s);
     s.doc = out.size();
     out.push_back(std::move(s));
   }
@@ -644,8 +686,25 @@ nlohmann::json run_longbench(const LongBenchOptions& o, const LongBenchCallbacks
       std::vector<int32_t> ids;
       size_t raw_tokens = 0;
       bool truncated = false;
-      nlohmann::json evidence_tokens;
+      nlohmann::json evidence_tokens, evidence_recall, control_evidence_recall;
+      std::string evidence;  // --record-evidence: the evidence text placed in the prompt
       double index_s = 0, retrieval_s = 0, prepare_s = 0;
+    };
+    // pred.py's truncation: decode(ids[:half]) + decode(ids[-half:]), special tokens skipped.
+    struct Fitted {
+      std::string prompt;
+      size_t raw_tokens = 0;
+      bool truncated = false;
+    };
+    auto fit_prompt = [&](std::string prompt) {
+      const std::vector<int32_t> raw = encode_prompt(info, tok, prompt);
+      Fitted f{std::move(prompt), raw.size(), static_cast<int>(raw.size()) > max_length};
+      if (f.truncated) {
+        const size_t half = static_cast<size_t>(max_length / 2);
+        const std::span<const int32_t> ids(raw);
+        f.prompt = decode_text(info, tok, ids.first(half)) + decode_text(info, tok, ids.last(half));
+      }
+      return f;
     };
     auto prepare = [&](const Sample* s) {
       Prepared p;
@@ -666,6 +725,7 @@ nlohmann::json run_longbench(const LongBenchOptions& o, const LongBenchCallbacks
           const EvidenceResult ev = select_evidence(*scanner, *cached, question, o.retrieval,
                                                     answer_model ? &tok : nullptr);
           context = ev.text;
+          if (o.record_evidence) p.evidence = ev.text;
           p.evidence_tokens =
               answer_model ? nlohmann::json(ev.answer_tokens) : nlohmann::json(ev.tokens);
           p.retrieval_s = ev.retrieval_s;
@@ -673,18 +733,22 @@ nlohmann::json run_longbench(const LongBenchOptions& o, const LongBenchCallbacks
       } else {
         p.evidence_tokens = tok.encode(context).size();
       }
-      std::string prompt = format_longbench_prompt(templ, context, s->input);
-      const std::vector<int32_t> raw = encode_prompt(info, tok, prompt);
-      p.raw_tokens = raw.size();
-      p.truncated = static_cast<int>(raw.size()) > max_length;
-      if (p.truncated) {  // pred.py: decode(ids[:half]) + decode(ids[-half:]), special tokens
-                          // skipped
-        const size_t half = static_cast<size_t>(max_length / 2);
-        const std::span<const int32_t> ids(raw);
-        prompt = decode_text(info, tok, ids.first(half)) + decode_text(info, tok, ids.last(half));
-      }
-      p.ids = encode_prompt(info, tok, apply_chat_template(info, prompt, chats[ti]));
+      const Fitted fitted = fit_prompt(format_longbench_prompt(templ, context, s->input));
+      p.raw_tokens = fitted.raw_tokens;
+      p.truncated = fitted.truncated;
+      p.ids = encode_prompt(info, tok, apply_chat_template(info, fitted.prompt, chats[ti]));
       p.prepare_s = seconds_since(p.start);
+      if (!s->needles.empty()) {  // after the timings: bookkeeping, not part of the method
+        const std::string bare = format_longbench_prompt(templ, "", s->input);
+        p.evidence_recall = needle_recall(fitted.prompt, bare, s->needles);
+        // `cached` is this sample's index when its context is not empty.
+        if (retrieve && !s->context.empty() && !s->control_question.empty()) {
+          const EvidenceResult control = select_evidence(
+              *scanner, *cached, s->control_question, o.retrieval, answer_model ? &tok : nullptr);
+          const Fitted c = fit_prompt(format_longbench_prompt(templ, control.text, s->input));
+          p.control_evidence_recall = needle_recall(c.prompt, bare, s->needles);
+        }
+      }
       return p;
     };
     for (size_t first = 0; first < todo.size(); first += static_cast<size_t>(o.batch)) {
@@ -724,6 +788,14 @@ nlohmann::json run_longbench(const LongBenchOptions& o, const LongBenchCallbacks
                                 {"total_s", p.prepare_s + generate_s}}},
                               {"peak_gpu_bytes", peak}};
         if (leval) row["evaluation"] = s->evaluation;
+        if (o.record_evidence) {
+          row["input"] = s->input;  // the question, to read the evidence against
+          if (retrieve) row["evidence"] = p.evidence;
+        }
+        if (!s->needles.empty()) {
+          row["evidence_recall"] = p.evidence_recall;
+          row["control_evidence_recall"] = p.control_evidence_recall;
+        }
         out << row.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
         out.flush();
         if (!out) throw Error("cannot write " + file.string());

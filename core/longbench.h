@@ -47,6 +47,9 @@ struct LongBenchOptions {
   // Samples generated together (generate_batch: one batched CUDA-graph decode per group; on the
   // CPU they run one by one). Not part of a run's identity: a resumed run may use another value.
   int batch = 1;
+  // Write each sample's question (`input`) and evidence text (before truncation; retrieval methods)
+  // into its row as `evidence`, to see what a method gave the model. Not part of a run's identity.
+  bool record_evidence = false;
   int rank = 0;   // shard of this process (LaunchEnvironment: RANK / SLURM_PROCID)
   int world = 1;  // number of shards (WORLD_SIZE / SLURM_NTASKS)
 };

@@ -10,8 +10,9 @@
 # DATA_DIR has the layout of the project's data folder: longbench/v1/multi_news.jsonl,
 # longbench/lcc_waterbench200.jsonl (WaterBench's 200 lcc rows, read as LongBench rows), longbench/config,
 # leval/*.jsonl. Environment: SHARDS (1), BATCH (16), DTYPE (bfloat16), DEVICE (cuda), ARGS (flags for
-# every run, e.g. "--answer-model DIR"), BUDGETS (yes: the QuALITY budget runs), PAPER_FLAGS (the
-# s3-paper flags); LIMIT and CAP for smoke tests (scripts/gpu_longbench.sh).
+# every run, e.g. "--answer-model DIR"), METHODS (full bm25 s3 s3-hybrid), PAPER (yes: the s3-paper
+# run), PAPER_FLAGS (its flags), BUDGETS (yes: the QuALITY budget runs); LIMIT and CAP for smoke tests
+# (scripts/gpu_longbench.sh).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 model="$1"; data="$(cd "$2" && pwd)"; mkdir -p "$3"; out="$(cd "$3" && pwd)"
@@ -25,7 +26,9 @@ ln -sf "$data/longbench/v1/multi_news.jsonl" "$staged/longbench/v1/multi_news.js
 ln -sf "$data/longbench/lcc_waterbench200.jsonl" "$staged/longbench/v1/lcc.jsonl"
 export SHARDS="${SHARDS:-1}"
 status=0
-TASKS="lcc,multi_news" METHODS="full bm25 s3 s3-hybrid" RUNS="s3-paper=s3 $paper" \
+runs=""
+[ "${PAPER:-yes}" = yes ] && runs="s3-paper=s3 $paper"
+TASKS="lcc,multi_news" METHODS="${METHODS-full bm25 s3 s3-hybrid}" RUNS="$runs" \
   "$root/scripts/gpu_longbench.sh" "$model" "$staged" "$out" || status=1
 if [ "${BUDGETS:-yes}" = yes ]; then
   runs=""

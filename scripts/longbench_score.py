@@ -13,9 +13,11 @@ Every run directory gets `results.json` ({"<task>": score}) and `results.md`. Wi
 with --baseline, the out dir (default: the first run directory's parent) gets a side-by-side table
 with retention against the FullKV run (`longbench_compare.md` / `.json`) and three PNG plots.
 
-The metrics follow LongBench/metrics.py and LongBench/eval.py (THUDM/LongBench) and, for `leval_*`
-tasks, L-Eval's Evaluation/auto_eval.py and em.py (OpenLMLab/LEval); docs/longbench.md ("Scoring")
-lists every rule and every place where this script knowingly differs.
+The metrics follow LongBench/metrics.py and LongBench/eval.py (THUDM/LongBench), for `leval_*`
+tasks L-Eval's Evaluation/auto_eval.py and em.py (OpenLMLab/LEval), and for the synthetic tasks of
+scripts/synth_tasks.py RULER's string-match metrics (NVIDIA/RULER); docs/longbench.md ("Scoring")
+lists every rule and every place where this script knowingly differs. Rows that carry
+evidence_recall / control_evidence_recall (synthetic tasks) get their means in the tables.
 """
 from __future__ import annotations
 
@@ -325,6 +327,48 @@ def leval_f1_score(prediction: str, ground_truth: str, **kwargs) -> float:
 
 
 # ------------------------------------------------------------------------------------------------
+# RULER (scripts/eval/synthetic/constants.py and evaluate.py of NVIDIA/RULER): the prediction is
+# stripped and its control characters become newlines; a reference counts when it occurs in the
+# prediction, both lower-cased. Each takes the sample's whole list of references.
+# ------------------------------------------------------------------------------------------------
+
+
+def ruler_postprocess(prediction: str) -> str:
+    return re.sub(r"[\x00-\x1f]", "\n", prediction.strip()).strip()
+
+
+def string_match_all(prediction: str, references: list[str]) -> float:
+    """The share of the references found in the prediction (1 only when every one is)."""
+    if not references:
+        return 0.0
+    pred = ruler_postprocess(prediction).lower()
+    return sum(1.0 for r in references if r.lower() in pred) / len(references)
+
+
+def string_match_part(prediction: str, references: list[str]) -> float:
+    """1 when any reference is found in the prediction (references are alternatives)."""
+    pred = ruler_postprocess(prediction).lower()
+    return max((1.0 if r.lower() in pred else 0.0 for r in references), default=0.0)
+
+
+# The tasks of scripts/synth_tasks.py, then RULER's own names (its QA tasks list alternatives).
+RULER_METRIC = {
+    "niah_single": string_match_all,
+    "niah_multikey": string_match_all,
+    "niah_multivalue": string_match_all,
+    "niah_multiquery": string_match_all,
+    "niah_paraphrase": string_match_all,
+    "vt": string_match_all,
+    "cwe": string_match_all,
+    "fwe": string_match_all,
+    **{f"niah_single_{i}": string_match_all for i in (1, 2, 3)},
+    **{f"niah_multikey_{i}": string_match_all for i in (1, 2, 3)},
+    "qa_1": string_match_part,
+    "qa_2": string_match_part,
+}
+
+
+# ------------------------------------------------------------------------------------------------
 # Run directories
 # ------------------------------------------------------------------------------------------------
 
@@ -334,6 +378,8 @@ class ScoreError(Exception):
 
 
 REQUIRED_FIELDS = ("pred", "answers", "all_classes", "length", "_id")
+# Optional per-row numbers in [0, 1] (s3attn longbench, rows with `needles`): their task means are shown.
+RECALL_FIELDS = ("evidence_recall", "control_evidence_recall")
 # Fields that must agree between two rows with the same _id (a conflicting duplicate otherwise).
 IDENTITY_FIELDS = ("pred", "answers", "all_classes", "length")
 _FILE_RE = re.compile(r"^(?P<task>[^.]+?)(?:\.rank(?P<rank>\d+)-of(?P<world>\d+))?\.jsonl$")
@@ -343,7 +389,7 @@ _FILE_RE = re.compile(r"^(?P<task>[^.]+?)(?:\.rank(?P<rank>\d+)-of(?P<world>\d+)
 class TaskSpec:
     name: str  # as in the file name, e.g. "multi_news", "qasper_e", "leval_quality"
     metric: str  # metric function name shown in the tables
-    kind: str  # "longbench" | "leval-exam" | "leval-f1"
+    kind: str  # "longbench" | "leval-exam" | "leval-f1" | "ruler"
 
 
 def task_spec(task: str, rows: list[dict] | None = None) -> TaskSpec:
@@ -368,11 +414,14 @@ def task_spec(task: str, rows: list[dict] | None = None) -> TaskSpec:
                 f"{', '.join('leval_' + k for k in LEVAL_EVALUATION)}"
             )
         raise ScoreError(f"{task}: L-Eval evaluation '{evaluation}' is not supported (only f1 and exam)")
+    if task in RULER_METRIC:
+        return TaskSpec(task, RULER_METRIC[task].__name__, "ruler")
     base = task[:-2] if task.endswith("_e") and task[:-2] in DATASET2METRIC else task
     if base not in DATASET2METRIC:
         raise ScoreError(
             f"unknown task '{task}': not one of LongBench's {len(DATASET2METRIC)} tasks "
-            "(nor <task>_e of LongBench-E, nor leval_<name>)"
+            "(nor <task>_e of LongBench-E, nor leval_<name>, nor a synthetic task: "
+            f"{', '.join(RULER_METRIC)})"
         )
     return TaskSpec(task, DATASET2METRIC[base].__name__, "longbench")
 
@@ -444,6 +493,10 @@ def _check_row(row: dict, where: str) -> None:
         raise ScoreError(f"{where}: 'length' must be a number")
     if not isinstance(row["_id"], (str, int)) or isinstance(row["_id"], bool):
         raise ScoreError(f"{where}: '_id' must be a string")
+    for key in RECALL_FIELDS:
+        value = row.get(key)
+        if value is not None and not (_is_number(value) and 0 <= value <= 1):
+            raise ScoreError(f"{where}: '{key}' must be null or a number in [0, 1]")
 
 
 def load_run(path: Path) -> Run:
@@ -538,6 +591,8 @@ class TaskResult:
     ids: list = field(repr=False, default_factory=list)  # the rows' _id, in the order of per_sample
     buckets: dict | None = None  # LongBench-E: bucket -> score or None when the bucket is empty
     mean_evidence_tokens: float | None = None
+    evidence_recall: float | None = None  # mean over the rows that have it, in [0, 1]
+    control_evidence_recall: float | None = None
 
 
 def sample_scores(spec: TaskSpec, rows: list[dict]) -> list[float]:
@@ -552,6 +607,8 @@ def sample_scores(spec: TaskSpec, rows: list[dict]) -> list[float]:
                 score = max([leval_exam_score(chosen, leval_gold_choice(g)) for g in answers], default=0.0)
             elif spec.kind == "leval-f1":
                 score = max([leval_f1_score(prediction, g) for g in answers], default=0.0)
+            elif spec.kind == "ruler":
+                score = RULER_METRIC[spec.name](prediction, answers)
             else:
                 base = spec.name[:-2] if spec.name not in DATASET2METRIC else spec.name
                 metric = DATASET2METRIC[base]
@@ -586,18 +643,26 @@ def score_task(task: str, rows: list[dict], buckets: bool = False) -> TaskResult
     evidence = [r["evidence_tokens"] for r in rows if _is_number(r.get("evidence_tokens"))]
     if evidence:
         result.mean_evidence_tokens = sum(evidence) / len(evidence)
+    for key in RECALL_FIELDS:
+        values = [r[key] for r in rows if _is_number(r.get(key))]
+        if values:
+            setattr(result, key, sum(values) / len(values))
     return result
 
 
 def task_order(names) -> list[str]:
-    """LongBench's order (eval.py's table, then LongBench-E), then L-Eval tasks, then the rest."""
+    """LongBench's order (eval.py's table, then LongBench-E), then L-Eval tasks, then the synthetic
+    tasks in RULER_METRIC's order."""
     official = list(DATASET2METRIC)
+    synthetic = list(RULER_METRIC)
 
     def key(name):
         if name in DATASET2METRIC:
             return (0, official.index(name), name)
         if name.endswith("_e") and name[:-2] in DATASET2METRIC:
             return (1, official.index(name[:-2]), name)
+        if name in RULER_METRIC:
+            return (3, synthetic.index(name), name)
         return (2, 0, name)
 
     return sorted(names, key=key)
@@ -693,6 +758,13 @@ def _fmt(value, digits: int = 2) -> str:
     return f"{value:.{digits}f}"
 
 
+RECALL_LABELS = {"evidence_recall": "evidence recall %", "control_evidence_recall": "control recall %"}
+
+
+def _pct(value) -> str:
+    return "–" if value is None else f"{100 * value:.1f}"
+
+
 def _md_cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
@@ -707,6 +779,7 @@ def write_run_results(run: Run, results: dict[str, TaskResult], buckets: bool) -
             encoding="utf-8",
         )
     show_evidence = any(r.mean_evidence_tokens is not None for r in results.values())
+    recalls = [k for k in RECALL_FIELDS if any(getattr(r, k) is not None for r in results.values())]
     head = ["task", "metric", "samples", "score"]
     align = ["---", "---", "---:", "---:"]
     if buckets:
@@ -714,6 +787,9 @@ def write_run_results(run: Run, results: dict[str, TaskResult], buckets: bool) -
         align += ["---:"] * len(BUCKETS)
     if show_evidence:
         head.append("mean evidence tokens")
+        align.append("---:")
+    for k in recalls:
+        head.append(RECALL_LABELS[k])
         align.append("---:")
     lines = [
         f"# LongBench scores: {_md_cell(run.method)} on {_md_cell(run.model)}",
@@ -730,6 +806,7 @@ def write_run_results(run: Run, results: dict[str, TaskResult], buckets: bool) -
             cells += [_fmt(r.buckets[b]) for b in BUCKETS]
         if show_evidence:
             cells.append(_fmt(r.mean_evidence_tokens, 1))
+        cells += [_pct(getattr(r, k)) for k in recalls]
         lines.append("| " + " | ".join(cells) + " |")
     cells = ["**average**", "", str(sum(r.samples for r in results.values())),
              f"**{_fmt(average(r.score for r in results.values()))}**"]
@@ -737,8 +814,12 @@ def write_run_results(run: Run, results: dict[str, TaskResult], buckets: bool) -
         cells += [_fmt(average(r.buckets[b] for r in results.values())) for b in BUCKETS]
     if show_evidence:
         cells.append("")
+    cells += [""] * len(recalls)
     lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "The average is the unweighted mean of the task scores."]
+    if recalls:
+        lines += ["", "Evidence recall: mean share of each sample's needles found in the context the model saw "
+                  "(control: in the evidence of the row's control question), over the rows that record it."]
     (run.path / "results.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
@@ -855,6 +936,8 @@ def write_comparison(runs: list[Run], results: list[dict[str, TaskResult]], base
                 "vs_baseline": paired.get(i),
                 "samples": {t: r.samples for t, r in results[i].items()},
                 "mean_evidence_tokens": {t: r.mean_evidence_tokens for t, r in results[i].items()},
+                "evidence_recall": {t: r.evidence_recall for t, r in results[i].items()},
+                "control_evidence_recall": {t: r.control_evidence_recall for t, r in results[i].items()},
                 "average": avg[i],
                 "retention": rets.get(i),
                 "average_retention": avg_ret.get(i),

