@@ -134,8 +134,9 @@ std::vector<Sample> read_task_file(const fs::path& path) {
     const std::string where = path.string() + ":" + std::to_string(lineno);
     if (row.is_discarded() || !row.is_object()) throw Error(where + ": not a JSON object");
     // Some redistributions of LongBench rows (e.g. WaterBench's 200 lcc rows) name the references
-    // `outputs`; they are read as `answers`.
+    // `outputs` and spell a missing all_classes as the string "null"; they are read as LongBench's.
     if (!row.contains("answers") && row.contains("outputs")) row["answers"] = row["outputs"];
+    if (row.contains("all_classes") && row["all_classes"] == "null") row["all_classes"] = nullptr;
     for (const char* key : {"_id", "input", "context", "answers"})
       if (!row.contains(key)) throw Error(where + ": no field '" + key + "'");
     if (!row["_id"].is_string() || !row["input"].is_string() || !row["context"].is_string() ||

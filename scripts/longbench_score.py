@@ -487,6 +487,8 @@ def _check_row(row: dict, where: str) -> None:
     if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
         raise ScoreError(f"{where}: 'answers' must be a list of strings")
     classes = row["all_classes"]
+    if classes == "null":  # WaterBench's lcc rows spell a missing all_classes so (docs/longbench.md)
+        row["all_classes"] = classes = None
     if classes is not None and not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)):
         raise ScoreError(f"{where}: 'all_classes' must be null or a list of strings")
     if not _is_number(row["length"]):
@@ -1043,6 +1045,9 @@ def parse_args(argv=None):
                         help="FullKV run for retention (default: the run whose manifest method is \"full\")")
     parser.add_argument("--out-dir", type=Path, metavar="DIR",
                         help="where the side-by-side table and plots go (default: the first run's parent)")
+    parser.add_argument("--common", action="store_true",
+                        help="score every run on the samples all runs that have a task share (by _id), so that "
+                             "runs cut short compare on equal terms; per-run results.json are then not written")
     parser.add_argument("--e", action="store_true",
                         help="also score LongBench-E length buckets (0-4k, 4-8k, 8k+) into results_e.json")
     return parser.parse_args(argv)
@@ -1060,6 +1065,17 @@ def main(argv=None) -> int:
         return 1
 
 
+def restrict_to_common(runs: list[Run]) -> None:
+    """Keeps, per task, the rows whose _id every run with that task has (in each run's order)."""
+    for task in {t for run in runs for t in run.tasks}:
+        having = [run for run in runs if task in run.tasks]
+        common = set.intersection(*({r["_id"] for r in run.tasks[task]} for run in having))
+        if not common:
+            raise ScoreError(f"--common: the runs share no sample of task {task}")
+        for run in having:
+            run.tasks[task] = [r for r in run.tasks[task] if r["_id"] in common]
+
+
 def _main(args) -> int:
     paths = [p.resolve() for p in args.runs]
     if len(set(paths)) != len(paths):
@@ -1068,10 +1084,15 @@ def _main(args) -> int:
     if baseline_path is not None and baseline_path not in paths:
         paths.insert(0, baseline_path)
     runs = [load_run(p) for p in paths]
+    if args.common:
+        restrict_to_common(runs)
     results = [score_run(run, args.e) for run in runs]
     for run, res in zip(runs, results):
+        summary = ", ".join(f"{t} {r.score:.2f} ({r.samples})" for t, r in res.items())
+        if args.common:
+            print(f"{run.path}: {run.method}: {summary} (common samples)")
+            continue
         write_run_results(run, res, args.e)
-        summary = ", ".join(f"{t} {r.score:.2f}" for t, r in res.items())
         print(f"{run.path}: {run.method}: {summary} -> {run.path / 'results.json'}")
 
     if len(runs) < 2:

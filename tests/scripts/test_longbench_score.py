@@ -543,3 +543,28 @@ def test_multi_news_real_answers(tmp_path, multi_news_rows, capsys):
     # metrics.py rouge_score + eval.py scorer on these 200 rows, checked independently of this script).
     assert run_with("wrong", lambda r: "The quick brown fox jumps over the lazy dog.") == 2.68
     capsys.readouterr()
+
+
+def test_waterbench_lcc_null_string(tmp_path):
+    """WaterBench's lcc rows spell a missing all_classes as the string "null": read as null, scored as lcc."""
+    run = make_run(tmp_path / "full", "full", {"lcc": [row("x = 1", ["x = 1"], "a", all_classes="null")]})
+    loaded = LS.load_run(run)
+    assert loaded.tasks["lcc"][0]["all_classes"] is None
+    assert LS.score_run(loaded)["lcc"].score == 100.0
+    bad = make_run(tmp_path / "bad", "full", {"lcc": [row("x", ["x"], "a", all_classes="oops")]})
+    with pytest.raises(LS.ScoreError, match="all_classes"):
+        LS.load_run(bad)
+
+
+def test_common_samples(tmp_path, capsys):
+    """--common scores every run on the samples all runs share: a run cut short compares on equal terms."""
+    full = make_run(tmp_path / "full", "full", {"leval_financial_qa": [
+        row("paris", ["paris"], "a", evaluation="f1"), row("rome", ["rome"], "b", evaluation="f1"),
+        row("x", ["oslo"], "c", evaluation="f1")]})
+    short = make_run(tmp_path / "bm25", "bm25", {"leval_financial_qa": [row("paris", ["paris"], "a", evaluation="f1")]})
+    assert LS.main([str(full), str(short), "--common", "--out-dir", str(tmp_path / "cmp")]) == 0
+    out = capsys.readouterr().out
+    # On the one shared sample (a) both score 100; full's own three samples would give 66.67.
+    assert "full: leval_financial_qa 100.00 (1) (common samples)" in out
+    assert "bm25: leval_financial_qa 100.00 (1) (common samples)" in out
+    assert not (full / "results.json").exists()
