@@ -3,13 +3,13 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <tuple>
 
 #include "cli/command.h"
 #include "cli/progress.h"
 #include "cli/retrieval_flags.h"
 #include "cli/scan_flags.h"
 #include "core/error.h"
+#include "core/launch.h"
 #include "core/longbench.h"
 
 namespace s3::cli {
@@ -51,7 +51,9 @@ Command add_longbench(CLI::App& root) {
   app->add_option("--batch", a->batch, "samples generated together (one batched CUDA-graph decode)")
       ->capture_default_str()
       ->check(CLI::Range(1, 256));
-  app->add_option("--device", a->device, "cpu, cuda or cuda:N")->capture_default_str();
+  app->add_option("--device", a->device,
+                  "cpu, cuda or cuda:N (under torchrun or srun, cuda is the local rank's GPU)")
+      ->capture_default_str();
   app->add_option("--dtype", a->dtype, "model dtype (default: the exported one)");
   app->add_flag("--record-evidence", a->record_evidence,
                 "write each sample's evidence text into its row (retrieval methods)");
@@ -78,12 +80,15 @@ Command add_longbench(CLI::App& root) {
     if (given("--max-length")) o.max_length = a->max_length;
     if (given("--limit")) o.limit = a->limit;
     if (given("--max-new-tokens-cap")) o.max_new_tokens_cap = a->max_new_tokens_cap;
-    o.device = DeviceSpec::parse(a->device);
+    const LaunchEnvironment launch = LaunchEnvironment::from_environment();
+    o.rank = launch.rank;
+    o.world = launch.world;
+    o.device = DeviceSpec::parse(a->device).for_local_rank(launch.local_rank);
+    o.device.make_current();
     if (!a->dtype.empty()) o.dtype = validate_dtype(a->dtype);
     o.label = a->label;
     o.batch = a->batch;
     o.record_evidence = a->record_evidence;
-    std::tie(o.rank, o.world) = shard_from_environment();
 
     std::optional<ProgressBar> bar;
     LongBenchCallbacks cb;

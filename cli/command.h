@@ -6,9 +6,14 @@
 
 #include <cstdint>
 #include <functional>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
+
+namespace s3::index {
+struct MergeStats;
+}
 
 namespace s3::cli {
 
@@ -26,8 +31,12 @@ Command add_index(CLI::App& root);
 Command add_ask(CLI::App& root);
 Command add_longbench(CLI::App& root);
 Command add_inspect(CLI::App& root);
+Command add_merge(CLI::App& root);
 // `sae` has subcommands of its own (train, eval); each is one Command.
 std::vector<Command> add_sae(CLI::App& root);
+
+// The JSON summary of a merge of index parts (merge, and rank 0 of a sharded index).
+nlohmann::json merge_summary(const index::MergeStats& stats);
 
 // Reads a whole text file given by a flag: a regular file of at most `max_bytes`
 // (core/file_read.h); throws s3::Error naming it and `what` when it cannot.

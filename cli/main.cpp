@@ -14,6 +14,7 @@
 
 #include "cli/command.h"
 #include "core/error.h"
+#include "core/error_text.h"
 
 namespace {
 
@@ -43,6 +44,7 @@ int main(int argc, char** argv) {
       s3::cli::add_ask(app),
       s3::cli::add_longbench(app),
       s3::cli::add_inspect(app),
+      s3::cli::add_merge(app),
   };
   for (auto& command : s3::cli::add_sae(app)) commands.push_back(std::move(command));
 
@@ -75,11 +77,15 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "error: out of memory\n");
     return 1;
   } catch (const std::exception& e) {
-    // A bug (every user-caused failure is an s3::Error): still one line, without the backtrace
-    // LibTorch appends to its messages.
-    std::string what = e.what();
-    if (const size_t nl = what.find('\n'); nl != std::string::npos) what.resize(nl);
-    std::fprintf(stderr, "error: internal: %s\n", s3::cli::printable(what).c_str());
+    // A bug (every user-caused failure is an s3::Error), or a full device: still one line, without
+    // the backtrace LibTorch appends to its messages.
+    if (s3::is_out_of_memory(e.what())) {  // a full device, whichever path it surfaced on
+      std::fprintf(stderr, "error: out of device memory (%s)\n",
+                   s3::cli::printable(s3::first_line(e.what())).c_str());
+      return 1;
+    }
+    std::fprintf(stderr, "error: internal: %s\n",
+                 s3::cli::printable(s3::first_line(e.what())).c_str());
     return 1;
   }
 }

@@ -234,17 +234,6 @@ std::set<std::string> resume_file(const fs::path& path) {
   return done;
 }
 
-int env_int(const char* name, int fallback, bool& present) {
-  const char* v = std::getenv(name);
-  present = v && *v;
-  if (!present) return fallback;
-  char* end = nullptr;
-  const long x = std::strtol(v, &end, 10);
-  if (*end != '\0' || x < 0 || x > 1000000)
-    throw UsageError(std::string(name) + "=" + v + " is not a valid number");
-  return static_cast<int>(x);
-}
-
 struct TempDir {
   fs::path path;
   ~TempDir() {
@@ -383,26 +372,6 @@ MaxLength longbench_max_length(int window) {
   if (window - 692 >= window / 2) return {window - 692, "not in model2maxlen: window - 692"};
   return {std::max(2, window / 2),
           "not in model2maxlen: half the window (too small for 692 tokens of room)"};
-}
-
-std::pair<int, int> shard_from_environment() {
-  bool have_rank = false, have_world = false;
-  int rank = env_int("RANK", 0, have_rank);
-  int world = env_int("WORLD_SIZE", 1, have_world);
-  const char* rank_name = "RANK";
-  const char* world_name = "WORLD_SIZE";
-  if (!have_rank && !have_world) {
-    rank = env_int("SLURM_PROCID", 0, have_rank);
-    world = env_int("SLURM_NTASKS", 1, have_world);
-    rank_name = "SLURM_PROCID";
-    world_name = "SLURM_NTASKS";
-  }
-  if (have_rank != have_world)
-    throw UsageError(std::string("set both ") + rank_name + " and " + world_name + " (or neither)");
-  if (world < 1 || rank >= world)
-    throw UsageError(std::string(rank_name) + "=" + std::to_string(rank) + " must be below " +
-                     world_name + "=" + std::to_string(world));
-  return {rank, world};
 }
 
 namespace {

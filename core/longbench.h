@@ -53,7 +53,7 @@ struct LongBenchOptions {
   // Write each sample's question (`input`) and evidence text (before truncation; retrieval methods)
   // into its row as `evidence`, to see what a method gave the model. Not part of a run's identity.
   bool record_evidence = false;
-  int rank = 0;   // shard of this process (RANK / SLURM_PROCID)
+  int rank = 0;   // shard of this process (LaunchEnvironment: RANK / SLURM_PROCID)
   int world = 1;  // number of shards (WORLD_SIZE / SLURM_NTASKS)
 };
 
@@ -72,10 +72,6 @@ struct MaxLength {
   std::string rule;
 };
 MaxLength longbench_max_length(int window);
-
-// Reads RANK/WORLD_SIZE, else SLURM_PROCID/SLURM_NTASKS; {0, 1} when unset. Throws UsageError on
-// bad values.
-std::pair<int, int> shard_from_environment();
 
 struct LongBenchCallbacks {
   std::function<void(const std::string& task, uint64_t todo)> task_start;  // samples left to run

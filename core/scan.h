@@ -16,7 +16,9 @@
 #include <vector>
 
 #include "core/documents.h"
+#include "core/index_shard.h"
 #include "core/model.h"
+#include "index/index_part.h"
 
 namespace s3::index {
 class IndexWriter;
@@ -63,11 +65,18 @@ struct ScanStats {
   double tokenize_s = 0;  // tokenizing every document (a helper thread, beside the first chunk)
   double tokenize_wait_s = 0;  // the main thread waiting for that, after queueing the first chunk
   uint64_t early_chunks = 0;   // first chunks run from text windows, beside the tokenizer
-  uint64_t early_chunks_redone = 0;  // early chunks whose tokens differed from the full text's
+  // Early chunks not used: their tokens differed from the full text's (or, in a sharded run, the
+  // chunk was not this rank's).
+  uint64_t early_chunks_redone = 0;
   double indexer_busy_s = 0;  // the busiest indexer thread's time in writer calls (one per layer)
   double buffer_wait_s = 0;   // the main thread waiting for a free pinned buffer (indexer behind)
   double drain_s = 0;         // waiting for the indexer after the last chunk
   long long peak_device_bytes = 0;
+  // What was scanned (the part record's range, index_part.h): input documents [doc_begin, doc_end)
+  // went to the writer and their tokens from `begin` to `end` were scanned. Everything in a
+  // single-process scan.
+  uint64_t doc_begin = 0, doc_end = 0;
+  index::PartPosition begin, end;
 };
 
 class Scanner {
@@ -88,6 +97,10 @@ class Scanner {
   // Adds the documents to the writer (which must have been opened with layers() and d_latent()).
   ScanStats scan(index::IndexWriter& writer, std::span<const Document> documents,
                  const ScanProgress& progress = {}) const;
+  // The same for one rank of a sharded run: only the documents holding the rank's chunks, and the
+  // postings of those chunks only (core/index_shard.h).
+  ScanStats scan(index::IndexWriter& writer, std::span<const Document> documents,
+                 const IndexShard& shard, const ScanProgress& progress = {}) const;
 
   // Query side: the question's features per layer slot, aggregated over tokens and heads.
   struct QueryFeatures {

