@@ -15,6 +15,7 @@
 #include "cli/command.h"
 #include "core/error.h"
 #include "core/error_text.h"
+#include "core/version.h"
 
 namespace {
 
@@ -30,7 +31,7 @@ void setup_logging(const std::string& level) {
 int main(int argc, char** argv) {
   CLI::App app{"s3attn: long-context inference with the model's own attention as a retrieval index"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "s3attn 0.1.0");
+  app.set_version_flag("--version", s3::version_line());
   std::string log_level = "info";
   app.add_option("--log-level", log_level, "stderr log level: trace, debug, info, warn, error, off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}))

@@ -1,6 +1,7 @@
 #include "core/device.h"
 
 #include <ATen/Context.h>
+#include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAFunctions.h>
 
@@ -52,6 +53,12 @@ c10::ScalarType to_torch_dtype(const std::string& dtype) {
   if (dtype == "bfloat16") return c10::kBFloat16;
   if (dtype == "float16") return c10::kHalf;
   throw UsageError("unknown dtype '" + dtype + "'");
+}
+
+std::string device_name(const DeviceSpec& device) {
+  if (!device.is_cuda()) return "cpu";
+  const c10::Device d = to_torch_device(device);
+  return at::cuda::getDeviceProperties(d.has_index() ? d.index() : c10::cuda::current_device())->name;
 }
 
 void synchronize(const DeviceSpec& device) {

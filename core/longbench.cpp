@@ -14,6 +14,7 @@
 #include <set>
 #include <span>
 
+#include "core/device.h"
 #include "core/error.h"
 #include "core/file_read.h"
 #include "core/generation.h"
@@ -21,6 +22,7 @@
 #include "core/model.h"
 #include "core/prompt.h"
 #include "core/scan.h"
+#include "core/version.h"
 #include "index/fs_util.h"
 #include "index/index_reader.h"
 #include "index/index_writer.h"
@@ -35,7 +37,6 @@ double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
-constexpr const char* kVersion = "0.1.0";  // CMakeLists.txt project version
 // LongBench's config files and a run's manifest are a few KiB; a task's results, a few MiB.
 constexpr uint64_t kMaxConfigBytes = uint64_t{16} << 20;
 constexpr uint64_t kMaxResultsBytes = uint64_t{4} << 30;
@@ -574,6 +575,7 @@ nlohmann::json run_longbench(const LongBenchOptions& o, const LongBenchCallbacks
 
   // The manifest: what identifies the run is compared with an existing one (resume), the tasks
   // merged.
+  const std::string gpu = device_name(model.device());
   nlohmann::json manifest = {
       {"suite", o.suite},
       {"method", std::string(retrieval::method_name(method))},
@@ -590,7 +592,8 @@ nlohmann::json run_longbench(const LongBenchOptions& o, const LongBenchCallbacks
                                         {"fingerprint", scanner->sae_fingerprint()},
                                         {"scan", scanner->metadata()["scan"]}}
                        : nlohmann::json()},
-      {"s3attn_version", kVersion},
+      {"s3attn_version", version()},
+      {"s3attn_commit", commit()},
       {"tokenizer",
        {{"file", info.tokenizer_file().string()}, {"xxh3_64", xxh3_file(info.tokenizer_file())}}},
       {"hash", "xxh3_64"},
@@ -607,6 +610,7 @@ nlohmann::json run_longbench(const LongBenchOptions& o, const LongBenchCallbacks
        o.max_new_tokens_cap ? nlohmann::json(*o.max_new_tokens_cap) : nlohmann::json()},
       {"config", config_meta},
       {"device", model.device().name},
+      {"device_name", gpu},
       {"dtype", model.dtype()},
       {"world_size", o.world},
       {"limit", o.limit ? nlohmann::json(*o.limit) : nlohmann::json()},
@@ -813,7 +817,9 @@ nlohmann::json run_longbench(const LongBenchOptions& o, const LongBenchCallbacks
                                 {"prefill_s", g.timings.prefill_s},
                                 {"decode_s", g.timings.decode_s},
                                 {"total_s", p.prepare_s + generate_s}}},
-                              {"peak_gpu_bytes", peak}};
+                              {"peak_gpu_bytes", peak},
+                              {"commit", commit()},
+                              {"device_name", gpu}};
         if (leval) row["evaluation"] = s->evaluation;
         if (o.record_evidence) {
           row["input"] = s->input;  // the question, to read the evidence against

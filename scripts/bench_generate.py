@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from provenance import stamp
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -110,7 +112,7 @@ def main() -> int:
         os.unlink(f.name)
         med = lambda key, rs: statistics.median(r["timings"][key] if "timings" in r else r[key] for r in rs)
         row = {"model": meta.get("architecture"), "layers": meta["n_layers"], "hidden": meta["hidden_size"],
-               "device": args.device, "dtype": args.dtype, "prompt_tokens": len(ids), "new_tokens": args.new_tokens,
+               "device": args.device, **stamp(args.binary, args.device), "dtype": args.dtype, "prompt_tokens": len(ids), "new_tokens": args.new_tokens,
                "s3attn_prefill_tok_s": med("prefill_tokens_per_s", runs),
                "s3attn_decode_tok_s": med("decode_tokens_per_s", runs)}
         if reference is not None:

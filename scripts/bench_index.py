@@ -26,10 +26,13 @@ import sys
 import time
 from pathlib import Path
 
+from provenance import stamp
+
 REPO = Path(__file__).resolve().parents[1]
 
 
-def emit(rows: Path, row: dict) -> None:
+def emit(rows: Path, row: dict, provenance: dict) -> None:
+    row = {**row, **provenance}
     print(json.dumps(row), flush=True)
     with rows.open("a") as f:
         f.write(json.dumps(row) + "\n")
@@ -221,6 +224,7 @@ def main() -> int:
                    help="also index the main length with these extra s3attn index flags (repeatable)")
     args = p.parse_args()
     rows = args.rows or args.out / "bench_index.jsonl"
+    provenance = stamp(args.binary, args.device)
     import torch
     dtype = getattr(torch, args.dtype)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -243,7 +247,7 @@ def main() -> int:
         row = index_row(args, doc, index_dir, [], sae_layers, meta)
         row.update(bare_chunked_forward(args.model, ids, sae_layers, args.chunk, args.device, dtype))
         add_ratios(row)
-        emit(rows, row)
+        emit(rows, row, provenance)
         if i == 0:
             # The same build with other s3attn flags, against the same bare forward.
             for spec in args.variant:
@@ -253,7 +257,7 @@ def main() -> int:
                 variant["flags"] = flags
                 variant["bare_forward_s"] = row["bare_forward_s"]
                 add_ratios(variant)
-                emit(rows, variant)
+                emit(rows, variant, provenance)
         if i > 0 and not args.every_length:
             continue
         ask = run([str(args.binary), "ask", "--index", str(index_dir), "--question", args.question, "--budget", "2048",
@@ -275,7 +279,7 @@ def main() -> int:
                 ask_row["hf_over_ask"] = ask_row["hf_total_s"] / ask_row["ask_s"]
                 ask_row["hf_over_index_plus_ask"] = ask_row["hf_total_s"] / (ask_row["ask_s"] + ask_row["index_s"])
                 ask_row["hf_prefill_over_index"] = ask_row["hf_prefill_s"] / ask_row["index_s"]
-        emit(rows, ask_row)
+        emit(rows, ask_row, provenance)
         if args.every_length:
             shutil.rmtree(index_dir, ignore_errors=True)  # up to ~0.5 GB per million tokens
     return 0

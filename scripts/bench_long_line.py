@@ -30,6 +30,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from provenance import stamp
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -89,7 +91,7 @@ def main() -> None:
                 else:
                     summary = re.search(rb"indexed \d+ documents, (\d+) tokens", proc.stdout + proc.stderr)
                     row["tokens"] = int(summary.group(1)) if summary else None
-                row = {"binary": label, "doc": doc_name, "bytes": doc.stat().st_size,
+                row = {"binary": label, **stamp(Path(binary), "cpu"), "doc": doc_name, "bytes": doc.stat().st_size,
                        "lines": line.count(b". ") + 1 if doc_name == "lines" else 1, **row}
                 if proc.returncode != 0:
                     row["error"] = proc.stderr.decode("utf-8", errors="replace").strip().splitlines()[-1:]

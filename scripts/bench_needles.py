@@ -30,6 +30,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from provenance import stamp
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -434,6 +436,7 @@ def main(argv: list[str] | None = None) -> dict:
                   "scan_tokens_per_s": tokens / sum(r["index"]["scan_s"] for r in rows)},
         "rows": rows,
         "commands": commands,
+        **stamp(args.binary, args.ask_device),
         "seconds": round(time.perf_counter() - t_start, 2),
     }
     (args.out / "needles.json").write_text(json.dumps(result, indent=1) + "\n")

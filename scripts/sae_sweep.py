@@ -26,6 +26,8 @@ import sys
 import time
 from pathlib import Path
 
+from provenance import stamp
+
 REPO = Path(__file__).resolve().parents[1]
 HELDOUT_CHARS = (1_000_000, 1_200_000)
 
@@ -211,7 +213,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         if config_key({**cfg, **common}) in done:
             print(f"sae_sweep: {cfg} is already in {args.rows}", file=sys.stderr)
             continue
-        row = measure(args, cfg, heldout)
+        row = {**measure(args, cfg, heldout), **stamp(args.binary, args.device)}
         print(json.dumps(row), flush=True)
         with args.rows.open("a") as f:
             f.write(json.dumps(row) + "\n")

@@ -163,3 +163,17 @@ def test_record_evidence(windows, tmp_path):
             continue
         pieces = row["evidence"].split("\n...\n")
         assert row["evidence"] and all(p and p in context for p in pieces)
+
+
+def test_runs_record_the_build_and_the_device(windows, tmp_path):
+    """The manifest and every row say which s3attn build and which device produced them."""
+    config, data = task_files(tmp_path, "mytask", [ROW, {**ROW, "_id": "b"}])
+    longbench(windows[4096], config, data, "mytask", tmp_path / "run", "--method", "full")
+    version, commit = subprocess.run([str(s3attn_binary()), "--version"], capture_output=True, text=True,
+                                     check=True).stdout.split(" (commit ")
+    commit = commit.strip().rstrip(")")
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert (manifest["s3attn_version"], manifest["s3attn_commit"]) == (version.split()[1], commit)
+    assert manifest["device_name"] == "cpu"
+    rows = [json.loads(line) for line in (tmp_path / "run" / "mytask.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and all((r["commit"], r["device_name"]) == (commit, "cpu") for r in rows)
