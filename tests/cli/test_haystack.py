@@ -1,7 +1,7 @@
 """Facts planted in a long haystack (Paul Graham essays, longer than the default model's 8K window)
-must be found by `s3attn ask`: in the evidence of s3-hybrid and in its answer. The retrieval recall
-of s3 and bm25 on their own is measured and printed (`pytest -s`), not asserted: it is what
-docs/results.md reports."""
+must be found by `s3attn ask`: in the evidence of s3-hybrid and of bm25, and in s3-hybrid's answer.
+The recall of s3 on its own is printed (`pytest -s`), not asserted: two needles say little about
+it, and docs/results.md and docs/needles.md measure it on many."""
 from __future__ import annotations
 
 import json
@@ -73,4 +73,5 @@ def test_retrieval_recall_of_s3_and_bm25(haystack_index, capsys):
         recall[method] = found / len(NEEDLES)
     with capsys.disabled():
         print(f"\nhaystack retrieval recall at budget 1024 ({len(NEEDLES)} needles): {json.dumps(recall)}")
-    assert recall["s3-hybrid"] == 1.0
+    # BM25 is deterministic and finds both facts by their words; s3 alone is what docs/results.md measures.
+    assert recall["s3-hybrid"] == 1.0 and recall["bm25"] == 1.0

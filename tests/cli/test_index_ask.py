@@ -84,10 +84,13 @@ def test_evidence_is_exact_text_within_budget(s3attn, index, docs, method):
     evidence = out["evidence"]
     assert evidence, out
     used = sum(e["end"] - e["start"] for e in evidence)
-    if method == "full":
-        assert used == out["evidence_tokens"]
-    else:
-        assert used == out["evidence_tokens"] == min(budget, out["evidence_tokens"]) and used <= budget
+    doc_tokens = run_json("inspect", index, "--json")["document_list"][0]["tokens"]
+    assert used == out["evidence_tokens"] <= doc_tokens
+    if method != "full":
+        # The document is far longer than the budget: the budget binds, and the packer fills most of it
+        # (a passage of 20 words is about 100 tiny-tokenizer tokens, the most it can leave unused).
+        assert doc_tokens > 4 * budget
+        assert budget - 128 <= used <= budget, (used, budget)
     starts = [e["start"] for e in evidence]
     assert starts == sorted(starts)
     for e in evidence:
