@@ -16,6 +16,7 @@
 
 #include "core/device.h"
 #include "core/error.h"
+#include "core/file_hash.h"
 #include "core/file_read.h"
 #include "core/generation.h"
 #include "core/index_sources.h"
@@ -47,25 +48,7 @@ const std::set<std::string>& no_chat_tasks() {
   return tasks;
 }
 
-std::string hex64(uint64_t h) {
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
-  return buf;
-}
-
-std::string xxh3_file(const fs::path& path) {
-  std::ifstream in = open_regular_file(path, "file");
-  XXH3_state_t* state = XXH3_createState();
-  XXH3_64bits_reset(state);
-  std::vector<char> buf(1 << 20);
-  while (in) {
-    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    if (in.gcount() > 0) XXH3_64bits_update(state, buf.data(), static_cast<size_t>(in.gcount()));
-  }
-  const XXH64_hash_t h = XXH3_64bits_digest(state);
-  XXH3_freeState(state);
-  return hex64(h);
-}
+std::string xxh3_file(const fs::path& path) { return hex64(xxh3_64_file(path, "file")); }
 
 std::string xxh3_text(const std::string& text) {
   return hex64(XXH3_64bits(text.data(), text.size()));

@@ -9,6 +9,7 @@
 #include <numeric>
 #include <set>
 
+#include "core/chunk_window.h"
 #include "core/error.h"
 #include "core/file_read.h"
 #include "core/model_torch.h"
@@ -69,12 +70,10 @@ bool chunk_bos(const ModelInfo& info) {
   return info.add_bos_token;
 }
 
-void check_chunk_fits(const ModelInfo& info, int chunk, bool bos) {
-  if (chunk + (bos ? 1 : 0) > info.max_position_embeddings)
-    throw UsageError("--chunk " + std::to_string(chunk) +
-                     " is longer than the model's context of " +
-                     std::to_string(info.max_position_embeddings) + " positions" +
-                     (bos ? " (with the BOS token)" : "") + ": use a smaller --chunk");
+// --chunk of `sae train` and `sae eval`; the model's window bounds it further.
+void check_chunk_range(int chunk) {
+  if (chunk < 16 || chunk > (1 << 20))
+    throw UsageError("--chunk must be between 16 and 1048576 tokens, not " + std::to_string(chunk));
 }
 
 void check_layers(const ModelInfo& info, const std::vector<int>& layers, const std::string& what) {
@@ -287,8 +286,7 @@ void SaeTrainOptions::validate() const {
     if (l < 0)
       throw UsageError("--layers: layer numbers are non-negative, not " + std::to_string(l));
   trainer.validate();
-  if (chunk < 16 || chunk > (1 << 20))
-    throw UsageError("--chunk must be between 16 and 1048576 tokens, not " + std::to_string(chunk));
+  check_chunk_range(chunk);
   if (shuffle_buffer < 0 || (shuffle_buffer > 0 && shuffle_buffer < trainer.batch))
     throw UsageError("--shuffle-buffer must be 0 (auto) or at least --batch (" +
                      std::to_string(trainer.batch) + "), not " + std::to_string(shuffle_buffer));
@@ -319,7 +317,7 @@ SaeTrainResult train_sae(const Model& model, const SaeCorpus& corpus,
   layers.erase(std::unique(layers.begin(), layers.end()), layers.end());
   check_layers(info, layers, "--layers");
   const bool bos = chunk_bos(info);
-  check_chunk_fits(info, options.chunk, bos);
+  require_chunk_fits_window(info, options.chunk, 0, bos);
   const int64_t d_in = sae::expected_d_in(options.head_mode, info.n_kv_heads, info.head_dim);
 
   std::error_code ec;
@@ -509,8 +507,7 @@ SaeTrainResult train_sae(const Model& model, const SaeCorpus& corpus,
 
 void SaeEvalOptions::validate() const {
   if (max_tokens < 1) throw UsageError("--max-tokens must be at least 1");
-  if (chunk < 16 || chunk > (1 << 20))
-    throw UsageError("--chunk must be between 16 and 1048576 tokens, not " + std::to_string(chunk));
+  check_chunk_range(chunk);
   sae::EncoderOptions e;
   e.dtype = sae_dtype;
   e.validate();
@@ -532,7 +529,7 @@ SaeEvalResult evaluate_sae(const Model& model, const fs::path& sae_dir, const Sa
   expect.model_fingerprint = info.fingerprint;
   const sae::Sae sae = sae::load_sae(sae_dir, expect);
   const bool bos = chunk_bos(info);
-  check_chunk_fits(info, options.chunk, bos);
+  require_chunk_fits_window(info, options.chunk, 0, bos);
 
   sae::EncoderOptions encoder_options;
   encoder_options.device = model.device().name;

@@ -3,7 +3,6 @@
 #include <ATen/cuda/CUDAEvent.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
-#include <xxhash.h>
 
 #include <algorithm>
 #include <chrono>
@@ -17,6 +16,8 @@
 #include <thread>
 
 #include "core/error.h"
+#include "core/chunk_window.h"
+#include "core/file_hash.h"
 #include "core/file_read.h"
 #include "core/model_torch.h"
 #include "core/scan_record.h"
@@ -55,17 +56,7 @@ void ScanOptions::fit_chunk_to_window(const ModelInfo& info) {
 namespace {
 
 std::string file_fingerprint(const std::filesystem::path& path) {
-  std::ifstream in = open_regular_file(path, "tokenizer file");
-  XXH3_state_t* state = XXH3_createState();
-  XXH3_64bits_reset(state);
-  std::vector<char> buf(1 << 20);
-  while (in.read(buf.data(), static_cast<std::streamsize>(buf.size())) || in.gcount() > 0)
-    XXH3_64bits_update(state, buf.data(), static_cast<size_t>(in.gcount()));
-  const XXH64_hash_t h = XXH3_64bits_digest(state);
-  XXH3_freeState(state);
-  char hex[17];
-  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
-  return hex;
+  return hex64(xxh3_64_file(path, "tokenizer file"));
 }
 
 // An indexer thread: runs writer jobs in order while the main thread keeps the device busy.
@@ -261,14 +252,7 @@ ScanStats Scanner::scan(index::IndexWriter& writer, std::span<const Document> al
   const std::span<const Document> documents =
       all_documents.subspan(first_doc, shard.end_document() - first_doc);
   const ModelInfo& info = s.model.info();
-  // Every forward pass (BOS, warm-up context, chunk) must fit the model's window.
-  if (const int64_t longest = int64_t{s.chunk_bos} + s.options.overlap + s.options.chunk;
-      longest > info.max_position_embeddings)
-    throw UsageError(
-        "--chunk " + std::to_string(s.options.chunk) +
-        (s.options.overlap ? " plus --chunk-overlap " + std::to_string(s.options.overlap) : "") +
-        (s.chunk_bos ? " plus BOS" : "") + " is more than the model's window of " +
-        std::to_string(info.max_position_embeddings) + " tokens");
+  require_chunk_fits_window(info, s.options.chunk, s.options.overlap, s.chunk_bos);
   torch::NoGradGuard no_grad;
   ScanStats stats;
   const bool cuda = s.model.device().is_cuda();

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/file_hash.h"
 #include "core/file_read.h"
 #include "sae/device.h"
 #include "sae/safetensors.h"
@@ -147,12 +148,9 @@ Sae load_sae(const std::filesystem::path& dir, const SaeExpect& expect) {
   XXH3_state_t* state = XXH3_createState();
   XXH3_128bits_reset(state);
   auto hash_file = [&](const std::filesystem::path& f) {
-    std::ifstream in = open_regular_file(f, "SAE file");
-    std::vector<char> buf(1 << 20);
-    while (in) {
-      in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-      XXH3_128bits_update(state, buf.data(), static_cast<size_t>(in.gcount()));
-    }
+    for_each_file_block(f, "SAE file", [&](const char* data, size_t size) {
+      XXH3_128bits_update(state, data, size);
+    });
   };
   hash_file(info_file);
   try {

@@ -205,7 +205,7 @@ def test_default_layers_are_the_models_taps(tiny_export, corpus, tmp_path):
 @pytest.mark.parametrize("args,code,needles", [
     (["--latents", "4", "--k", "8"], 2, ["--k 8 is larger than --latents 4"]),
     (["--layers", "0,9"], 2, ["layer 9 does not exist", "4 layers"]),
-    (["--chunk", "1000"], 2, ["--chunk 1000", "context"]),
+    (["--chunk", "1000"], 2, ["--chunk 1000", "plus BOS", "the model's window of"]),
     (["--dtype", "float64"], 2, ["--dtype"]),
     (["--head-mode", "both"], 2, ["--head-mode"]),
 ])
