@@ -2,7 +2,7 @@
 //   1. added tokens with normalized=false are cut out of the original text;
 //   2. every other piece is normalized, then added tokens with normalized=true are cut out of it;
 //   3. the pre-tokenizer splits the remaining pieces into words;
-//   4. the BPE model turns each word into tokens.
+//   4. the model (BPE or WordPiece) turns each word into tokens.
 // Each piece keeps the original byte range of each of its bytes, which gives the token offsets.
 #include "core/tokenizer.h"
 
@@ -19,6 +19,7 @@
 #include "core/tokenizer_decoder.h"
 #include "core/tokenizer_normalizer.h"
 #include "core/tokenizer_pretokenizer.h"
+#include "core/tokenizer_wordpiece.h"
 #include "core/unicode.h"
 
 namespace s3 {
@@ -28,7 +29,7 @@ using tok::json;
 struct Tokenizer::Impl {
   std::unique_ptr<tok::Normalizer> normalizer;
   std::unique_ptr<tok::PreTokenizer> pre_tokenizer;
-  std::unique_ptr<tok::Bpe> model;
+  std::unique_ptr<tok::Model> model;
   std::unique_ptr<tok::Decoder> decoder;
   tok::AddedMatcher raw_added;         // added tokens matched in the original text
   tok::AddedMatcher normalized_added;  // added tokens matched in the normalized text
@@ -127,16 +128,19 @@ std::unique_ptr<Tokenizer::Impl> build(const json& doc) {
   const json& model = doc.at("model");
   if (!model.is_object()) tok::bad_field("tokenizer", "model", "must be an object");
   const std::string model_type = tok::type_of(model);
-  if (!(model_type == "BPE" || (model_type.empty() && model.contains("merges")))) {
-    tok::unsupported("model", model_type.empty() ? "(none)" : model_type, "BPE");
-  }
   auto impl = std::make_unique<Tokenizer::Impl>();
+  if (model_type == "BPE" || (model_type.empty() && model.contains("merges"))) {
+    impl->model = std::make_unique<tok::Bpe>(model);
+  } else if (model_type == "WordPiece") {
+    impl->model = std::make_unique<tok::WordPiece>(model);
+  } else {
+    tok::unsupported("model", model_type.empty() ? "(none)" : model_type, "BPE, WordPiece");
+  }
   auto component = [&](const char* key) -> const json& {
     static const json null_json;
     auto it = doc.find(key);
     return it == doc.end() ? null_json : *it;
   };
-  impl->model = std::make_unique<tok::Bpe>(model);
   impl->normalizer = tok::make_normalizer(component("normalizer"));
   impl->pre_tokenizer = tok::make_pre_tokenizer(component("pre_tokenizer"));
   impl->decoder = tok::make_decoder(component("decoder"));
@@ -227,7 +231,7 @@ void Tokenizer::Impl::encode(std::string_view text, std::vector<int32_t>& ids,
   // 3. Pre-tokenization.
   if (pre_tokenizer) pre_tokenizer->pre_tokenize(pieces);
   // 4. The model.
-  std::vector<tok::BpeToken> word;
+  std::vector<tok::ModelToken> word;
   for (const tok::Piece& p : pieces) {
     if (p.is_token()) {
       ids.push_back(p.token_id);
@@ -236,11 +240,29 @@ void Tokenizer::Impl::encode(std::string_view text, std::vector<int32_t>& ids,
     }
     word.clear();
     model->tokenize(p.text, word);
-    for (const tok::BpeToken& t : word) {
+    for (const tok::ModelToken& t : word) {
       ids.push_back(t.id);
       if (offsets) offsets->push_back(p.original(t.b, t.e));
     }
   }
+}
+
+std::string Tokenizer::normalize(std::string_view text) const {
+  if (unicode::first_invalid_utf8(text) != text.size()) throw Error("text is not valid UTF-8");
+  tok::Piece p = tok::make_piece(text, 0);
+  if (impl_->normalizer) impl_->normalizer->normalize(p);
+  return p.text;
+}
+
+std::vector<std::string> Tokenizer::pre_tokenize(std::string_view text) const {
+  if (unicode::first_invalid_utf8(text) != text.size()) throw Error("text is not valid UTF-8");
+  std::vector<tok::Piece> pieces;
+  if (!text.empty()) pieces.push_back(tok::make_piece(text, 0));
+  if (impl_->pre_tokenizer) impl_->pre_tokenizer->pre_tokenize(pieces);
+  std::vector<std::string> words;
+  for (const tok::Piece& p : pieces)
+    words.push_back(p.text);
+  return words;
 }
 
 Tokenizer::Tokenizer(std::unique_ptr<const Impl> impl) : impl_(std::move(impl)) {}
