@@ -46,10 +46,12 @@ Command add_ask(CLI::App& root) {
     setup.index = a->index;
     if (!a->model.empty()) setup.model = a->model;
     if (!a->sae.empty()) setup.sae = a->sae;
+    if (!a->retrieval.dense_model.empty()) setup.dense_model = a->retrieval.dense_model;
     setup.device = DeviceSpec::parse(a->device);
     if (!a->dtype.empty()) setup.dtype = validate_dtype(a->dtype);
 
-    const Asker asker(setup, method_needs_sae(a->ask.retrieval.method));
+    const retrieval::Method method = a->ask.retrieval.method;
+    const Asker asker(setup, method_needs_sae(method), method_needs_dense(method));
     const AskResult r = asker.ask(a->question, a->ask);
     if (a->json) {
       nlohmann::json evidence = nlohmann::json::array();

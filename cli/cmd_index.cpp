@@ -11,15 +11,18 @@
 #include "cli/progress.h"
 #include "core/documents.h"
 #include "core/error.h"
+#include "core/dense_model.h"
 #include "core/model.h"
+#include "core/passage_embeddings.h"
 #include "core/scan.h"
 #include "index/index_writer.h"
+#include "index/segment_format.h"
 
 namespace s3::cli {
 
 Command add_index(CLI::App& root) {
   struct Args {
-    std::string model, sae, out, device = "cpu", dtype, codec = "varint-delta";
+    std::string model, sae, out, device = "cpu", dtype, codec = "varint-delta", dense_model;
     DocumentSource source;
     ScanOptions scan;
     uint32_t passage_words = 100;
@@ -47,6 +50,8 @@ Command add_index(CLI::App& root) {
   app->add_option("--dtype", a->dtype, "model dtype (default: the exported one)");
   app->add_option("--codec", a->codec, "posting codec: varint-delta | streamvbyte-delta")->capture_default_str();
   app->add_option("--passage-words", a->passage_words, "BM25 passage size in words")->capture_default_str();
+  app->add_option("--dense-model", a->dense_model,
+                  "also embed every BM25 passage with this sentence-embedding model (for --method dense)");
   app->add_option("--out", a->out, "index directory")->required();
   auto* overwrite = app->add_flag("--overwrite", a->overwrite, "replace an existing index (atomically)");
   auto* append = app->add_flag("--append", a->append, "add the documents to an existing index");
@@ -65,6 +70,8 @@ Command add_index(CLI::App& root) {
     if (!a->dtype.empty()) load.dtype = validate_dtype(a->dtype);
     const Model model = Model::load(a->model, load);
     const Scanner scanner(model, a->sae, a->scan);
+    std::optional<DenseEncoder> dense;
+    if (!a->dense_model.empty()) dense.emplace(DenseEncoder::load(a->dense_model, load.device));
 
     index::IndexWriterOptions w;
     w.out = a->out;
@@ -73,10 +80,15 @@ Command add_index(CLI::App& root) {
     w.d_latent = static_cast<uint32_t>(scanner.d_latent());
     w.codec = a->codec;
     w.metadata = scanner.metadata();
-    w.append_ignore_metadata_keys = {"model_dir", "sae_dir"};
+    w.append_ignore_metadata_keys = {"model_dir", "sae_dir", kDenseModelDirKey};
     w.lexical.target_words = a->passage_words;
+    if (dense) {
+      add_dense_metadata(w.metadata, *dense);
+      w.dense_dim = static_cast<uint32_t>(dense->info().dim);
+    }
     w.validate();
     index::IndexWriter writer(w);
+    const uint32_t first_doc = writer.doc_base();
 
     std::optional<ProgressBar> bar;  // the total is known once the documents are tokenized
     const ScanStats stats = scanner.scan(writer, docs, [&](uint64_t done, uint64_t total) {
@@ -84,13 +96,15 @@ Command add_index(CLI::App& root) {
       bar->update(done);
     });
     if (bar) bar->finish();
+    DenseStats dense_stats;
+    if (dense) dense_stats = embed_passages(*dense, writer, first_doc, docs);
     const index::CommitStats commit = writer.commit();
     uint64_t postings = 0, posting_bytes = 0;
     for (size_t i = 0; i < commit.postings.size(); ++i) {
       postings += commit.postings[i];
       posting_bytes += commit.postings_bytes[i];
     }
-    const double total_s = stats.warmup_s + stats.seconds + commit.seconds;
+    const double total_s = stats.warmup_s + stats.seconds + dense_stats.seconds + commit.seconds;
     nlohmann::json summary = {{"index", a->out},
                               {"documents", stats.documents},
                               {"tokens", stats.tokens},
@@ -113,6 +127,17 @@ Command add_index(CLI::App& root) {
                               {"peak_device_bytes", stats.peak_device_bytes},
                               {"layers", scanner.layers()},
                               {"device", model.device().name}};
+    if (dense) {
+      std::error_code ec;
+      const auto bytes = std::filesystem::file_size(commit.index_dir / commit.segment / index::kDenseFile, ec);
+      summary["dense"] = {{"model", dense->info().name},
+                          {"passages", dense_stats.texts},
+                          {"tokens", dense_stats.tokens},
+                          {"truncated", dense_stats.truncated},
+                          {"batches", dense_stats.batches},
+                          {"embed_s", dense_stats.seconds},
+                          {"file_bytes", ec ? 0 : bytes}};
+    }
     if (a->json) {
       std::cout << summary.dump() << "\n";
     } else {

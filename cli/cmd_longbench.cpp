@@ -52,6 +52,7 @@ Command add_longbench(CLI::App& root) {
     o.tasks = a->tasks;
     o.model = a->model;
     if (!a->sae.empty()) o.sae = a->sae;
+    if (!a->retrieval.dense_model.empty()) o.dense_model = a->retrieval.dense_model;
     o.out = a->out;
     o.retrieval = a->retrieval.options;
     if (given("--max-length")) o.max_length = a->max_length;

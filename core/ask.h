@@ -26,6 +26,7 @@ struct AskSetup {
   std::filesystem::path index;
   std::optional<std::filesystem::path> model;  // default: the model the index was built with
   std::optional<std::filesystem::path> sae;    // default: the SAE the index was built with
+  std::optional<std::filesystem::path> dense_model;  // default: the dense model the index was built with
   DeviceSpec device;
   std::optional<std::string> dtype;
 };
@@ -48,7 +49,7 @@ struct Evidence {
   uint32_t start = 0;  // token range [start, end) within the document
   uint32_t end = 0;
   std::string text;    // exact original text of the range
-  std::string source;  // "s3" | "bm25" | "lead" | "tail"
+  std::string source;  // "s3" | "bm25" | "dense" | "lead" | "tail"
   float score = 0;
   nlohmann::json explain;  // filled with --explain
 };
@@ -64,10 +65,11 @@ struct AskResult {
   nlohmann::json timings;
 };
 
-// Loads the index, the model and (for s3 methods) the SAE once; answers many questions.
+// Loads the index, the model, (for s3 methods) the SAE and (for dense methods) the dense model
+// once; answers many questions.
 class Asker {
  public:
-  Asker(const AskSetup& setup, bool need_sae);
+  Asker(const AskSetup& setup, bool need_sae, bool need_dense = false);
   ~Asker();
   Asker(const Asker&) = delete;
   Asker& operator=(const Asker&) = delete;

@@ -2,20 +2,22 @@
 
 #include <chrono>
 
+#include "core/dense_model.h"
 #include "core/error.h"
 #include "core/scan.h"
 #include "index/text_analyzer.h"
 
 namespace s3 {
 
-bool method_needs_sae(retrieval::Method method) {
-  return method == retrieval::Method::kS3 || method == retrieval::Method::kS3Hybrid;
-}
+bool method_needs_sae(retrieval::Method method) { return retrieval::method_uses_s3(method); }
+
+bool method_needs_dense(retrieval::Method method) { return retrieval::method_uses_dense(method); }
 
 QuestionRetrieval retrieve_for_question(const Scanner* scanner, const index::IndexReader& reader,
                                         const retrieval::PostingSource& postings,
                                         const retrieval::LexicalSource& lexical, const std::string& question,
-                                        retrieval::TokenRange doc, const retrieval::RetrievalOptions& options) {
+                                        retrieval::TokenRange doc, const retrieval::RetrievalOptions& options,
+                                        const DenseRetrieval& dense) {
   QuestionRetrieval out;
   const retrieval::Method method = options.method;
   if (method_needs_sae(method)) {
@@ -27,6 +29,15 @@ QuestionRetrieval retrieve_for_question(const Scanner* scanner, const index::Ind
       for (const auto& [feature, weight] : layer) features.push_back({feature, weight});
     }
     out.encode_query_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+  }
+  std::vector<float> question_vector;
+  if (method_needs_dense(method)) {
+    if (!dense.encoder || !dense.source)
+      throw Error("method " + std::string(retrieval::method_name(method)) + " needs a dense model and dense passage embeddings");
+    const auto t = std::chrono::steady_clock::now();
+    const std::string_view text = question;
+    question_vector = dense.encoder->embed(std::span<const std::string_view>(&text, 1));
+    out.embed_question_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
   }
   // The index's own analyzer (stemmer state is per instance, so one per question).
   out.terms = index::TextAnalyzer(reader.lexical().analyzer_options()).analyze(question);
@@ -48,6 +59,8 @@ QuestionRetrieval retrieve_for_question(const Scanner* scanner, const index::Ind
   in.query = &out.query;
   in.lexical = &lexical;
   in.query_terms = out.terms;
+  in.dense = dense.source;
+  in.query_vector = question_vector;
   out.result = retrieval::retrieve(in, options);
   return out;
 }

@@ -14,10 +14,12 @@
 #include <set>
 #include <span>
 
+#include "core/dense_model.h"
 #include "core/error.h"
 #include "core/generation.h"
 #include "core/index_sources.h"
 #include "core/model.h"
+#include "core/passage_embeddings.h"
 #include "core/prompt.h"
 #include "core/scan.h"
 #include "index/fs_util.h"
@@ -206,10 +208,13 @@ struct ContextIndex {
   index::IndexReader reader;
   IndexPostingSource postings{reader};
   IndexLexicalSource lexical{reader.lexical()};
+  std::optional<IndexDenseSource> dense;  // with a dense model
   double index_s = 0;
 };
 
-std::unique_ptr<ContextIndex> index_context(const Scanner& scanner, const fs::path& tmp_parent, const std::string& context) {
+// `dense`: also embed the passages (dense methods).
+std::unique_ptr<ContextIndex> index_context(const Scanner& scanner, const DenseEncoder* dense, const fs::path& tmp_parent,
+                                            const std::string& context) {
   const auto t = Clock::now();
   TempDir guard{index::make_temp_dir(tmp_parent, "lb-" + std::to_string(::getpid()) + "-")};
   index::IndexWriterOptions w;
@@ -219,17 +224,23 @@ std::unique_ptr<ContextIndex> index_context(const Scanner& scanner, const fs::pa
   w.metadata = scanner.metadata();
   w.lexical.target_words = 100;  // s3attn index --passage-words default
   w.fsync = false;               // a throwaway index
+  if (dense) {
+    add_dense_metadata(w.metadata, *dense);
+    w.dense_dim = static_cast<uint32_t>(dense->info().dim);
+  }
   w.validate();
   {
     index::IndexWriter writer(w);
     const std::vector<Document> docs = {Document{"context", context}};
     scanner.scan(writer, docs);
+    if (dense) embed_passages(*dense, writer, 0, docs);
     writer.commit();
   }
   index::IndexReader reader = index::IndexReader::open(w.out);
   fs::path dir = guard.path;
   guard.path.clear();  // owned by the ContextIndex from here
   auto out = std::make_unique<ContextIndex>(std::move(dir), std::move(reader));
+  if (out->reader.dense()) out->dense.emplace(*out->reader.dense(), out->reader.lexical());
   out->index_s = seconds_since(t);
   return out;
 }
@@ -241,11 +252,12 @@ struct EvidenceResult {
   double retrieval_s = 0;
 };
 
-EvidenceResult select_evidence(const Scanner& scanner, const ContextIndex& ci, const std::string& question,
-                               const retrieval::RetrievalOptions& ropt) {
+EvidenceResult select_evidence(const Scanner& scanner, const DenseEncoder* dense, const ContextIndex& ci,
+                               const std::string& question, const retrieval::RetrievalOptions& ropt) {
   const auto t = Clock::now();
+  const DenseRetrieval dense_side{dense, ci.dense ? &*ci.dense : nullptr};
   const QuestionRetrieval q = retrieve_for_question(&scanner, ci.reader, ci.postings, ci.lexical, question,
-                                                    {0, ci.reader.n_tokens()}, ropt);
+                                                    {0, ci.reader.n_tokens()}, ropt, dense_side);
   EvidenceResult r;
   r.text = evidence_context(ci.reader, q.result.selection.ranges, ropt.context);
   r.tokens = q.result.selection.n_tokens;
@@ -407,6 +419,10 @@ nlohmann::json run_longbench(const LongBenchOptions& o, const LongBenchCallbacks
     }
     if (o.limit && plan.samples.size() > static_cast<size_t>(*o.limit)) plan.samples.resize(static_cast<size_t>(*o.limit));
   }
+  const bool need_dense = method_needs_dense(method);
+  if (need_dense && !o.dense_model)
+    throw UsageError("method " + std::string(retrieval::method_name(method)) +
+                     " embeds each context's passages: pass --dense-model DIR (scripts/get_model.sh all-minilm-l6-v2)");
   fs::path sae_dir;
   if (retrieve) {
     sae_dir = o.sae ? *o.sae : o.model / "sae";
@@ -428,6 +444,8 @@ nlohmann::json run_longbench(const LongBenchOptions& o, const LongBenchCallbacks
   const Tokenizer& tok = model.tokenizer();
   std::unique_ptr<Scanner> scanner;
   if (retrieve) scanner = std::make_unique<Scanner>(model, sae_dir, ScanOptions{});
+  std::optional<DenseEncoder> dense;
+  if (need_dense) dense.emplace(DenseEncoder::load(*o.dense_model, o.device));
   const int max_length = o.max_length ? *o.max_length : std::max(2, info.max_position_embeddings - kWindowReserve);
   // A prompt cut to max_length, plus the chat template (and a few tokens where the two halves are
   // re-tokenized at the seam), must fit the model's window; refuse before the first sample.
@@ -474,13 +492,15 @@ nlohmann::json run_longbench(const LongBenchOptions& o, const LongBenchCallbacks
     manifest["retrieval"] = o.retrieval;
     manifest["retrieval_question"] = "the sample's input; the template's instruction text when the input is empty";
   }
+  if (dense) manifest["dense_model"] = dense->info().identity();
   if (!o.label.empty()) manifest["label"] = o.label;
   nlohmann::json task_meta = nlohmann::json::object();
   const fs::path manifest_path = o.out / "manifest.json";
   if (fs::exists(manifest_path)) {
     const nlohmann::json old = read_json_file(manifest_path);
     for (const char* key :
-         {"suite", "method", "sae", "max_length", "max_new_tokens_cap", "budget", "retrieval", "world_size"}) {
+         {"suite", "method", "sae", "dense_model", "max_length", "max_new_tokens_cap", "budget", "retrieval",
+          "world_size"}) {
       nlohmann::json a = old.value(key, nlohmann::json()), b = manifest.value(key, nlohmann::json());
       if (std::string(key) == "suite" && a.is_null()) a = "longbench";
       if (a != b)
@@ -570,11 +590,11 @@ nlohmann::json run_longbench(const LongBenchOptions& o, const LongBenchCallbacks
         if (!s->context.empty()) {
           if (!cached || cached_doc != s->doc) {
             cached.reset();  // remove the previous document's index first
-            cached = index_context(*scanner, tmp_parent, s->context);
+            cached = index_context(*scanner, dense ? &*dense : nullptr, tmp_parent, s->context);
             cached_doc = s->doc;
             p.index_s = cached->index_s;
           }
-          const EvidenceResult ev = select_evidence(*scanner, *cached, question, o.retrieval);
+          const EvidenceResult ev = select_evidence(*scanner, dense ? &*dense : nullptr, *cached, question, o.retrieval);
           context = ev.text;
           p.evidence_tokens = ev.tokens;
           p.retrieval_s = ev.retrieval_s;

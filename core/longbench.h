@@ -27,6 +27,7 @@ struct LongBenchOptions {
   std::vector<std::string> tasks;  // task names (L-Eval: leval_<file stem> or the stem), or {"all"}
   std::filesystem::path model;
   std::optional<std::filesystem::path> sae;  // default: <model>/sae (bm25 / s3 / s3-hybrid)
+  std::optional<std::filesystem::path> dense_model;  // sentence encoder of dense / s3-dense (required there)
   std::filesystem::path out;                 // run directory
   retrieval::RetrievalOptions retrieval;     // method (full = the raw context) and its knobs
   std::optional<int> max_length;             // default: max_position_embeddings - 692 (7500 for 8K)
