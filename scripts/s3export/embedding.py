@@ -215,6 +215,14 @@ def export(args) -> dict:
 
 
 def export_folder(args, folder: Path, t0: float, check_out, replace_dir) -> dict:
+    # Cheap checks first: torch and transformers take seconds to import.
+    facts = sentence_transformers_facts(folder)
+    if not (folder / "tokenizer.json").is_file():
+        raise ExportError(f"{folder}: no tokenizer.json")
+    if not facts["normalize"]:
+        raise ExportError(f"{folder}: the model has no Normalize module; s3attn ranks by cosine of normalised "
+                          "embeddings and supports normalising models only")
+
     import torch
     import transformers
     from tokenizers import Tokenizer
@@ -224,11 +232,8 @@ def export_folder(args, folder: Path, t0: float, check_out, replace_dir) -> dict
     from .load_hf import quiet_transformers
 
     quiet_transformers()
-    facts = sentence_transformers_facts(folder)
     config = AutoConfig.from_pretrained(str(folder))
     spec = BertSpec.from_config(config)
-    if not (folder / "tokenizer.json").is_file():
-        raise ExportError(f"{folder}: no tokenizer.json")
     tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
     tok.no_truncation()
     tok.no_padding()
@@ -246,9 +251,6 @@ def export_folder(args, folder: Path, t0: float, check_out, replace_dir) -> dict
     hf_model.eval()
     model = build(spec, {k: v.detach().to(dtype).clone() for k, v in hf_model.state_dict().items()})
     pooling = {"pooling": facts["pooling"], "normalize": facts["normalize"]}
-    if not facts["normalize"]:
-        raise ExportError(f"{folder}: the model has no Normalize module; s3attn ranks by cosine of normalised "
-                          "embeddings and supports normalising models only")
     info = {
         "format": "s3attn-embedding",
         "format_version": FORMAT_VERSION,
