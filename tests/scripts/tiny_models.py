@@ -280,7 +280,17 @@ def make_tiny_bert(out_dir: Path, seed: int = 0, max_seq_length: int = 48, pooli
                         intermediate_size=64, max_position_embeddings=64, type_vocab_size=2)
     torch.manual_seed(seed)
     model = BertModel(config, add_pooling_layer=False)
-    _randomize(model, seed + 1)
+    # Random weights that keep tokens apart: LayerNorm weights near 1 and small biases (large ones
+    # would add one vector to every token and make all embeddings alike).
+    g = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "LayerNorm.weight" in name:
+                p.copy_(1.0 + 0.2 * torch.randn(p.shape, generator=g))
+            elif name.endswith("bias"):
+                p.copy_(0.05 * torch.randn(p.shape, generator=g))
+            else:
+                p.copy_(0.3 * torch.randn(p.shape, generator=g))
     model.save_pretrained(out_dir)
     tok.save(str(out_dir / "tokenizer.json"))
     modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
