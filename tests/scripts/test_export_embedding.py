@@ -162,6 +162,15 @@ def test_bad_sources_fail_with_one_line(problem, needle, tmp_path):
     assert not list(tmp_path.glob(".out.tmp-*"))
 
 
+def test_sha256_needs_a_package(tmp_path):
+    """--sha256 checks a downloaded wheel: with --hf, or not 64 hex digits, it is refused before any work."""
+    for extra in (["--hf", str(tmp_path)], ["--package", "x==1"]):
+        proc = subprocess.run([sys.executable, str(EXPORT), *extra, "--sha256", "ABC", "--out", str(tmp_path / "o")],
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 1 and "--sha256 needs --package and 64 lowercase hex digits" in proc.stderr
+        assert "Traceback" not in proc.stderr and not (tmp_path / "o").exists()
+
+
 def test_bad_embedding_dirs_fail_with_one_line(tiny, tmp_path):
     _, emb = tiny
     proc = run_s3attn("embed", "--model", tmp_path / "missing", "--text", "x", check=False)
