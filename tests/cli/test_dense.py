@@ -170,3 +170,41 @@ def test_damaged_embeddings_are_refused(dense_index, tmp_path):
         assert_one_line_error(proc, 1, "dense.bin", "checksum")
     proc = run_s3attn("inspect", bad, check=False)
     assert_one_line_error(proc, 1, "dense.bin")
+
+
+def write_longbench(root: Path) -> tuple[Path, Path]:
+    """A LongBench-shaped multi_news task of two rows over the dense test documents (the retrieval
+    question is the row's input), with a minimal config."""
+    data, config = root / "data", root / "config"
+    data.mkdir()
+    config.mkdir()
+    rows = []
+    for i, planted in enumerate((SECRET, OTHER_SECRET)):
+        context = write_doc(root / f"ctx{i}.txt", i, planted, n=30).read_text()
+        rows.append({"input": planted, "context": context, "answers": ["x"], "length": len(context.split()),
+                     "dataset": "multi_news", "language": "en", "all_classes": None, "_id": f"dense-{i}"})
+    (data / "multi_news.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (config / "dataset2prompt.json").write_text(json.dumps({"multi_news": "News:\n{context}\n\nSummary:"}))
+    (config / "dataset2maxlen.json").write_text(json.dumps({"multi_news": 4}))
+    return data, config
+
+
+@pytest.mark.parametrize("method", ["dense", "s3-dense"])
+def test_longbench_runs_the_dense_methods(tiny_export, tiny_sae, tiny_bert, tmp_path, method):
+    """`s3attn longbench --method dense|s3-dense --dense-model`: each context is indexed with its
+    passages embedded, the evidence fills the budget, the manifest records the dense model."""
+    data, config = write_longbench(tmp_path)
+    out = tmp_path / "run"
+    base = ("longbench", "--data", data, "--config", config, "--tasks", "multi_news", "--model", tiny_export,
+            "--sae", tiny_sae, "--method", method, "--budget", "64", "--max-length", "160",
+            "--max-new-tokens-cap", "4", "--out", out)
+    proc = run_s3attn(*base, check=False)  # the dense model is required
+    assert_one_line_error(proc, 2, "--dense-model")
+    run_s3attn(*base, "--dense-model", tiny_bert)
+    got = [json.loads(line) for line in (out / "multi_news.jsonl").read_text().splitlines()]
+    assert [r["_id"] for r in got] == ["dense-0", "dense-1"]
+    for r in got:
+        assert r["evidence_tokens"] == 64 and r["prompt_tokens"] > 64 and isinstance(r["pred"], str)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["method"] == method
+    assert manifest["dense_model"]["fingerprint"] == json.loads((tiny_bert / "embedding.json").read_text())["fingerprint"]
