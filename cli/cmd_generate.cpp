@@ -16,7 +16,9 @@ namespace s3::cli {
 Command add_generate(CLI::App& root) {
   struct Args {
     std::string model, prompt, prompt_file, device = "cpu", dtype;
-    bool chat = false, json = false, ignore_stop = false, cuda_graph = true;
+    bool chat = false, json = false, ignore_stop = false, cuda_graph = true,
+         first_token_not_stop = false;
+    std::vector<int32_t> stop_ids;
     int max_new_tokens = 128;
     int repeat = 1;
   };
@@ -25,25 +27,42 @@ Command add_generate(CLI::App& root) {
   app->add_option("--model", args->model, "model directory (scripts/export_model.py)")->required();
   auto* prompt = app->add_option("--prompt", args->prompt, "prompt text");
   auto* prompt_file =
-      app->add_option("--prompt-file", args->prompt_file, "file holding the prompt text")->check(CLI::ExistingFile);
+      app->add_option("--prompt-file", args->prompt_file, "file holding the prompt text")
+          ->check(CLI::ExistingFile);
   prompt->excludes(prompt_file);
   app->add_flag("--chat", args->chat, "wrap the prompt in the model's chat template");
-  app->add_option("--max-new-tokens", args->max_new_tokens, "at most this many new tokens")->capture_default_str();
+  app->add_option("--max-new-tokens", args->max_new_tokens, "at most this many new tokens")
+      ->capture_default_str();
   app->add_option("--device", args->device, "cpu, cuda or cuda:N")->capture_default_str();
-  app->add_option("--dtype", args->dtype, "float32, bfloat16 or float16 (default: the exported dtype)");
-  app->add_flag("--ignore-stop", args->ignore_stop, "generate exactly --max-new-tokens tokens (benchmarks)");
-  app->add_flag("!--no-cuda-graph", args->cuda_graph, "decode step by step instead of replaying one CUDA graph");
-  app->add_option("--repeat", args->repeat, "run the generation N times in one process and report the last (benchmarks: the first run warms up the GPU)")
+  app->add_option("--dtype", args->dtype,
+                  "float32, bfloat16 or float16 (default: the exported dtype)");
+  app->add_flag("--ignore-stop", args->ignore_stop,
+                "generate exactly --max-new-tokens tokens (benchmarks)");
+  app->add_option("--stop-ids", args->stop_ids,
+                  "token ids that also end generation, comma separated")
+      ->delimiter(',');
+  app->add_flag(
+      "--first-token-not-stop", args->first_token_not_stop,
+      "the first new token is never a stop id (LongBench's samsum: min_length = prompt + 1)");
+  app->add_flag("!--no-cuda-graph", args->cuda_graph,
+                "decode step by step instead of replaying one CUDA graph");
+  app->add_option("--repeat", args->repeat,
+                  "run the generation N times in one process and report the last (benchmarks: the "
+                  "first run warms up the GPU)")
       ->check(CLI::Range(1, 1000));
-  app->add_flag("--json", args->json, "print a JSON object with text, tokens, prompt_tokens and timings");
+  app->add_flag("--json", args->json,
+                "print a JSON object with text, tokens, prompt_tokens and timings");
 
   auto run = [args, prompt, prompt_file]() {
-    if (prompt->count() == 0 && prompt_file->count() == 0) throw UsageError("generate needs --prompt or --prompt-file");
+    if (prompt->count() == 0 && prompt_file->count() == 0)
+      throw UsageError("generate needs --prompt or --prompt-file");
     if (prompt_file->count()) args->prompt = read_text_file(args->prompt_file);
     GenerationOptions options;
     options.max_new_tokens = args->max_new_tokens;
     options.ignore_stop = args->ignore_stop;
     options.cuda_graph = args->cuda_graph;
+    options.extra_stop_ids = args->stop_ids;
+    options.first_token_not_stop = args->first_token_not_stop;
     options.validate();
     ModelLoadOptions load;
     load.device = DeviceSpec::parse(args->device);
@@ -51,24 +70,30 @@ Command add_generate(CLI::App& root) {
 
     const Model model = Model::load(args->model, load);
     const std::string full_prompt = apply_chat_template(model.info(), args->prompt, args->chat);
-    const std::vector<int32_t> prompt_ids = encode_prompt(model.info(), model.tokenizer(), full_prompt);
+    const std::vector<int32_t> prompt_ids =
+        encode_prompt(model.info(), model.tokenizer(), full_prompt);
     GenerationResult result = generate(model, prompt_ids, options);
-    for (int i = 1; i < args->repeat; ++i) result = generate(model, prompt_ids, options);
+    for (int i = 1; i < args->repeat; ++i)
+      result = generate(model, prompt_ids, options);
     const GenerationTimings& t = result.timings;
     if (args->json) {
       nlohmann::json timings = {{"prefill_s", t.prefill_s},
                                 {"decode_s", t.decode_s},
                                 {"prefill_tokens_per_s", t.prefill_tokens_per_s()},
                                 {"decode_tokens_per_s", t.decode_tokens_per_s()}};
-      nlohmann::json out = {{"text", result.text},         {"tokens", result.tokens},
-                            {"prompt_tokens", prompt_ids}, {"stop_reason", result.stop_reason},
-                            {"device", model.device().name}, {"dtype", model.dtype()},
+      nlohmann::json out = {{"text", result.text},
+                            {"tokens", result.tokens},
+                            {"prompt_tokens", prompt_ids},
+                            {"stop_reason", result.stop_reason},
+                            {"device", model.device().name},
+                            {"dtype", model.dtype()},
                             {"timings", timings}};
       std::cout << out.dump() << "\n";
     } else {
       std::cout << result.text << "\n";
-      spdlog::info("{} prompt tokens, {} new tokens; prefill {:.1f} tok/s, decode {:.1f} tok/s", t.prompt_tokens,
-                   t.new_tokens, t.prefill_tokens_per_s(), t.decode_tokens_per_s());
+      spdlog::info("{} prompt tokens, {} new tokens; prefill {:.1f} tok/s, decode {:.1f} tok/s",
+                   t.prompt_tokens, t.new_tokens, t.prefill_tokens_per_s(),
+                   t.decode_tokens_per_s());
     }
     return 0;
   };

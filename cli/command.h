@@ -5,8 +5,13 @@
 #include <CLI/CLI.hpp>
 
 #include <functional>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
+
+namespace s3::index {
+struct MergeStats;
+}
 
 namespace s3::cli {
 
@@ -25,8 +30,12 @@ Command add_ask(CLI::App& root);
 Command add_longbench(CLI::App& root);
 Command add_inspect(CLI::App& root);
 Command add_embed(CLI::App& root);
+Command add_merge(CLI::App& root);
 // `sae` has subcommands of its own (train, eval); each is one Command.
 std::vector<Command> add_sae(CLI::App& root);
+
+// The JSON summary of a merge of index parts (merge, and rank 0 of a sharded index).
+nlohmann::json merge_summary(const index::MergeStats& stats);
 
 // Reads a whole text file (--input); throws s3::Error when it cannot.
 std::string read_text_file(const std::string& path);

@@ -12,6 +12,7 @@
 
 #include "cli/command.h"
 #include "core/error.h"
+#include "core/error_text.h"
 
 namespace {
 
@@ -42,6 +43,7 @@ int main(int argc, char** argv) {
       s3::cli::add_longbench(app),
       s3::cli::add_inspect(app),
       s3::cli::add_embed(app),
+      s3::cli::add_merge(app),
   };
   for (auto& command : s3::cli::add_sae(app)) commands.push_back(std::move(command));
 
@@ -74,7 +76,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "error: out of memory\n");
     return 1;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "error: internal: %s\n", e.what());
+    if (s3::is_out_of_memory(e.what())) {  // a full device, whichever path it surfaced on
+      std::fprintf(stderr, "error: out of device memory (%s)\n", s3::first_line(e.what()).c_str());
+      return 1;
+    }
+    std::fprintf(stderr, "error: internal: %s\n", s3::first_line(e.what()).c_str());
     return 1;
   }
 }

@@ -45,6 +45,9 @@ void add_retrieval_flags(CLI::App& app, RetrievalFlags& f) {
                  "sentence-embedding model directory of dense / s3-dense (ask: default the index's; longbench: required)")
       ->group(group);
   app.add_option("--separator", o.context.separator, "text between non-adjacent evidence ranges")->group(group);
+  app.add_option("--document-header", o.context.document_header,
+                 "heading of each document's evidence when the index holds several ({name}: its name)")
+      ->group(group);
 }
 
 void RetrievalFlags::finish() {

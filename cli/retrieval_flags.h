@@ -1,5 +1,5 @@
 // The retrieval knobs (docs/retrieval.md), declared once for every command that retrieves
-// (ask, and later longbench). Values land in a RetrievalOptions; call finish() after parsing.
+// (ask and longbench). Values land in a RetrievalOptions; call finish() after parsing.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -14,10 +14,11 @@ namespace s3::cli {
 struct RetrievalFlags {
   retrieval::RetrievalOptions options;
   std::string method = "s3-hybrid";
-  std::string aggregate = std::string(retrieval::aggregation_name(retrieval::ScoreOptions{}.aggregation));
+  std::string aggregate =
+      std::string(retrieval::aggregation_name(retrieval::ScoreOptions{}.aggregation));
   std::string query_vectors = retrieval::ScoreOptions{}.question_keys ? "keys" : "queries";
-  std::string score_centering = std::string(retrieval::score_centering_name(
-      retrieval::ScoreOptions{}.score_centering));
+  std::string score_centering =
+      std::string(retrieval::score_centering_name(retrieval::ScoreOptions{}.score_centering));
   uint32_t nms_radius = 0;  // 0 = the default (max span / 2)
   bool bm25_unique_terms = false;
   std::string dense_model;  // --dense-model: the sentence encoder of the dense methods

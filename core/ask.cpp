@@ -1,6 +1,8 @@
 #include "core/ask.h"
 
+#include <algorithm>
 #include <chrono>
+#include <optional>
 
 #include "core/dense_model.h"
 #include "core/error.h"
@@ -17,7 +19,9 @@ namespace s3 {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 std::string replace_all(std::string text, const std::string& from, const std::string& to) {
   for (size_t at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size()))
@@ -35,18 +39,21 @@ std::string metadata_string(const nlohmann::json& meta, const char* key) {
 void AskOptions::validate() const {
   retrieval.validate();
   if (max_new_tokens < 1) throw UsageError("--max-new-tokens must be at least 1");
-  if (prompt_template.find("{context}") == std::string::npos || prompt_template.find("{question}") == std::string::npos)
+  if (prompt_template.find("{context}") == std::string::npos ||
+      prompt_template.find("{question}") == std::string::npos)
     throw UsageError("--prompt-template must contain {context} and {question}");
 }
 
 struct Asker::Impl {
   // Built in place: the sources below refer to `reader`, so an Impl never moves.
-  Impl(index::IndexReader r, Model m) : reader(std::move(r)), model(std::move(m)) {}
+  explicit Impl(index::IndexReader r) : reader(std::move(r)) {}
   Impl(const Impl&) = delete;
   Impl& operator=(const Impl&) = delete;
 
   index::IndexReader reader;
-  Model model;
+  std::optional<Model>
+      model;  // the index's model: encodes questions; answers unless `answer` is set
+  std::optional<Model> answer;  // --answer-model
   std::unique_ptr<Scanner> scanner;
   IndexPostingSource postings{reader};
   IndexLexicalSource lexical{reader.lexical()};
@@ -54,10 +61,11 @@ struct Asker::Impl {
   std::optional<IndexDenseSource> dense_source;    // dense methods only
   double open_s = 0;
   double load_s = 0;
-  double warmup_s = 0;  // CUDA only: one short generation and query encoding before the first question
+  double warmup_s =
+      0;  // CUDA only: one short generation and query encoding before the first question
 
+  const Model& answering() const { return answer ? *answer : *model; }
   retrieval::TokenRange resolve_doc(const std::string& doc) const;
-  std::vector<retrieval::SelectedRange> split_at_documents(std::span<const retrieval::SelectedRange> ranges) const;
 };
 
 namespace {
@@ -85,27 +93,44 @@ DenseEncoder load_dense_model(const AskSetup& setup, const index::IndexReader& r
   return encoder;
 }
 
+nlohmann::json model_json(const Model& m) {
+  return {{"path", m.info().dir.string()}, {"fingerprint", m.info().fingerprint}};
+}
+
 }  // namespace
 
 Asker::Asker(const AskSetup& setup, bool need_sae, bool need_dense) {
   auto t0 = Clock::now();
-  index::IndexReader reader = index::IndexReader::open(setup.index);
+  auto impl = std::make_unique<Impl>(index::IndexReader::open(setup.index));
   const double open_s = seconds_since(t0);
-  const nlohmann::json& meta = reader.metadata();
+  const nlohmann::json& meta = impl->reader.metadata();
 
   t0 = Clock::now();
-  const std::string built_model = metadata_string(meta, "model_dir");
-  const std::filesystem::path model_dir = setup.model ? *setup.model : std::filesystem::path(built_model);
-  if (model_dir.empty()) throw Error(setup.index.string() + " does not record its model; pass --model");
-  ModelLoadOptions load{setup.device, setup.dtype};
-  Model model = Model::load(model_dir, load);
-  const std::string want_model = metadata_string(meta, "model_fingerprint");
-  if (!want_model.empty() && want_model != model.info().fingerprint)
-    throw Error("the index " + setup.index.string() + " was built with another model (fingerprint " +
-                want_model.substr(0, 12) + ", " + model_dir.string() + " has " + model.info().fingerprint.substr(0, 12) +
-                "); use the model it was built with or rebuild the index");
-
-  auto impl = std::make_unique<Impl>(std::move(reader), std::move(model));
+  const ModelLoadOptions load{setup.device, setup.dtype};
+  if (setup.answer_model) {
+    try {
+      impl->answer.emplace(Model::load(*setup.answer_model, load));
+    } catch (const Error& e) {
+      throw Error(std::string("--answer-model: ") + e.what());
+    }
+  }
+  // The index's model encodes the question for the SAE methods and answers when no answer model is
+  // given; bm25 and full with an answer model do not need it.
+  if (need_sae || !setup.answer_model) {
+    const std::string built_model = metadata_string(meta, "model_dir");
+    const std::filesystem::path model_dir =
+        setup.model ? *setup.model : std::filesystem::path(built_model);
+    if (model_dir.empty())
+      throw Error(setup.index.string() + " does not record its model; pass --model");
+    Model model = Model::load(model_dir, load);
+    const std::string want_model = metadata_string(meta, "model_fingerprint");
+    if (!want_model.empty() && want_model != model.info().fingerprint)
+      throw Error("the index " + setup.index.string() +
+                  " was built with another model (fingerprint " + want_model.substr(0, 12) + ", " +
+                  model_dir.string() + " has " + model.info().fingerprint.substr(0, 12) +
+                  "); use the model it was built with or rebuild the index");
+    impl->model.emplace(std::move(model));
+  }
   if (need_sae) {
     const std::string built_sae = metadata_string(meta, "sae_dir");
     const std::filesystem::path sae_dir = setup.sae ? *setup.sae : std::filesystem::path(built_sae);
@@ -116,11 +141,11 @@ Asker::Asker(const AskSetup& setup, bool need_sae, bool need_dense) {
     const nlohmann::json scan_meta = meta.value("scan", nlohmann::json::object());
     scan.rope = scan_meta.value("rope", false);
     scan.chunk_bos = scan_meta.value("chunk_bos", false) ? "always" : "never";
-    impl->scanner = std::make_unique<Scanner>(impl->model, sae_dir, scan);
+    impl->scanner = std::make_unique<Scanner>(*impl->model, sae_dir, scan);
     const std::string want_sae = metadata_string(meta, "sae_fingerprint");
     if (!want_sae.empty() && want_sae != impl->scanner->sae_fingerprint())
-      throw Error("the index " + setup.index.string() + " was built with another SAE than " + sae_dir.string() +
-                  "; use the SAE it was built with or rebuild the index");
+      throw Error("the index " + setup.index.string() + " was built with another SAE than " +
+                  sae_dir.string() + "; use the SAE it was built with or rebuild the index");
   }
   if (need_dense) {
     impl->dense_encoder.emplace(load_dense_model(setup, impl->reader));
@@ -130,14 +155,16 @@ Asker::Asker(const AskSetup& setup, bool need_sae, bool need_dense) {
   impl->load_s = seconds_since(t0);
   // Warm-up on CUDA (kernel loading, cuBLAS and allocator set-up happen on first use), reported as
   // warmup_s apart from each question's own time.
-  if (impl->model.device().is_cuda()) {
+  const Model& answering = impl->answering();
+  if (answering.device().is_cuda()) {
     t0 = Clock::now();
-    std::vector<int32_t> ids = impl->model.tokenizer().encode("Warm-up text for the first kernels.");
-    while (!ids.empty() && ids.size() < 256) ids.insert(ids.end(), ids.begin(), ids.end());
+    std::vector<int32_t> ids = answering.tokenizer().encode("Warm-up text for the first kernels.");
+    while (!ids.empty() && ids.size() < 256)
+      ids.insert(ids.end(), ids.begin(), ids.end());
     GenerationOptions gen;
     gen.max_new_tokens = 4;
     gen.ignore_stop = true;
-    if (!ids.empty()) generate(impl->model, ids, gen);
+    if (!ids.empty()) generate(answering, ids, gen);
     if (impl->scanner) impl->scanner->encode_query("What is the warm-up question?");
     impl->warmup_s = seconds_since(t0);
   }
@@ -155,21 +182,6 @@ retrieval::TokenRange Asker::Impl::resolve_doc(const std::string& doc) const {
   throw UsageError("--doc: no document named '" + doc + "' in the index (see s3attn inspect)");
 }
 
-std::vector<retrieval::SelectedRange> Asker::Impl::split_at_documents(
-    std::span<const retrieval::SelectedRange> ranges) const {
-  std::vector<retrieval::SelectedRange> out;
-  for (const retrieval::SelectedRange& r : ranges) {
-    uint32_t begin = r.range.begin;
-    while (begin < r.range.end) {
-      const index::DocumentView doc = reader.document(reader.document_at(begin));
-      const uint32_t end = std::min(r.range.end, doc.token_end);
-      out.push_back({{begin, end}, r.source, r.score});
-      begin = end;
-    }
-  }
-  return out;
-}
-
 AskResult Asker::ask(const std::string& question, const AskOptions& options) const {
   options.validate();
   const Impl& s = *impl_;
@@ -178,27 +190,39 @@ AskResult Asker::ask(const std::string& question, const AskOptions& options) con
   const retrieval::Method method = options.retrieval.method;
 
   AskResult result;
-  nlohmann::json timings = {{"open_index_s", s.open_s}, {"load_model_s", s.load_s}, {"warmup_s", s.warmup_s}};
+  nlohmann::json timings = {
+      {"open_index_s", s.open_s}, {"load_model_s", s.load_s}, {"warmup_s", s.warmup_s}};
+  result.models = {
+      {"index", s.model ? model_json(*s.model)
+                        : nlohmann::json(metadata_string(s.reader.metadata(), "model_dir"))},
+      {"answer", model_json(s.answering())}};
 
   // The prompt around the evidence costs tokens too: the evidence budget must leave room for it
-  // and for the answer inside the model's window.
-  const ModelInfo& info = s.model.info();
+  // and for the answer inside the answering model's window.
+  const Model& answering = s.answering();
+  const ModelInfo& info = answering.info();
   auto build_prompt = [&](const std::string& context) {
-    std::string text = replace_all(replace_all(options.prompt_template, "{question}", question), "{context}", context);
+    std::string text = replace_all(replace_all(options.prompt_template, "{question}", question),
+                                   "{context}", context);
     return apply_chat_template(info, text, options.chat && info.chat_template.has_value());
   };
-  const int overhead = static_cast<int>(encode_prompt(info, s.model.tokenizer(), build_prompt("")).size());
+  const int overhead =
+      static_cast<int>(encode_prompt(info, answering.tokenizer(), build_prompt("")).size());
   const int room = info.max_position_embeddings - overhead - options.max_new_tokens;
   retrieval::RetrievalOptions ropt = options.retrieval;
   // With --evidence-only nothing is generated: the budget is taken as given (for `full` too).
   if (options.evidence_only) {
   } else if (method == retrieval::Method::kFull) {
-    if (room < 1) throw Error("the prompt and --max-new-tokens leave no room for the document in the model's window");
+    if (room < 1)
+      throw Error(
+          "the prompt and --max-new-tokens leave no room for the document in the model's window");
     ropt.budget.budget = static_cast<uint32_t>(room);
   } else if (static_cast<int64_t>(ropt.budget.budget) > room) {
-    throw UsageError("--budget " + std::to_string(ropt.budget.budget) + " does not fit the model's window of " +
-                     std::to_string(info.max_position_embeddings) + " tokens with a prompt of " + std::to_string(overhead) +
-                     " tokens and --max-new-tokens " + std::to_string(options.max_new_tokens) + " (at most " +
+    throw UsageError("--budget " + std::to_string(ropt.budget.budget) +
+                     " does not fit the model's window of " +
+                     std::to_string(info.max_position_embeddings) + " tokens with a prompt of " +
+                     std::to_string(overhead) + " tokens and --max-new-tokens " +
+                     std::to_string(options.max_new_tokens) + " (at most " +
                      std::to_string(std::max(room, 0)) + ")");
   }
   result.budget = ropt.budget.budget;
@@ -214,14 +238,53 @@ AskResult Asker::ask(const std::string& question, const AskOptions& options) con
   if (method_needs_dense(method)) timings["embed_question_s"] = q.embed_question_s;
   timings["retrieval"] = retrieved.timings;
 
-  const std::vector<retrieval::SelectedRange> ranges = s.split_at_documents(retrieved.selection.ranges);
-  result.evidence_tokens = retrieved.selection.n_tokens;
+  // Evidence searched over several documents is shown per document, under a header naming each.
+  const bool per_document = options.doc.empty() && s.reader.n_documents() > 1;
+  retrieval::Selection selection = retrieved.selection;
+  std::vector<int32_t> prompt;
+  if (!options.evidence_only) {
+    // The budget counts the answering model's tokens; separators, document headers and (with
+    // another answering model) another tokenizer make that count differ from the index's, so the
+    // candidates are repacked until the evidence holds at most the budget and the prompt and
+    // answer fit the window (fit_selection).
+    const auto measure = [&](const retrieval::Selection& sel) {
+      EvidenceCost cost;
+      cost.answer_tokens = s.answer
+                               ? count_evidence_tokens(s.reader, sel.ranges, answering.tokenizer())
+                               : sel.n_tokens;
+      result.context = evidence_context(s.reader, sel.ranges, ropt.context, per_document);
+      prompt = encode_prompt(info, answering.tokenizer(), build_prompt(result.context));
+      cost.window_over = static_cast<int64_t>(prompt.size()) + options.max_new_tokens -
+                         info.max_position_embeddings;
+      return cost;
+    };
+    const uint32_t max_index_budget =
+        s.answer ? std::max(doc.size(), ropt.budget.budget) : ropt.budget.budget;
+    selection = fit_selection(retrieved, method, doc, ropt.budget, max_index_budget,
+                              ropt.budget.budget, measure);
+    const EvidenceCost cost = measure(selection);  // the context and prompt of the selection kept
+    result.answer_evidence_tokens = cost.answer_tokens;
+  } else {
+    result.context = evidence_context(s.reader, selection.ranges, ropt.context, per_document);
+    result.answer_evidence_tokens =
+        s.answer ? count_evidence_tokens(s.reader, selection.ranges, answering.tokenizer())
+                 : selection.n_tokens;
+  }
+
+  const std::vector<retrieval::SelectedRange> ranges =
+      retrieval::split_at_documents(selection.ranges, document_starts(s.reader));
+  result.evidence_tokens = selection.n_tokens;
   for (const retrieval::SelectedRange& r : ranges) {
     const uint32_t d = s.reader.document_at(r.range.begin);
     const index::DocumentView view = s.reader.document(d);
-    Evidence e{std::string(view.name), d, r.range.begin - view.token_begin, r.range.end - view.token_begin,
-               std::string(s.reader.text_of(r.range.begin, r.range.end)), std::string(retrieval::source_name(r.source)),
-               r.score, nullptr};
+    Evidence e{std::string(view.name),
+               d,
+               r.range.begin - view.token_begin,
+               r.range.end - view.token_begin,
+               std::string(s.reader.text_of(r.range.begin, r.range.end)),
+               std::string(retrieval::source_name(r.source)),
+               r.score,
+               nullptr};
     if (options.explain) {
       if (r.source == retrieval::Source::kS3)
         e.explain = retrieval::explain_range(s.postings, query, r.range, ropt.score, 10);
@@ -242,8 +305,9 @@ AskResult Asker::ask(const std::string& question, const AskOptions& options) con
       const uint32_t begin = s.reader.document(e.doc_id).token_begin + e.start;
       for (const retrieval::ScoredPassage& p : retrieved.passages) {
         if (p.range.begin <= begin && begin < p.range.end) {
-          e.explain = {{"passage", p.passage},
-                       {"bm25_terms", retrieval::explain_passage(s.lexical, terms, p.passage, ropt.bm25)}};
+          e.explain = {
+              {"passage", p.passage},
+              {"bm25_terms", retrieval::explain_passage(s.lexical, terms, p.passage, ropt.bm25)}};
           break;
         }
       }
@@ -251,13 +315,11 @@ AskResult Asker::ask(const std::string& question, const AskOptions& options) con
   }
 
   if (!options.evidence_only) {
-    const std::string context = evidence_context(s.reader, ranges, ropt.context);
-    const std::vector<int32_t> prompt = encode_prompt(info, s.model.tokenizer(), build_prompt(context));
     result.prompt_tokens = static_cast<int>(prompt.size());
     GenerationOptions gen;
     gen.max_new_tokens = options.max_new_tokens;
     gen.ignore_stop = options.ignore_stop;
-    const GenerationResult generated = generate(s.model, prompt, gen);
+    const GenerationResult generated = generate(answering, prompt, gen);
     result.answer = generated.text;
     result.tokens = generated.tokens;
     result.stop_reason = generated.stop_reason;

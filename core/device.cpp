@@ -27,6 +27,19 @@ void DeviceSpec::require_available() const {
     throw Error("--device " + name + ": only " + std::to_string(count) + " CUDA device(s) present");
 }
 
+DeviceSpec DeviceSpec::for_local_rank(int local_rank) const {
+  if (name != "cuda") return *this;
+  const int count = static_cast<int>(c10::cuda::device_count());
+  if (count == 0) return *this;  // require_available() names the problem
+  return DeviceSpec{"cuda:" + std::to_string(local_rank % count)};
+}
+
+void DeviceSpec::make_current() const {
+  if (!is_cuda()) return;
+  const c10::Device device = to_torch_device(*this);
+  if (device.has_index()) c10::cuda::set_device(device.index());
+}
+
 std::string validate_dtype(const std::string& text) {
   if (text == "float32" || text == "bfloat16" || text == "float16") return text;
   throw UsageError("--dtype: '" + text + "' is not one of float32, bfloat16, float16");

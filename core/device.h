@@ -15,6 +15,14 @@ struct DeviceSpec {
   static DeviceSpec parse(const std::string& text);
   // Throws Error when the device is CUDA and no such GPU is present.
   void require_available() const;
+  // The device of the process with this rank on its host (torchrun's LOCAL_RANK, Slurm's
+  // SLURM_LOCALID): "cuda" becomes cuda:(local_rank mod the visible GPUs), so that one GPU per
+  // process works both when every process sees all GPUs (torchrun) and when the launcher binds one
+  // to each (srun --gpus-per-task=1). "cpu" and an explicit "cuda:N" are kept.
+  DeviceSpec for_local_rank(int local_rank) const;
+  // Makes a CUDA device the process's current device (kernels and streams that take the current
+  // device land on it); no-op for the CPU and plain "cuda".
+  void make_current() const;
 };
 
 // "float32" | "bfloat16" | "float16"; throws UsageError otherwise.

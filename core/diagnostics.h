@@ -1,6 +1,6 @@
 // Runtime self-checks exposed as `s3attn logits`: every position's logits through the uncached
 // forward and through the cached path (prefill of the first token, then one decode step per token).
-// Used to compare an export with transformers (tests/cli/test_parity.py, scripts/verify_parity.py).
+// Used to compare an export with transformers (tests/cli/test_parity.py).
 #pragma once
 
 #include <cstdint>

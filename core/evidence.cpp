@@ -1,6 +1,8 @@
 #include "core/evidence.h"
 
+#include <algorithm>
 #include <chrono>
+#include <optional>
 
 #include "core/dense_model.h"
 #include "core/error.h"
@@ -15,20 +17,26 @@ bool method_needs_dense(retrieval::Method method) { return retrieval::method_use
 
 QuestionRetrieval retrieve_for_question(const Scanner* scanner, const index::IndexReader& reader,
                                         const retrieval::PostingSource& postings,
-                                        const retrieval::LexicalSource& lexical, const std::string& question,
-                                        retrieval::TokenRange doc, const retrieval::RetrievalOptions& options,
+                                        const retrieval::LexicalSource& lexical,
+                                        const std::string& question, retrieval::TokenRange doc,
+                                        const retrieval::RetrievalOptions& options,
                                         const DenseRetrieval& dense) {
   QuestionRetrieval out;
   const retrieval::Method method = options.method;
   if (method_needs_sae(method)) {
-    if (!scanner) throw Error("method " + std::string(retrieval::method_name(method)) + " needs the SAE");
+    if (!scanner)
+      throw Error("method " + std::string(retrieval::method_name(method)) + " needs the SAE");
     const auto t = std::chrono::steady_clock::now();
-    const char* aggregate = options.score.aggregation == retrieval::Aggregation::kMax ? "max" : "sum";
-    for (const auto& layer : scanner->encode_query(question, aggregate, options.score.question_keys).per_layer) {
+    const char* aggregate =
+        options.score.aggregation == retrieval::Aggregation::kMax ? "max" : "sum";
+    for (const auto& layer :
+         scanner->encode_query(question, aggregate, options.score.question_keys).per_layer) {
       auto& features = out.query.emplace_back();
-      for (const auto& [feature, weight] : layer) features.push_back({feature, weight});
+      for (const auto& [feature, weight] : layer)
+        features.push_back({feature, weight});
     }
-    out.encode_query_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+    out.encode_query_s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
   }
   std::vector<float> question_vector;
   if (method_needs_dense(method)) {
@@ -49,9 +57,7 @@ QuestionRetrieval retrieve_for_question(const Scanner* scanner, const index::Ind
   positions.geometry.chunk = scan.value("chunk", 0u);
   positions.geometry.overlap = scan.value("overlap", 0u);
   positions.geometry.bos = scan.value("chunk_bos", false);
-  positions.doc_starts.reserve(reader.n_documents());
-  for (uint32_t d = 0; d < reader.n_documents(); ++d)
-    positions.doc_starts.push_back(reader.document(d).token_begin);
+  positions.doc_starts = document_starts(reader);
   retrieval::RetrievalInputs in;
   in.doc = doc;
   in.positions = &positions;
@@ -65,10 +71,98 @@ QuestionRetrieval retrieve_for_question(const Scanner* scanner, const index::Ind
   return out;
 }
 
-std::string evidence_context(const index::IndexReader& reader, std::span<const retrieval::SelectedRange> ranges,
-                             const retrieval::ContextOptions& options) {
-  return retrieval::assemble_context(
-      ranges, [&](retrieval::TokenRange r) { return std::string(reader.text_of(r.begin, r.end)); }, options);
+std::vector<uint32_t> document_starts(const index::IndexReader& reader) {
+  std::vector<uint32_t> starts;
+  starts.reserve(reader.n_documents());
+  for (uint32_t d = 0; d < reader.n_documents(); ++d)
+    starts.push_back(reader.document(d).token_begin);
+  return starts;
+}
+
+std::string evidence_context(const index::IndexReader& reader,
+                             std::span<const retrieval::SelectedRange> ranges,
+                             const retrieval::ContextOptions& options, bool per_document) {
+  const auto text = [&](retrieval::TokenRange r) {
+    return std::string(reader.text_of(r.begin, r.end));
+  };
+  if (!per_document) return retrieval::assemble_context(ranges, text, options);
+  const std::vector<uint32_t> starts = document_starts(reader);
+  retrieval::DocumentBoundaries documents{
+      starts, [&](uint32_t d) { return std::string(reader.document(d).name); }};
+  return retrieval::assemble_context(ranges, text, options, documents);
+}
+
+retrieval::Selection fit_selection(const retrieval::RetrievalResult& retrieved,
+                                   retrieval::Method method, retrieval::TokenRange doc,
+                                   retrieval::BudgetOptions options, uint32_t max_index_budget,
+                                   uint32_t answer_budget, const EvidenceMeasure& measure) {
+  const std::vector<retrieval::Candidate> passages =
+      retrieval::passages_to_candidates(retrieved.passages);
+  const std::vector<retrieval::Candidate> dense =
+      retrieval::passages_to_candidates(retrieved.dense_passages);
+  retrieval::Selection selection = retrieved.selection;  // packed with options.budget
+  const uint32_t max_budget = std::max(max_index_budget, options.budget);
+  std::optional<retrieval::Selection> best;
+  uint32_t feasible = 0;                 // largest index budget known to fit
+  uint32_t infeasible = max_budget + 1;  // smallest index budget known not to
+  EvidenceCost cost;
+  // Each step rescales the budget by what was measured (a secant step), bracketed by the budgets
+  // known to fit and not to; a handful of steps settle it.
+  for (int step = 0; step < 12; ++step) {
+    const uint32_t budget = options.budget;
+    cost = measure(selection);
+    const bool fits = cost.answer_tokens <= answer_budget && cost.window_over <= 0;
+    uint64_t next = budget;
+    if (fits) {
+      best = selection;
+      feasible = budget;
+      // Full, or the document is exhausted: nothing more would fit or nothing more exists.
+      if (cost.answer_tokens >= answer_budget || selection.n_tokens < budget ||
+          budget == max_budget)
+        break;
+      next = std::max<uint64_t>(budget + 1, static_cast<uint64_t>(budget) * answer_budget /
+                                                std::max<size_t>(cost.answer_tokens, 1));
+    } else {
+      infeasible = budget;
+      if (cost.answer_tokens > answer_budget)
+        next = static_cast<uint64_t>(budget) * answer_budget / cost.answer_tokens;
+      if (cost.window_over > 0)
+        next = std::min<uint64_t>(
+            next, budget > cost.window_over ? budget - static_cast<uint64_t>(cost.window_over) : 0);
+      next = std::min<uint64_t>(next, budget - 1);
+    }
+    next = std::clamp<uint64_t>(next, feasible + 1, infeasible - 1);
+    if (next <= feasible || next >= infeasible || next == budget) break;
+    options.budget = static_cast<uint32_t>(next);
+    selection = retrieval::select_ranges(
+        method, doc, retrieval::CandidateSets{retrieved.s3_spans, passages, dense}, options);
+  }
+  if (!best)
+    throw Error("the evidence does not fit: " + std::to_string(cost.answer_tokens) +
+                " evidence tokens for a budget of " + std::to_string(answer_budget) +
+                ", the prompt " + std::to_string(std::max<int64_t>(cost.window_over, 0)) +
+                " tokens over the model's window; lower --budget or --max-new-tokens");
+  return *best;
+}
+
+size_t count_evidence_tokens(const index::IndexReader& reader,
+                             std::span<const retrieval::SelectedRange> ranges,
+                             const Tokenizer& tokenizer) {
+  size_t tokens = 0;
+  const std::vector<retrieval::SelectedRange> cut =
+      retrieval::split_at_documents(ranges, document_starts(reader));
+  for (size_t i = 0; i < cut.size();) {
+    retrieval::TokenRange run = cut[i].range;
+    size_t j = i + 1;
+    while (j < cut.size() && cut[j].range.begin == run.end &&
+           reader.document_at(cut[j].range.begin) == reader.document_at(run.begin)) {
+      run.end = cut[j].range.end;
+      ++j;
+    }
+    if (!run.empty()) tokens += tokenizer.encode(reader.text_of(run.begin, run.end)).size();
+    i = j;
+  }
+  return tokens;
 }
 
 }  // namespace s3

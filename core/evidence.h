@@ -1,12 +1,14 @@
 // From a question to selected evidence over an opened index: the question's SAE features (when the
-// method reads them) and analyzed terms, retrieval (retrieval/pipeline.h), and the exact text of the
-// selection. Shared by `ask` and `longbench`. Free of LibTorch.
+// method reads them) and analyzed terms, retrieval (retrieval/pipeline.h), and the exact text of
+// the selection. Shared by `ask` and `longbench`. Free of LibTorch.
 #pragma once
 
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "core/tokenizer.h"
 #include "index/index_reader.h"
 #include "retrieval/pipeline.h"
 
@@ -39,12 +41,44 @@ struct QuestionRetrieval {
 // read no embeddings.
 QuestionRetrieval retrieve_for_question(const Scanner* scanner, const index::IndexReader& reader,
                                         const retrieval::PostingSource& postings,
-                                        const retrieval::LexicalSource& lexical, const std::string& question,
-                                        retrieval::TokenRange doc, const retrieval::RetrievalOptions& options,
+                                        const retrieval::LexicalSource& lexical,
+                                        const std::string& question, retrieval::TokenRange doc,
+                                        const retrieval::RetrievalOptions& options,
                                         const DenseRetrieval& dense = {});
 
-// The ranges' exact original text joined by the context separator (ranges within one document).
-std::string evidence_context(const index::IndexReader& reader, std::span<const retrieval::SelectedRange> ranges,
-                             const retrieval::ContextOptions& options);
+// Global first positions of the index's documents, ascending.
+std::vector<uint32_t> document_starts(const index::IndexReader& reader);
+
+// The ranges' exact original text joined by the context separator. With `per_document` (evidence
+// searched over several documents) each document's ranges come under a header naming it
+// (retrieval::assemble_context); without, the ranges must lie in one document.
+std::string evidence_context(const index::IndexReader& reader,
+                             std::span<const retrieval::SelectedRange> ranges,
+                             const retrieval::ContextOptions& options, bool per_document = false);
+
+// What the model that reads the evidence makes of a selection: its evidence in that model's tokens,
+// and how far its prompt plus the answer overflow that model's window (<= 0: it fits).
+struct EvidenceCost {
+  size_t answer_tokens = 0;
+  int64_t window_over = 0;
+};
+using EvidenceMeasure = std::function<EvidenceCost(const retrieval::Selection&)>;
+
+// The selection to hand the answering model: the retrieval's own candidates (`retrieved`, packed
+// with options.budget) repacked by retrieval::select_ranges (scoring is not repeated) with the
+// largest index-token budget, at most `max_index_budget`, whose evidence holds at most
+// `answer_budget` answering-model tokens and whose prompt fits the window. Separators, document
+// headers and a different answering tokenizer make the two counts differ; a few repackings find
+// the budget. Throws s3::Error when even one token of evidence does not fit.
+retrieval::Selection fit_selection(const retrieval::RetrievalResult& retrieved,
+                                   retrieval::Method method, retrieval::TokenRange doc,
+                                   retrieval::BudgetOptions options, uint32_t max_index_budget,
+                                   uint32_t answer_budget, const EvidenceMeasure& measure);
+
+// Tokens of the evidence's text under `tokenizer` (each run of touching ranges of one document
+// counted as one text; separators and headers not counted).
+size_t count_evidence_tokens(const index::IndexReader& reader,
+                             std::span<const retrieval::SelectedRange> ranges,
+                             const Tokenizer& tokenizer);
 
 }  // namespace s3

@@ -15,6 +15,9 @@ struct GenerationOptions {
   int max_new_tokens = 256;
   std::vector<int32_t> extra_stop_ids;  // e.g. the newline token for LongBench's samsum
   bool ignore_stop = false;             // always generate max_new_tokens (benchmarks)
+  // The first new token is never a stop id (its logits are masked): LongBench's pred.py gives
+  // samsum min_length = prompt length + 1, which transformers applies by masking every eos id.
+  bool first_token_not_stop = false;
   // On CUDA, decode with one CUDA graph (core/decode_graph.h) when the export has decode_at.
   bool cuda_graph = true;
   void validate() const;
@@ -27,7 +30,9 @@ struct GenerationTimings {
   int new_tokens = 0;
   double prefill_tokens_per_s() const { return prefill_s > 0 ? prompt_tokens / prefill_s : 0; }
   // The first new token comes from the prefill; each later one costs a decode step.
-  double decode_tokens_per_s() const { return decode_s > 0 && new_tokens > 1 ? (new_tokens - 1) / decode_s : 0; }
+  double decode_tokens_per_s() const {
+    return decode_s > 0 && new_tokens > 1 ? (new_tokens - 1) / decode_s : 0;
+  }
 };
 
 struct GenerationResult {
@@ -37,14 +42,16 @@ struct GenerationResult {
   GenerationTimings timings;
 };
 
-GenerationResult generate(const Model& model, const std::vector<int32_t>& prompt, const GenerationOptions& options);
+GenerationResult generate(const Model& model, const std::vector<int32_t>& prompt,
+                          const GenerationOptions& options);
 
 // Several prompts at once (LongBench): with CUDA graph decoding, each prompt is prefilled alone
 // into its own row of one KV cache and all rows then decode together, so one step serves every
 // prompt; each result's decode_s is that shared decode time. Otherwise the prompts run one after
 // another. The tokens are those generate() gives for each prompt alone, up to the numerics of the
 // batched kernels. Results are in the order of `prompts`.
-std::vector<GenerationResult> generate_batch(const Model& model, const std::vector<std::vector<int32_t>>& prompts,
+std::vector<GenerationResult> generate_batch(const Model& model,
+                                             const std::vector<std::vector<int32_t>>& prompts,
                                              const GenerationOptions& options);
 
 }  // namespace s3

@@ -5,6 +5,7 @@
 #include <torch/script.h>
 
 #include "core/error.h"
+#include "core/error_text.h"
 #include "core/model_torch.h"
 #include "core/torch_util.h"
 
@@ -41,8 +42,13 @@ Model Model::load(const std::filesystem::path& dir, const ModelLoadOptions& opti
   try {
     module = torch::jit::load(info.model_file().string(), device);
   } catch (const c10::Error& e) {
+    // A full device fails here too: say so, rather than blame the file.
+    const std::string cause = first_line(e.what_without_backtrace());
+    if (is_out_of_memory(e.what()))
+      throw Error(info.model_file().string() + ": out of device memory while loading the model (" + cause + ")");
     throw DataCorruption(info.model_file().string(),
-                         "cannot be loaded as TorchScript (corrupted or not made by scripts/export_model.py); re-export the model");
+                         "cannot be loaded as TorchScript (corrupted or not made by scripts/export_model.py; "
+                         "LibTorch said: " + cause + "); re-export the model");
   }
   for (const char* method : {"forward", "tap", "new_cache", "prefill", "decode"}) {
     if (!module.find_method(method))
@@ -70,9 +76,10 @@ auto guarded(const char* what, F&& f) {
   } catch (const c10::OutOfMemoryError&) {
     throw Error(std::string(what) + ": out of device memory (try a shorter input, --chunk, or another --dtype)");
   } catch (const c10::Error& e) {
-    std::string msg = e.what_without_backtrace();
-    if (auto nl = msg.find('\n'); nl != std::string::npos) msg.resize(nl);
-    throw Error(std::string(what) + " failed: " + msg);
+    // The TorchScript interpreter re-throws a device OOM as a plain error with its trace.
+    if (is_out_of_memory(e.what()))
+      throw Error(std::string(what) + ": out of device memory (try a shorter input, --chunk, or another --dtype)");
+    throw Error(std::string(what) + " failed: " + first_line(e.what_without_backtrace()));
   }
 }
 

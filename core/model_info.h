@@ -34,6 +34,9 @@ struct ModelInfo {
   std::optional<ChatTemplate> chat_template;
   std::vector<int> default_taps;
   std::string fingerprint;  // sha256 of model.ts, computed at export
+  // tokenizer_config.json's clean_up_tokenization_spaces: whether Hugging Face's decode removes the
+  // space before punctuation and contractions (LongBench's pred.py decodes so). Absent: false.
+  bool clean_up_tokenization_spaces = false;
 
   std::filesystem::path model_file() const { return dir / "model.ts"; }
   std::filesystem::path tokenizer_file() const { return dir / "tokenizer.json"; }

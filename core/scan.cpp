@@ -234,7 +234,17 @@ nlohmann::json Scanner::metadata() const {
 
 ScanStats Scanner::scan(index::IndexWriter& writer, std::span<const Document> documents,
                         const ScanProgress& progress) const {
+  return scan(writer, documents, IndexShard(documents, 0, 1), progress);
+}
+
+ScanStats Scanner::scan(index::IndexWriter& writer, std::span<const Document> all_documents,
+                        const IndexShard& shard, const ScanProgress& progress) const {
   const Impl& s = *impl_;
+  // The documents this rank tokenizes (all of them in a single-process scan); d below counts from
+  // the first.
+  const size_t first_doc = shard.first_document();
+  const std::span<const Document> documents =
+      all_documents.subspan(first_doc, shard.end_document() - first_doc);
   const ModelInfo& info = s.model.info();
   torch::NoGradGuard no_grad;
   ScanStats stats;
@@ -373,7 +383,7 @@ ScanStats Scanner::scan(index::IndexWriter& writer, std::span<const Document> do
       if (cuda) {
         view.copy_(bitmaps[slot], /*non_blocking=*/true);
         ready = std::make_shared<at::cuda::CUDAEvent>();
-        ready->record(c10::cuda::getCurrentCUDAStream());
+        ready->record(c10::cuda::getCurrentCUDAStream(to_torch_device(s.model.device()).index()));
       } else {
         view.copy_(bitmaps[slot]);
       }
@@ -409,7 +419,7 @@ ScanStats Scanner::scan(index::IndexWriter& writer, std::span<const Document> do
   std::vector<int32_t> early_ids;  // the early tokens, global positions [0, size)
   std::vector<EarlyChunk> early;
   const uint64_t first_position = writer.token_end();
-  if (!documents.empty()) {
+  if (!documents.empty() && shard.starts_inside(first_doc)) {
     const std::string_view text = documents.front().text;
     size_t byte = 0;   // where the window starts in the text ...
     int64_t base = 0;  // ... the first byte of global token `base`
@@ -444,22 +454,57 @@ ScanStats Scanner::scan(index::IndexWriter& writer, std::span<const Document> do
   const AllTokenized all = tokenizing.get();
   stats.tokenize_s = all.seconds;
   stats.tokenize_wait_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wait_start).count();
-  const uint64_t total = all.total;
+  // The chunks of each document this rank scans. A rank without any keeps the document holding its
+  // first byte, with no postings, so that its part is an index like the others (index_part.h).
+  const int64_t chunk = s.options.chunk;
+  struct Share {
+    int64_t begin = 0, end = 0;  // token range [begin, end) of the document to scan
+    bool keep = false;
+  };
+  std::vector<Share> shares(all.docs.size());
+  uint64_t total = 0;
+  bool any = false;
+  for (size_t d = 0; d < all.docs.size(); ++d) {
+    const auto n = static_cast<int64_t>(all.docs[d].ids.size());
+    const IndexShard::Chunks c = shard.chunks(first_doc + d, all.docs[d].offsets, chunk);
+    shares[d] = {std::min(c.first * chunk, n), std::min(c.end * chunk, n), c.first < c.end};
+    total += static_cast<uint64_t>(shares[d].end - shares[d].begin);
+    any = any || shares[d].keep;
+  }
+  if (!any) shares.front().keep = true;
   if (progress) progress(0, total);
 
   uint64_t next_position = first_position;
   uint64_t done = 0;
+  bool first_kept = true;
   for (size_t d = 0; d < all.docs.size(); ++d) {
     const Tokenized& t = all.docs[d];
+    const Share& share = shares[d];
+    const int64_t n = static_cast<int64_t>(t.ids.size());
+    // The early chunks belong to the first document, if its share starts at its first token.
+    std::vector<EarlyChunk> early_here;
+    if (d == 0) early_here = std::move(early);
+    early.clear();
+    if (!share.keep) {
+      stats.early_chunks_redone += early_here.size();
+      continue;  // dropping the early jobs returns their buffers
+    }
     const uint64_t doc_begin = next_position;
     next_position += t.ids.size();
     if (next_position > index::kMaxTokens) throw Error("the index would exceed its limit of 2^32-2 tokens");
     for (const auto& indexer : indexers) indexer->rethrow();
     writer.add_document(t.doc->name, t.doc->text, t.ids, t.offsets);
+    const uint64_t input_doc = first_doc + d;
+    if (first_kept) {
+      stats.doc_begin = input_doc;
+      stats.begin = {input_doc, static_cast<uint32_t>(share.begin)};
+      first_kept = false;
+    }
+    stats.doc_end = input_doc + 1;
+    stats.end = {input_doc, static_cast<uint32_t>(share.end)};
 
-    const int64_t n = static_cast<int64_t>(t.ids.size());
-    int64_t begin = 0;
-    if (d == 0 && !early.empty()) {
+    int64_t begin = share.begin;
+    if (!early_here.empty()) {
       // The early tokens agree with the full tokenization up to `agree`; a chunk whose input lies
       // before that (and that has the regular chunk's length) computed exactly the regular chunk.
       const auto common = std::min(early_ids.size(), t.ids.size());
@@ -467,23 +512,24 @@ ScanStats Scanner::scan(index::IndexWriter& writer, std::span<const Document> do
           std::mismatch(early_ids.begin(), early_ids.begin() + static_cast<std::ptrdiff_t>(common), t.ids.begin())
               .first -
           early_ids.begin());
-      for (EarlyChunk& chunk : early) {
-        if (chunk.begin != begin || chunk.begin + chunk.len > agree ||
-            chunk.len != std::min<int64_t>(s.options.chunk, n - chunk.begin)) {
+      for (EarlyChunk& early_chunk : early_here) {
+        if (early_chunk.begin != begin || early_chunk.begin + early_chunk.len > agree ||
+            early_chunk.len != std::min<int64_t>(chunk, n - early_chunk.begin) ||
+            early_chunk.begin + early_chunk.len > share.end) {
           ++stats.early_chunks_redone;
           continue;
         }
-        push(chunk.jobs);
+        push(early_chunk.jobs);
         ++stats.early_chunks;
-        begin += chunk.len;
-        done += static_cast<uint64_t>(chunk.len);
+        begin += early_chunk.len;
+        done += static_cast<uint64_t>(early_chunk.len);
         ++stats.chunks;
         if (progress) progress(done, total);
       }
-      early.clear();  // unpushed jobs return their buffers
+      early_here.clear();  // unpushed jobs return their buffers
     }
-    for (; begin < n; begin += s.options.chunk) {
-      const int64_t len = std::min<int64_t>(s.options.chunk, n - begin);
+    for (; begin < share.end; begin += chunk) {
+      const int64_t len = std::min<int64_t>(chunk, n - begin);
       std::vector<Job> jobs = run_chunk(t.ids, doc_begin, begin, len);
       push(jobs);
       ++stats.chunks;

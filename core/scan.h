@@ -1,8 +1,9 @@
-// The streaming scan (method.md §1): documents are tokenized, cut into independent chunks, and
+// The streaming scan (docs/method.md §1): documents are tokenized, cut into independent chunks, and
 // each chunk runs through the model's `tap` (layers up to the highest tap only), the SAE encoder
 // turns the pre-RoPE keys into a feature-major bitmap on the device, the bitmap is copied
 // asynchronously into pinned host memory, and one indexer thread per tapped layer turns it into
-// postings while the device runs the next chunk. Device memory depends on the chunk, never on document length.
+// postings while the device runs the next chunk. Device memory depends on the chunk, never on
+// document length.
 #pragma once
 
 #include <cstdint>
@@ -15,7 +16,9 @@
 #include <vector>
 
 #include "core/documents.h"
+#include "core/index_shard.h"
 #include "core/model.h"
+#include "index/index_part.h"
 
 namespace s3::index {
 class IndexWriter;
@@ -24,7 +27,7 @@ class IndexWriter;
 namespace s3 {
 
 struct ScanOptions {
-  int chunk = 4096;         // tokens per independent chunk (method.md §1)
+  int chunk = 4096;         // tokens per independent chunk (docs/method.md §1)
   std::vector<int> layers;  // tapped layers; empty = every layer the SAE has
   bool rope = false;        // post-RoPE keys (ablation; the index default is pre-RoPE)
   // Tokens before each chunk run through the model as warm-up context and are not indexed (their
@@ -33,8 +36,8 @@ struct ScanOptions {
   // Prepend BOS to every chunk (and drop its position) when the model's tokenizer adds one, so
   // each chunk looks like the start of a sequence: "auto" | "always" | "never".
   std::string chunk_bos = "auto";
-  int buffers = 3;          // pinned host buffers per layer in flight between device and indexer
-  std::string sae_dtype = "auto";  // encoder compute dtype (sae/options.h)
+  int buffers = 3;  // pinned host buffers per layer in flight between device and indexer
+  std::string sae_dtype = "auto";   // encoder compute dtype (sae/options.h)
   std::string sae_bitmap = "auto";  // feature bitmap: auto | fused | aten (sae/options.h)
   // Run the first chunk once per Scanner, unindexed, before the first timed scan on CUDA devices
   // (kernel loading, cuBLAS and allocator set-up): ScanStats::warmup_s reports it apart.
@@ -53,16 +56,23 @@ struct ScanStats {
   uint64_t documents = 0;
   uint64_t tokens = 0;
   uint64_t chunks = 0;
-  double warmup_s = 0;          // the unindexed warm-up chunk (CUDA only), before `seconds`
-  double seconds = 0;           // wall time of the scan, indexer drained
-  double tokenize_s = 0;        // tokenizing every document (a helper thread, beside the first chunk)
-  double tokenize_wait_s = 0;   // the main thread waiting for that, after queueing the first chunk
-  uint64_t early_chunks = 0;         // first chunks run from text windows, beside the tokenizer
-  uint64_t early_chunks_redone = 0;  // early chunks whose tokens differed from the full text's
-  double indexer_busy_s = 0;    // the busiest indexer thread's time in writer calls (one per layer)
-  double buffer_wait_s = 0;     // the main thread waiting for a free pinned buffer (indexer behind)
-  double drain_s = 0;           // waiting for the indexer after the last chunk
+  double warmup_s = 0;    // the unindexed warm-up chunk (CUDA only), before `seconds`
+  double seconds = 0;     // wall time of the scan, indexer drained
+  double tokenize_s = 0;  // tokenizing every document (a helper thread, beside the first chunk)
+  double tokenize_wait_s = 0;  // the main thread waiting for that, after queueing the first chunk
+  uint64_t early_chunks = 0;   // first chunks run from text windows, beside the tokenizer
+  // Early chunks not used: their tokens differed from the full text's (or, in a sharded run, the
+  // chunk was not this rank's).
+  uint64_t early_chunks_redone = 0;
+  double indexer_busy_s = 0;  // the busiest indexer thread's time in writer calls (one per layer)
+  double buffer_wait_s = 0;   // the main thread waiting for a free pinned buffer (indexer behind)
+  double drain_s = 0;         // waiting for the indexer after the last chunk
   long long peak_device_bytes = 0;
+  // What was scanned (the part record's range, index_part.h): input documents [doc_begin, doc_end)
+  // went to the writer and their tokens from `begin` to `end` were scanned. Everything in a
+  // single-process scan.
+  uint64_t doc_begin = 0, doc_end = 0;
+  index::PartPosition begin, end;
 };
 
 class Scanner {
@@ -83,11 +93,15 @@ class Scanner {
   // Adds the documents to the writer (which must have been opened with layers() and d_latent()).
   ScanStats scan(index::IndexWriter& writer, std::span<const Document> documents,
                  const ScanProgress& progress = {}) const;
+  // The same for one rank of a sharded run: only the documents holding the rank's chunks, and the
+  // postings of those chunks only (core/index_shard.h).
+  ScanStats scan(index::IndexWriter& writer, std::span<const Document> documents,
+                 const IndexShard& shard, const ScanProgress& progress = {}) const;
 
   // Query side: the question's features per layer slot, aggregated over tokens and heads.
   struct QueryFeatures {
     std::vector<std::vector<std::pair<uint32_t, float>>> per_layer;  // (feature, weight) per slot
-    std::vector<int32_t> ids;                                         // the question's token ids
+    std::vector<int32_t> ids;                                        // the question's token ids
   };
   // aggregate: "sum" (default) or "max" over the question's tokens and query heads. keys: encode
   // the question's own keys instead of its queries (--query-vectors keys).

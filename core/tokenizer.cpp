@@ -156,6 +156,14 @@ std::unique_ptr<Tokenizer::Impl> build(const json& doc) {
   }
   for (const tok::AddedToken& t : impl->added)
     size = std::max(size, static_cast<size_t>(t.id) + 1);
+  // The id tables below are dense: ids far apart would cost memory out of all proportion to the
+  // vocabulary (one id near 2^31 asked for tens of GB). Real tokenizers number tokens 0..n-1.
+  const size_t entries = impl->model->vocab().size() + impl->added.size();
+  if (size > 2 * entries + 1024) {
+    tok::bad_field("model", "vocab",
+                   "has token ids up to " + std::to_string(size - 1) + " for " +
+                       std::to_string(entries) + " tokens (ids must be nearly contiguous from 0)");
+  }
   impl->tokens.resize(size);
   impl->known.assign(size, 0);
   impl->special.assign(size, 0);

@@ -15,6 +15,7 @@
 #include "index/file_format.h"
 #include "index/fs_util.h"
 #include "index/half.h"
+#include "index/json_diff.h"
 #include "index/manifest.h"
 #include "index/parallel.h"
 #include "index/passage_splitter.h"
@@ -64,30 +65,6 @@ fs::path normalize_out(const fs::path& out) {
 bool is_empty_dir(const fs::path& p) {
   std::error_code ec;
   return fs::is_directory(p, ec) && fs::is_empty(p, ec);
-}
-
-std::string truncate_json(const json& j) {
-  std::string s = j.dump();
-  return s.size() > 80 ? s.substr(0, 77) + "..." : s;
-}
-
-// Differences between the index's metadata and this run's, for an actionable append error.
-std::string metadata_diff(const json& old_meta, const json& new_meta) {
-  std::string out;
-  std::set<std::string> keys;
-  for (const auto& [k, v] : old_meta.items())
-    keys.insert(k);
-  for (const auto& [k, v] : new_meta.items())
-    keys.insert(k);
-  for (const std::string& k : keys) {
-    const json a = old_meta.contains(k) ? old_meta.at(k) : json();
-    const json b = new_meta.contains(k) ? new_meta.at(k) : json();
-    if (a != b) {
-      out += (out.empty() ? "" : "; ") + k + " (index: " + truncate_json(a) +
-             ", now: " + truncate_json(b) + ")";
-    }
-  }
-  return out;
 }
 
 }  // namespace
@@ -145,6 +122,18 @@ struct IndexWriter::Impl {
                   " was already committed (or its commit failed)");
   }
   void check_range(uint32_t slot, uint32_t global_begin, uint32_t n_tokens) const;
+  // Appending: `metadata` must equal the index's, apart from the ignored keys.
+  void check_append_metadata(const json& metadata) const {
+    if (!appending) return;
+    const json old_meta = without_keys(base.metadata, opt.append_ignore_metadata_keys);
+    const json new_meta = without_keys(metadata, opt.append_ignore_metadata_keys);
+    if (old_meta != new_meta) {
+      throw Error("cannot append to " + out.string() +
+                  ": it was built with a different model, SAE, tokenizer or scan configuration: " +
+                  json_diff(old_meta, new_meta, "index", "now") +
+                  "; use the same settings or rebuild with --overwrite");
+    }
+  }
 };
 
 IndexWriter::IndexWriter(IndexWriterOptions options) : impl_(std::make_unique<Impl>()) {
@@ -222,17 +211,7 @@ IndexWriter::IndexWriter(IndexWriterOptions options) : impl_(std::make_unique<Im
                       std::to_string(m.opt.lexical.target_words) + ", '" + m.opt.lexical.language +
                       "', v" + std::to_string(kAnalyzerVersion) + fix);
         }
-        json old_meta = b.metadata, new_meta = m.opt.metadata;
-        for (const std::string& k : m.opt.append_ignore_metadata_keys) {
-          if (old_meta.is_object()) old_meta.erase(k);
-          new_meta.erase(k);
-        }
-        if (old_meta != new_meta) {
-          throw Error(pre +
-                      "it was built with a different model, SAE, tokenizer or scan "
-                      "configuration: " +
-                      metadata_diff(old_meta, new_meta) + fix);
-        }
+        m.check_append_metadata(m.opt.metadata);
       }
       break;
   }
@@ -401,6 +380,40 @@ const IndexWriterOptions& IndexWriter::options() const {
 uint32_t IndexWriter::doc_base() const {
   return impl_->doc_base();
 }
+void IndexWriter::add_feature_lists(uint32_t layer_slot, uint32_t global_begin, uint32_t n_tokens,
+                                    const FeatureListFetch& fetch) {
+  Impl& m = *impl_;
+  {
+    std::shared_lock content_lock(m.content_mutex);
+    m.check_range(layer_slot, global_begin, n_tokens);
+  }
+  if (n_tokens == 0) return;
+  const uint32_t base = m.token_base();
+  const std::string layer = std::to_string(m.opt.layers[layer_slot]);
+  try {
+    m.layers[layer_slot].add_lists(
+        global_begin - base, n_tokens,
+        [&](uint32_t f, std::vector<uint32_t>& out) {
+          fetch(f, out);
+          for (uint32_t& p : out) {
+            // Below the base wraps far past the range's end: refused as out of range.
+            p -= base;
+          }
+        },
+        resolve_threads(m.opt.commit_threads));
+  } catch (const Error& e) {
+    throw Error("layer " + layer + ", " + e.what() + " (positions in the new segment)");
+  }
+}
+
+void IndexWriter::set_metadata(json metadata) {
+  Impl& m = *impl_;
+  m.check_open();
+  if (!metadata.is_object()) throw UsageError("index writer: metadata must be a JSON object");
+  m.check_append_metadata(metadata);
+  m.opt.metadata = std::move(metadata);
+}
+
 uint32_t IndexWriter::n_documents() const {
   std::shared_lock content_lock(impl_->content_mutex);
   return impl_->content.n_docs();

@@ -102,6 +102,17 @@ class IndexWriter {
   // repeated within a token (several heads) gives one posting. Ids >= d_latent are an error.
   void add_feature_ids(uint32_t layer_slot, uint32_t global_begin, uint32_t n_tokens,
                        uint32_t n_slots, const int32_t* ids);
+  // Posting lists, feature by feature (merging index parts, index_merge.h): fetch(f, out) replaces
+  // `out` with feature f's global positions in the range, strictly increasing. Called for all
+  // features from up to commit_threads threads at once (fetch must be thread-safe). A position out
+  // of order or outside the range throws s3::Error and leaves the writer unchanged.
+  using FeatureListFetch = std::function<void(uint32_t feature, std::vector<uint32_t>& out)>;
+  void add_feature_lists(uint32_t layer_slot, uint32_t global_begin, uint32_t n_tokens,
+                         const FeatureListFetch& fetch);
+
+  // Replaces the metadata the commit stores, for what is known only once the documents are in (a
+  // sharded run's part range, index_part.h). When appending it must still match the index's.
+  void set_metadata(nlohmann::json metadata);
 
   // The unit-length embeddings of the BM25 passages of document `global_doc` (added to this
   // writer): document_passages(text, lexical.target_words) gives the passages, in order; `vectors`

@@ -21,7 +21,7 @@
 namespace s3::index {
 
 struct LexicalOptions {
-  uint32_t target_words = 100;       // passage size in words (method.md §6: ~100-word passages)
+  uint32_t target_words = 100;  // passage size in words (docs/method.md §6.1: ~100-word passages)
   std::string language = "english";  // Snowball stemmer, or "none"
   void validate() const;             // s3::UsageError on a bad value
   AnalyzerOptions analyzer() const { return AnalyzerOptions{language}; }

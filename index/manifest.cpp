@@ -81,7 +81,8 @@ T get(const json& j, const char* key, const std::string& path) {
 
 Manifest Manifest::from_json(const json& j_in, const std::string& path) {
   if (!j_in.is_object()) throw DataCorruption(path, "not a JSON object");
-  if (j_in.value("format", std::string()) != kFormatName) {
+  const auto format = j_in.find("format");
+  if (format == j_in.end() || !format->is_string() || *format != kFormatName) {
     throw DataCorruption(
         path, "not an s3attn index manifest (format is not '" + std::string(kFormatName) + "')");
   }

@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <utility>
 
+#include "core/error.h"
 #include "index/parallel.h"
 #include "index/varint.h"
 #include "index/varint_codec.h"
@@ -121,6 +122,68 @@ void PostingAccumulator::add_ids(uint32_t begin, uint32_t n_tokens, uint32_t n_s
     }
   }
   if (n_tokens > 0) frontier_ = begin + n_tokens;
+}
+
+void PostingAccumulator::add_lists(uint32_t begin, uint32_t n_tokens, const ListFetch& fetch,
+                                   unsigned threads) {
+  if (sealed_) throw std::logic_error("PostingAccumulator: postings added after transcode()");
+  if (n_tokens == 0) return;
+  const uint64_t end = uint64_t{begin} + n_tokens;
+  struct Undo {
+    size_t size;
+    uint32_t prev, df;
+  };
+  std::vector<Undo> undo(features_.size());
+  for (size_t f = 0; f < features_.size(); ++f)
+    undo[f] = {features_[f].size, features_[f].prev, features_[f].df};
+  try {
+    parallel_for_chunks(features_.size(), threads, [&](size_t lo, size_t hi) {
+      std::vector<uint32_t> list;
+      for (size_t f = lo; f < hi; ++f) {
+        fetch(static_cast<uint32_t>(f), list);
+        if (list.empty()) continue;
+        Feature& ft = features_[f];
+        // Check the list and size its encoding first, then grow the buffer to exactly that (a
+        // merge appends every feature's list of every part: doubling would waste up to half).
+        // prev + 1 wraps to 0 for an empty buffer (prev = 0xFFFFFFFF): the first position may be 0.
+        uint32_t prev = ft.prev;
+        size_t bytes = 0;
+        for (const uint32_t pos : list) {
+          if (pos < std::max<uint32_t>(begin, prev + 1) || pos >= end) {
+            throw Error("feature " + std::to_string(f) + ": position " + std::to_string(pos) +
+                        (pos >= end ? " is past the range's end " + std::to_string(end)
+                                    : " is out of order or before the range's start " +
+                                          std::to_string(begin)));
+          }
+          bytes += varint::encoded_size(pos - prev - 1);
+          prev = pos;
+        }
+        if (ft.cap - ft.size < bytes) {
+          void* grown = std::realloc(ft.data, ft.size + bytes);
+          if (grown == nullptr) throw std::bad_alloc();
+          ft.data = static_cast<uint8_t*>(grown);
+          ft.cap = ft.size + bytes;
+        }
+        uint8_t* p = ft.data + ft.size;
+        prev = ft.prev;
+        for (const uint32_t pos : list) {
+          p = varint::encode(pos - prev - 1, p);
+          prev = pos;
+        }
+        ft.size = static_cast<size_t>(p - ft.data);
+        ft.prev = prev;
+        ft.df += static_cast<uint32_t>(list.size());
+      }
+    });
+  } catch (...) {
+    for (size_t f = 0; f < features_.size(); ++f) {
+      features_[f].size = undo[f].size;
+      features_[f].prev = undo[f].prev;
+      features_[f].df = undo[f].df;
+    }
+    throw;
+  }
+  frontier_ = begin + n_tokens;
 }
 
 uint64_t PostingAccumulator::n_postings() const {

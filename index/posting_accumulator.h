@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <vector>
 
@@ -34,6 +35,14 @@ class PostingAccumulator {
   // Token-major ids [n_tokens][n_slots]; negative ids are skipped, repeated ids of one token give
   // one posting. Preconditions as add_bitmap, plus every id < d_latent.
   void add_ids(uint32_t begin, uint32_t n_tokens, uint32_t n_slots, const int32_t* ids);
+
+  // Sorted lists of tokens [begin, begin + n_tokens), feature by feature (merging index parts):
+  // fetch(f, out) replaces `out` with feature f's positions, segment-local, strictly increasing and
+  // inside the range. Features are fetched and appended from up to `threads` threads at once, so
+  // `fetch` must be thread-safe. A list out of order or out of range throws s3::Error naming the
+  // feature and leaves the accumulator as it was. Preconditions as add_bitmap.
+  using ListFetch = std::function<void(uint32_t feature, std::vector<uint32_t>& out)>;
+  void add_lists(uint32_t begin, uint32_t n_tokens, const ListFetch& fetch, unsigned threads);
 
   // End of the last range fed (ranges must come in increasing position order).
   uint32_t frontier() const { return frontier_; }

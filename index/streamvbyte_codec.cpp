@@ -62,7 +62,13 @@ size_t StreamVByteDeltaCodec::decode(std::span<const uint8_t> data, size_t n, ui
     std::memcpy(padded.data(), data.data(), size);
     used = streamvbyte_delta_decode(padded.data(), out, static_cast<uint32_t>(n), 0);
   }
-  return used == size ? size : kDecodeError;
+  if (used != size) return kDecodeError;
+  // A d-gap of 0 repeats a position and one past 2^32 wraps to a smaller one: neither encodes a
+  // strictly increasing list (the reader's bound on the last position then bounds them all).
+  for (size_t i = 1; i < n; ++i) {
+    if (out[i] <= out[i - 1]) return kDecodeError;
+  }
+  return size;
 }
 
 }  // namespace s3::index

@@ -1,4 +1,4 @@
-// BM25 ranking of passages (method.md §6), Lucene's BM25Similarity:
+// BM25 ranking of passages (docs/method.md §6.1), Lucene's BM25Similarity:
 //
 //   score(p, q) = Σ_{t ∈ q} qtf(t) · idf(t) · tf·(k1 + 1) / (tf + k1·(1 − b + b·dl/avgdl))
 //   idf(t)      = ln(1 + (N − n_t + 0.5) / (n_t + 0.5))        (Lucene's idf, never negative;

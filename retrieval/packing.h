@@ -1,6 +1,6 @@
-// Hybrid selection and token-budget packing (method.md §6). Every method hands the model the same
-// number of DOCUMENT tokens: exactly min(budget, document length), never more. Separators added
-// by context assembly are not counted.
+// Hybrid selection and token-budget packing (docs/method.md §6.2-6.3). Every method hands the model
+// the same number of DOCUMENT tokens: exactly min(budget, document length), never more. Separators
+// added by context assembly are not counted.
 //
 // s3-hybrid fills, in this order, each source by descending score:
 //   1. lead [doc.begin, +lead) and tail [doc.end − tail, doc.end)   (default 128 + 128; if they

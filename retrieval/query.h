@@ -1,5 +1,5 @@
-// The question's SAE features, F_q(l) with weights w_q(l, f) (method.md §4), and the helper that
-// aggregates the question's raw top-k over its tokens (and heads) into them.
+// The question's SAE features, F_q(l) with weights w_q(l, f) (docs/method.md §4.1), and the helper
+// that aggregates the question's raw top-k over its tokens (and heads) into them.
 #pragma once
 
 #include <cstddef>
@@ -21,10 +21,10 @@ struct QueryFeature {
 // feature at most once (aggregate_query_layer guarantees it); repeated entries simply add up.
 using QueryFeatures = std::vector<std::vector<QueryFeature>>;
 
-// How w_q(l, f) combines the activations of f over the question's rows (method.md §4, open).
+// How w_q(l, f) combines the activations of f over the question's rows (docs/method.md §4.1, open).
 enum class Aggregation : uint8_t {
-  kSum = 0,  // default: a feature active on many question tokens votes more
-  kMax = 1,  // each feature votes with its strongest activation only
+  kSum = 0,  // the paper's: a feature active on many question tokens votes more
+  kMax = 1,  // default (--aggregate): each feature votes with its strongest activation only
 };
 
 std::string_view aggregation_name(Aggregation a);  // "sum" | "max"
@@ -33,7 +33,7 @@ Aggregation parse_aggregation(std::string_view name);
 
 // The SAE top-k of the question at one layer slot, row-major [n_rows][k]: a row is one question
 // token (or one (token, head) pair under head mode (a); rows are aggregated alike). Slots whose
-// activation is <= 0 are inactive and ignored (method.md §2: they are not indexed either).
+// activation is <= 0 are inactive and ignored (docs/method.md §2: they are not indexed either).
 struct QueryTopK {
   std::span<const uint32_t> ids;       // [n_rows * k] latent ids
   std::span<const float> activations;  // [n_rows * k] post-TopK activations

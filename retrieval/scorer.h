@@ -1,4 +1,4 @@
-// Feature co-activation scoring (method.md §4):
+// Feature co-activation scoring (docs/method.md §4.2):
 //
 //   S[t] = Σ_l Σ_{f ∈ F_q(l)} 1[t ∈ postings_l(f)] · λ_l · w_q(l, f) · idf_l(f),
 //   idf_l(f) = 1 / (ln(1 + df_l(f)) + 1)
@@ -33,7 +33,7 @@
 namespace s3::retrieval {
 
 enum class ScoreCentering : uint8_t {
-  kNone = 0,     // "none": S[t] as method.md §4 writes it
+  kNone = 0,     // "none": S[t] as docs/method.md §4.2 writes it
   kMean = 1,     // "mean": S[t] minus the mean S of the document range
   kContext = 2,  // "context": S[t] minus the mean S of the positions in the same context bin
 };
@@ -63,14 +63,14 @@ struct PositionContext {
 };
 
 struct ScoreOptions {
-  // --aggregate: how the question's activations combine into w_q (method.md §4, open). Recorded
-  // here with the other scoring knobs; the caller passes it to aggregate_query(), since
+  // --aggregate: how the question's activations combine into w_q (docs/method.md §4.1, open).
+  // Recorded here with the other scoring knobs; the caller passes it to aggregate_query(), since
   // score_positions() takes F_q already aggregated. Default max, with question_keys (measured:
   // docs/retrieval.md §2.3); the paper's is sum.
   Aggregation aggregation = Aggregation::kMax;
-  // --query-vectors: which projections of the question the SAE encodes (method.md §4, open): its
-  // attention queries (false, the paper) or its own keys (true: the vectors the SAE was trained on,
-  // so no key/query shift). The caller encodes the question accordingly; recorded here. Default
+  // --query-vectors: which projections of the question the SAE encodes (docs/method.md §4.1, open):
+  // its attention queries (false, the paper) or its own keys (true: the vectors the SAE was trained
+  // on, so no key/query shift). The caller encodes the question accordingly; recorded here. Default
   // keys (docs/retrieval.md §2.3).
   bool question_keys = true;
   // --layer-weights: λ_l per layer slot, each finite and >= 0; empty = 1 for every slot (paper).

@@ -1,4 +1,4 @@
-// From position scores to spans (method.md §5): box smoothing, greedy non-maximum suppression,
+// From position scores to spans (docs/method.md §5): box smoothing, greedy non-maximum suppression,
 // growth of each peak while the smoothed score stays >= a fraction of the peak, a length cap.
 #pragma once
 
@@ -14,7 +14,7 @@
 namespace s3::retrieval {
 
 struct SpanOptions {
-  // --smooth-width: box kernel width in tokens (>= 1; 1 = no smoothing). Default 32 (method.md).
+  // --smooth-width: box kernel width in tokens (>= 1; 1 = none). Default 32 (docs/method.md §5).
   uint32_t smooth_width = 32;
   // --grow-fraction: a span grows while smoothed >= fraction × peak. In [0, 1]. Default 0.5.
   double grow_fraction = 0.5;

@@ -11,7 +11,7 @@
 
 namespace s3::sae {
 
-// How a token's attention heads become SAE input vectors (method.md §1, "Heads (GQA)").
+// How a token's attention heads become SAE input vectors (docs/method.md §1, "Heads (GQA)").
 enum class HeadMode {
   // (a) one SAE per layer shared by all KV heads; each head is one vector of head_dim; a token's
   // feature set is the union over its heads. Queries are encoded head by head.

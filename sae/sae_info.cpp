@@ -65,6 +65,7 @@ std::string sae_info_to_json_string(const SaeInfo& info) {
       {"k", info.k},
       {"head_mode", std::string(to_string(info.head_mode))},
       {"model_fingerprint", info.model_fingerprint},
+      {"compatible_model_fingerprints", info.compatible_model_fingerprints},
       {"dtype", info.dtype},
       {"training",
        {{"corpus", info.corpus},
@@ -123,6 +124,8 @@ SaeInfo read_sae_info(const std::filesystem::path& file) {
       throw DataCorruption(path, "unknown head_mode '" + mode + "'");
     }
     info.model_fingerprint = j.value("model_fingerprint", std::string());
+    if (auto c = j.find("compatible_model_fingerprints"); c != j.end() && !c->is_null())
+      info.compatible_model_fingerprints = c->get<std::vector<std::string>>();
     info.dtype = j.value("dtype", std::string("float32"));
     if (auto t = j.find("training"); t != j.end() && t->is_object()) {
       info.corpus = t->value("corpus", std::string());

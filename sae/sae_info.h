@@ -31,6 +31,9 @@ struct SaeInfo {
   int64_t k = 0;
   HeadMode head_mode = HeadMode::kPerHead;
   std::string model_fingerprint;  // model.json's fingerprint of the model it was trained on
+  // Fingerprints of other exports of the same weights (the same GGUF or checkpoint in another
+  // dtype), which the SAE serves as well: a model matches either list (docs/sae.md §6).
+  std::vector<std::string> compatible_model_fingerprints;
   std::string dtype = "float32";  // dtype of the layer files' tensors
   // Training provenance.
   std::string corpus;   // human-readable description of the training text

@@ -117,8 +117,10 @@ Sae load_sae(const std::filesystem::path& dir, const SaeExpect& expect) {
                 (expect.d_in_source.empty() ? "" : " (" + expect.d_in_source + ")") +
                 ": it was trained for another model or head mode; use a matching SAE or retrain");
   }
+  const auto& also = info.compatible_model_fingerprints;
   if (!expect.model_fingerprint.empty() && !info.model_fingerprint.empty() &&
-      info.model_fingerprint != expect.model_fingerprint) {
+      info.model_fingerprint != expect.model_fingerprint &&
+      std::find(also.begin(), also.end(), expect.model_fingerprint) == also.end()) {
     throw Error(dir.string() + ": SAE was trained on model " + info.model_fingerprint +
                 " but this model is " + expect.model_fingerprint +
                 ": use the SAE trained for this model or retrain");

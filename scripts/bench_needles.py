@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Retrieval recall of planted facts ("needles") in a long haystack, per retrieval method (docs/needles.md).
 
-    python3 scripts/bench_needles.py [--model models/default] [--sae MODEL/sae] [--data ../shared/data]
+    python3 scripts/bench_needles.py [--model models/default] [--sae MODEL/sae] [--data DATA_DIR]
         [--device cpu|cuda] [--needles N] [--haystack-tokens 12000] [--budget 1024]
         [--methods s3,bm25,s3-hybrid] [--index-args "..."] [--ask-args "..."]
         [--ask-variants "NAME=ARGS;NAME2=ARGS2"] [--control-question TEXT] [--jobs N] --out DIR

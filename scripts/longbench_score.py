@@ -6,14 +6,18 @@
 A run directory holds `<task>.jsonl` (or shards `<task>.rank<R>-of<W>.jsonl`), one JSON object per
 sample with the fields pred, answers, all_classes, length and _id (extra fields such as
 evidence_tokens are allowed), and `manifest.json` with at least {"method": ..., "model": ...}.
+Official LongBench pred.py output is accepted too: rows without _id (their place in the file stands
+in for it) and a folder without manifest.json (the folder's name is the method and the label).
 
 Every run directory gets `results.json` ({"<task>": score}) and `results.md`. With several runs, or
 with --baseline, the out dir (default: the first run directory's parent) gets a side-by-side table
 with retention against the FullKV run (`longbench_compare.md` / `.json`) and three PNG plots.
 
-The metrics follow LongBench/metrics.py and LongBench/eval.py (THUDM/LongBench) and, for `leval_*`
-tasks, L-Eval's Evaluation/auto_eval.py and em.py (OpenLMLab/LEval); docs/longbench.md ("Scoring")
-lists every rule and every place where this script knowingly differs.
+The metrics follow LongBench/metrics.py and LongBench/eval.py (THUDM/LongBench), for `leval_*`
+tasks L-Eval's Evaluation/auto_eval.py and em.py (OpenLMLab/LEval), and for the synthetic tasks of
+scripts/synth_tasks.py RULER's string-match metrics (NVIDIA/RULER); docs/longbench.md ("Scoring")
+lists every rule and every place where this script knowingly differs. Rows that carry
+evidence_recall / control_evidence_recall (synthetic tasks) get their means in the tables.
 """
 from __future__ import annotations
 
@@ -234,7 +238,7 @@ def first_line(prediction: str) -> str:
 # L-Eval (Evaluation/auto_eval.py + em.py): "exam" = multiple choice, "f1" = open-ended QA.
 # ------------------------------------------------------------------------------------------------
 
-# Evaluation type of the L-Eval tasks this project ships (../shared/data/leval) plus TPO; rows may
+# Evaluation type of the L-Eval tasks this project runs ($S3ATTN_DATA/leval) plus TPO; rows may
 # also carry L-Eval's own "evaluation" field, which then decides.
 LEVAL_EVALUATION = {
     "coursera": "exam",
@@ -323,6 +327,48 @@ def leval_f1_score(prediction: str, ground_truth: str, **kwargs) -> float:
 
 
 # ------------------------------------------------------------------------------------------------
+# RULER (scripts/eval/synthetic/constants.py and evaluate.py of NVIDIA/RULER): the prediction is
+# stripped and its control characters become newlines; a reference counts when it occurs in the
+# prediction, both lower-cased. Each takes the sample's whole list of references.
+# ------------------------------------------------------------------------------------------------
+
+
+def ruler_postprocess(prediction: str) -> str:
+    return re.sub(r"[\x00-\x1f]", "\n", prediction.strip()).strip()
+
+
+def string_match_all(prediction: str, references: list[str]) -> float:
+    """The share of the references found in the prediction (1 only when every one is)."""
+    if not references:
+        return 0.0
+    pred = ruler_postprocess(prediction).lower()
+    return sum(1.0 for r in references if r.lower() in pred) / len(references)
+
+
+def string_match_part(prediction: str, references: list[str]) -> float:
+    """1 when any reference is found in the prediction (references are alternatives)."""
+    pred = ruler_postprocess(prediction).lower()
+    return max((1.0 if r.lower() in pred else 0.0 for r in references), default=0.0)
+
+
+# The tasks of scripts/synth_tasks.py, then RULER's own names (its QA tasks list alternatives).
+RULER_METRIC = {
+    "niah_single": string_match_all,
+    "niah_multikey": string_match_all,
+    "niah_multivalue": string_match_all,
+    "niah_multiquery": string_match_all,
+    "niah_paraphrase": string_match_all,
+    "vt": string_match_all,
+    "cwe": string_match_all,
+    "fwe": string_match_all,
+    **{f"niah_single_{i}": string_match_all for i in (1, 2, 3)},
+    **{f"niah_multikey_{i}": string_match_all for i in (1, 2, 3)},
+    "qa_1": string_match_part,
+    "qa_2": string_match_part,
+}
+
+
+# ------------------------------------------------------------------------------------------------
 # Run directories
 # ------------------------------------------------------------------------------------------------
 
@@ -332,6 +378,8 @@ class ScoreError(Exception):
 
 
 REQUIRED_FIELDS = ("pred", "answers", "all_classes", "length", "_id")
+# Optional per-row numbers in [0, 1] (s3attn longbench, rows with `needles`): their task means are shown.
+RECALL_FIELDS = ("evidence_recall", "control_evidence_recall")
 # Fields that must agree between two rows with the same _id (a conflicting duplicate otherwise).
 IDENTITY_FIELDS = ("pred", "answers", "all_classes", "length")
 _FILE_RE = re.compile(r"^(?P<task>[^.]+?)(?:\.rank(?P<rank>\d+)-of(?P<world>\d+))?\.jsonl$")
@@ -341,7 +389,7 @@ _FILE_RE = re.compile(r"^(?P<task>[^.]+?)(?:\.rank(?P<rank>\d+)-of(?P<world>\d+)
 class TaskSpec:
     name: str  # as in the file name, e.g. "multi_news", "qasper_e", "leval_quality"
     metric: str  # metric function name shown in the tables
-    kind: str  # "longbench" | "leval-exam" | "leval-f1"
+    kind: str  # "longbench" | "leval-exam" | "leval-f1" | "ruler"
 
 
 def task_spec(task: str, rows: list[dict] | None = None) -> TaskSpec:
@@ -366,11 +414,14 @@ def task_spec(task: str, rows: list[dict] | None = None) -> TaskSpec:
                 f"{', '.join('leval_' + k for k in LEVAL_EVALUATION)}"
             )
         raise ScoreError(f"{task}: L-Eval evaluation '{evaluation}' is not supported (only f1 and exam)")
+    if task in RULER_METRIC:
+        return TaskSpec(task, RULER_METRIC[task].__name__, "ruler")
     base = task[:-2] if task.endswith("_e") and task[:-2] in DATASET2METRIC else task
     if base not in DATASET2METRIC:
         raise ScoreError(
             f"unknown task '{task}': not one of LongBench's {len(DATASET2METRIC)} tasks "
-            "(nor <task>_e of LongBench-E, nor leval_<name>)"
+            "(nor <task>_e of LongBench-E, nor leval_<name>, nor a synthetic task: "
+            f"{', '.join(RULER_METRIC)})"
         )
     return TaskSpec(task, DATASET2METRIC[base].__name__, "longbench")
 
@@ -413,6 +464,8 @@ def _read_jsonl(path: Path) -> list[dict]:
                     raise ScoreError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
                 if not isinstance(row, dict):
                     raise ScoreError(f"{path}:{lineno}: a row must be a JSON object")
+                if "_id" not in row:  # official pred.py output has no _id: the row's place stands in
+                    row["_id"] = f"{path.name}#{len(rows)}"
                 _check_row(row, f"{path}:{lineno}")
                 rows.append(row)
     except UnicodeDecodeError:
@@ -434,20 +487,26 @@ def _check_row(row: dict, where: str) -> None:
     if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
         raise ScoreError(f"{where}: 'answers' must be a list of strings")
     classes = row["all_classes"]
+    if classes == "null":  # WaterBench's lcc rows spell a missing all_classes so (docs/longbench.md)
+        row["all_classes"] = classes = None
     if classes is not None and not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)):
         raise ScoreError(f"{where}: 'all_classes' must be null or a list of strings")
     if not _is_number(row["length"]):
         raise ScoreError(f"{where}: 'length' must be a number")
     if not isinstance(row["_id"], (str, int)) or isinstance(row["_id"], bool):
         raise ScoreError(f"{where}: '_id' must be a string")
+    for key in RECALL_FIELDS:
+        value = row.get(key)
+        if value is not None and not (_is_number(value) and 0 <= value <= 1):
+            raise ScoreError(f"{where}: '{key}' must be null or a number in [0, 1]")
 
 
 def load_run(path: Path) -> Run:
     if not path.is_dir():
         raise ScoreError(f"{path}: no such run directory")
     manifest_path = path / "manifest.json"
-    if not manifest_path.is_file():
-        raise ScoreError(f"{manifest_path}: missing (every run directory needs a manifest.json)")
+    if not manifest_path.is_file():  # official pred.py output: the folder names the run
+        return _load_rows(path, {"method": path.name, "model": "unknown (no manifest.json)", "label": path.name})
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -458,7 +517,10 @@ def load_run(path: Path) -> Run:
         raise ScoreError(f"{manifest_path}: missing field 'method' (a non-empty string)")
     if manifest.get("model") in (None, ""):
         raise ScoreError(f"{manifest_path}: missing field 'model'")
+    return _load_rows(path, manifest)
 
+
+def _load_rows(path: Path, manifest: dict) -> "Run":
     files: dict[str, list[tuple[int, int, Path]]] = {}
     for file in sorted(path.glob("*.jsonl")):
         match = _FILE_RE.match(file.name)
@@ -528,8 +590,11 @@ class TaskResult:
     samples: int
     score: float  # round(100 * mean, 2)
     per_sample: list[float] = field(repr=False, default_factory=list)
+    ids: list = field(repr=False, default_factory=list)  # the rows' _id, in the order of per_sample
     buckets: dict | None = None  # LongBench-E: bucket -> score or None when the bucket is empty
     mean_evidence_tokens: float | None = None
+    evidence_recall: float | None = None  # mean over the rows that have it, in [0, 1]
+    control_evidence_recall: float | None = None
 
 
 def sample_scores(spec: TaskSpec, rows: list[dict]) -> list[float]:
@@ -544,6 +609,8 @@ def sample_scores(spec: TaskSpec, rows: list[dict]) -> list[float]:
                 score = max([leval_exam_score(chosen, leval_gold_choice(g)) for g in answers], default=0.0)
             elif spec.kind == "leval-f1":
                 score = max([leval_f1_score(prediction, g) for g in answers], default=0.0)
+            elif spec.kind == "ruler":
+                score = RULER_METRIC[spec.name](prediction, answers)
             else:
                 base = spec.name[:-2] if spec.name not in DATASET2METRIC else spec.name
                 metric = DATASET2METRIC[base]
@@ -564,7 +631,8 @@ def score_task(task: str, rows: list[dict], buckets: bool = False) -> TaskResult
     total = 0.0
     for s in per_sample:  # sequential sum in row order, as eval.py's scorer()
         total += s
-    result = TaskResult(task, spec.metric, len(rows), round(100 * total / len(per_sample), 2), per_sample)
+    result = TaskResult(task, spec.metric, len(rows), round(100 * total / len(per_sample), 2), per_sample,
+                        [r["_id"] for r in rows])
     if buckets:
         import numpy as np
 
@@ -577,18 +645,26 @@ def score_task(task: str, rows: list[dict], buckets: bool = False) -> TaskResult
     evidence = [r["evidence_tokens"] for r in rows if _is_number(r.get("evidence_tokens"))]
     if evidence:
         result.mean_evidence_tokens = sum(evidence) / len(evidence)
+    for key in RECALL_FIELDS:
+        values = [r[key] for r in rows if _is_number(r.get(key))]
+        if values:
+            setattr(result, key, sum(values) / len(values))
     return result
 
 
 def task_order(names) -> list[str]:
-    """LongBench's order (eval.py's table, then LongBench-E), then L-Eval tasks, then the rest."""
+    """LongBench's order (eval.py's table, then LongBench-E), then L-Eval tasks, then the synthetic
+    tasks in RULER_METRIC's order."""
     official = list(DATASET2METRIC)
+    synthetic = list(RULER_METRIC)
 
     def key(name):
         if name in DATASET2METRIC:
             return (0, official.index(name), name)
         if name.endswith("_e") and name[:-2] in DATASET2METRIC:
             return (1, official.index(name[:-2]), name)
+        if name in RULER_METRIC:
+            return (3, synthetic.index(name), name)
         return (2, 0, name)
 
     return sorted(names, key=key)
@@ -604,6 +680,76 @@ def average(values) -> float | None:
 
 
 # ------------------------------------------------------------------------------------------------
+# Uncertainty: bootstrap over questions
+# ------------------------------------------------------------------------------------------------
+
+BOOTSTRAP_RESAMPLES = 2000
+BOOTSTRAP_SEED = 0
+
+
+def _bootstrap_indices(n: int, rng):
+    return rng.integers(0, n, size=(BOOTSTRAP_RESAMPLES, n))
+
+
+def _percentile_ci(values) -> tuple[float, float]:
+    import numpy as np
+
+    lo, hi = np.percentile(np.asarray(values, dtype=float), [2.5, 97.5])
+    return round(float(lo), 2), round(float(hi), 2)
+
+
+def score_ci(per_sample: list[float], seed: int = BOOTSTRAP_SEED) -> tuple[float, float]:
+    """95 % percentile bootstrap interval of 100 × the mean per-sample score (questions resampled)."""
+    import numpy as np
+
+    x = np.asarray(per_sample, dtype=float)
+    rng = np.random.default_rng(seed)
+    return _percentile_ci(100.0 * x[_bootstrap_indices(len(x), rng)].mean(axis=1))
+
+
+def paired_samples(a: TaskResult, b: TaskResult) -> tuple[list[float], list[float]]:
+    """The two runs' per-sample scores on the questions both answered, matched by _id."""
+    where = {i: k for k, i in enumerate(b.ids)}
+    pairs = [(s, b.per_sample[where[i]]) for i, s in zip(a.ids, a.per_sample) if i in where]
+    return [p for p, _ in pairs], [q for _, q in pairs]
+
+
+def paired_ci(a: TaskResult, b: TaskResult, seed: int = BOOTSTRAP_SEED) -> dict:
+    """Paired bootstrap over the questions both runs answered: 95 % intervals of the difference of
+    scores (a − b, points) and of the retention (100 × mean a / mean b, %). A difference whose
+    interval excludes 0 is one this sample of questions supports."""
+    import numpy as np
+
+    x, y = paired_samples(a, b)
+    if not x:
+        return {"n": 0, "difference": None, "difference_ci95": None, "retention_ci95": None}
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    idx = _bootstrap_indices(len(x), np.random.default_rng(seed))
+    mx, my = x[idx].mean(axis=1), y[idx].mean(axis=1)
+    out = {"n": len(x), "difference": round(float(100 * (x.mean() - y.mean())), 2),
+           "difference_ci95": _percentile_ci(100.0 * (mx - my)), "retention_ci95": None}
+    ok = my > 0
+    if ok.all():
+        out["retention_ci95"] = _percentile_ci(100.0 * mx[ok] / my[ok])
+    return out
+
+
+def average_ci(task_results: list[TaskResult], seed: int = BOOTSTRAP_SEED) -> tuple[float, float] | None:
+    """95 % interval of the unweighted mean of task scores: each replicate resamples every task's
+    questions, then averages the task means."""
+    import numpy as np
+
+    if not task_results:
+        return None
+    rng = np.random.default_rng(seed)
+    means = np.zeros(BOOTSTRAP_RESAMPLES)
+    for r in task_results:
+        x = np.asarray(r.per_sample, dtype=float)
+        means += 100.0 * x[_bootstrap_indices(len(x), rng)].mean(axis=1)
+    return _percentile_ci(means / len(task_results))
+
+
+# ------------------------------------------------------------------------------------------------
 # Outputs
 # ------------------------------------------------------------------------------------------------
 
@@ -612,6 +758,13 @@ def _fmt(value, digits: int = 2) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     return f"{value:.{digits}f}"
+
+
+RECALL_LABELS = {"evidence_recall": "evidence recall %", "control_evidence_recall": "control recall %"}
+
+
+def _pct(value) -> str:
+    return "–" if value is None else f"{100 * value:.1f}"
 
 
 def _md_cell(text: str) -> str:
@@ -628,6 +781,7 @@ def write_run_results(run: Run, results: dict[str, TaskResult], buckets: bool) -
             encoding="utf-8",
         )
     show_evidence = any(r.mean_evidence_tokens is not None for r in results.values())
+    recalls = [k for k in RECALL_FIELDS if any(getattr(r, k) is not None for r in results.values())]
     head = ["task", "metric", "samples", "score"]
     align = ["---", "---", "---:", "---:"]
     if buckets:
@@ -635,6 +789,9 @@ def write_run_results(run: Run, results: dict[str, TaskResult], buckets: bool) -
         align += ["---:"] * len(BUCKETS)
     if show_evidence:
         head.append("mean evidence tokens")
+        align.append("---:")
+    for k in recalls:
+        head.append(RECALL_LABELS[k])
         align.append("---:")
     lines = [
         f"# LongBench scores: {_md_cell(run.method)} on {_md_cell(run.model)}",
@@ -651,6 +808,7 @@ def write_run_results(run: Run, results: dict[str, TaskResult], buckets: bool) -
             cells += [_fmt(r.buckets[b]) for b in BUCKETS]
         if show_evidence:
             cells.append(_fmt(r.mean_evidence_tokens, 1))
+        cells += [_pct(getattr(r, k)) for k in recalls]
         lines.append("| " + " | ".join(cells) + " |")
     cells = ["**average**", "", str(sum(r.samples for r in results.values())),
              f"**{_fmt(average(r.score for r in results.values()))}**"]
@@ -658,8 +816,12 @@ def write_run_results(run: Run, results: dict[str, TaskResult], buckets: bool) -
         cells += [_fmt(average(r.buckets[b] for r in results.values())) for b in BUCKETS]
     if show_evidence:
         cells.append("")
+    cells += [""] * len(recalls)
     lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "The average is the unweighted mean of the task scores."]
+    if recalls:
+        lines += ["", "Evidence recall: mean share of each sample's needles found in the context the model saw "
+                  "(control: in the evidence of the row's control question), over the rows that record it."]
     (run.path / "results.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
@@ -705,6 +867,13 @@ def write_comparison(runs: list[Run], results: list[dict[str, TaskResult]], base
 
     avg = [average(score(i, t) for t in common) for i in range(len(runs))]
     avg_ret = {i: average(r[t] for t in common) for i, r in rets.items()}
+    cis = [{t: score_ci(res[t].per_sample) for t in res} for res in results]
+    avg_cis = [average_ci([res[t] for t in common]) for res in results]
+    paired = {i: {t: paired_ci(results[i][t], base_res[t]) for t in tasks if t in results[i] and t in base_res}
+              for i in rets}
+
+    def with_ci(value, ci) -> str:
+        return _fmt(value) if ci is None or value is None else f"{_fmt(value)} [{_fmt(ci[0])}, {_fmt(ci[1])}]"
 
     head = ["task"] + [_md_cell(l) for l in labels] + [f"{_md_cell(labels[i])} retention %" for i in rets]
     lines = ["# LongBench side by side", ""]
@@ -718,13 +887,34 @@ def write_comparison(runs: list[Run], results: list[dict[str, TaskResult]], base
     else:
         lines += [f"Retention = score / {labels[baseline]} score × 100 %, per task; the average retention is "
                   "the mean of the per-task retentions.", ""]
+    lines += [f"Brackets: 95 % bootstrap intervals ({BOOTSTRAP_RESAMPLES} resamples of the questions, seed "
+              f"{BOOTSTRAP_SEED}); retention intervals are paired (the same questions resampled for both runs).", ""]
     lines += ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
     for t in tasks:
-        cells = [t] + [_fmt(score(i, t)) for i in range(len(runs))] + [_fmt(rets[i][t]) for i in rets]
+        cells = [t] + [with_ci(score(i, t), cis[i].get(t)) for i in range(len(runs))]
+        cells += [with_ci(rets[i][t], paired[i].get(t, {}).get("retention_ci95")) for i in rets]
         lines.append("| " + " | ".join(cells) + " |")
-    cells = ["**average**"] + [f"**{_fmt(a)}**" for a in avg] + [f"**{_fmt(avg_ret[i])}**" for i in rets]
+    cells = ["**average**"] + [f"**{with_ci(a, ci)}**" for a, ci in zip(avg, avg_cis)]
+    cells += [f"**{_fmt(avg_ret[i])}**" for i in rets]
     lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
+    if paired:
+        lines += [f"Difference from {labels[baseline]} in points, with its paired 95 % interval; **bold** where "
+                  "the interval excludes 0 (a difference these questions support):", "",
+                  "| task | " + " | ".join(_md_cell(labels[i]) for i in paired) + " |",
+                  "|---|" + "---:|" * len(paired)]
+        for t in tasks:
+            cells = [t]
+            for i in paired:
+                p = paired[i].get(t)
+                if not p or p["difference_ci95"] is None:
+                    cells.append("–")
+                    continue
+                lo, hi = p["difference_ci95"]
+                text = f"{p['difference']:+.2f} [{lo:+.2f}, {hi:+.2f}]"
+                cells.append(f"**{text}**" if lo > 0 or hi < 0 else text)
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
     if len(common) < len(tasks):
         lines.append(f"Averages are over the {len(common)} task(s) every run has: {', '.join(common) or 'none'}.")
     else:
@@ -743,8 +933,13 @@ def write_comparison(runs: list[Run], results: list[dict[str, TaskResult]], base
                 "model": run.model,
                 "run_dir": str(run.path),
                 "scores": {t: r.score for t, r in results[i].items()},
+                "ci95": cis[i],
+                "average_ci95": avg_cis[i],
+                "vs_baseline": paired.get(i),
                 "samples": {t: r.samples for t, r in results[i].items()},
                 "mean_evidence_tokens": {t: r.mean_evidence_tokens for t, r in results[i].items()},
+                "evidence_recall": {t: r.evidence_recall for t, r in results[i].items()},
+                "control_evidence_recall": {t: r.control_evidence_recall for t, r in results[i].items()},
                 "average": avg[i],
                 "retention": rets.get(i),
                 "average_retention": avg_ret.get(i),
@@ -850,6 +1045,9 @@ def parse_args(argv=None):
                         help="FullKV run for retention (default: the run whose manifest method is \"full\")")
     parser.add_argument("--out-dir", type=Path, metavar="DIR",
                         help="where the side-by-side table and plots go (default: the first run's parent)")
+    parser.add_argument("--common", action="store_true",
+                        help="score every run on the samples all runs that have a task share (by _id), so that "
+                             "runs cut short compare on equal terms; per-run results.json are then not written")
     parser.add_argument("--e", action="store_true",
                         help="also score LongBench-E length buckets (0-4k, 4-8k, 8k+) into results_e.json")
     return parser.parse_args(argv)
@@ -867,6 +1065,17 @@ def main(argv=None) -> int:
         return 1
 
 
+def restrict_to_common(runs: list[Run]) -> None:
+    """Keeps, per task, the rows whose _id every run with that task has (in each run's order)."""
+    for task in {t for run in runs for t in run.tasks}:
+        having = [run for run in runs if task in run.tasks]
+        common = set.intersection(*({r["_id"] for r in run.tasks[task]} for run in having))
+        if not common:
+            raise ScoreError(f"--common: the runs share no sample of task {task}")
+        for run in having:
+            run.tasks[task] = [r for r in run.tasks[task] if r["_id"] in common]
+
+
 def _main(args) -> int:
     paths = [p.resolve() for p in args.runs]
     if len(set(paths)) != len(paths):
@@ -875,10 +1084,15 @@ def _main(args) -> int:
     if baseline_path is not None and baseline_path not in paths:
         paths.insert(0, baseline_path)
     runs = [load_run(p) for p in paths]
+    if args.common:
+        restrict_to_common(runs)
     results = [score_run(run, args.e) for run in runs]
     for run, res in zip(runs, results):
+        summary = ", ".join(f"{t} {r.score:.2f} ({r.samples})" for t, r in res.items())
+        if args.common:
+            print(f"{run.path}: {run.method}: {summary} (common samples)")
+            continue
         write_run_results(run, res, args.e)
-        summary = ", ".join(f"{t} {r.score:.2f}" for t, r in res.items())
         print(f"{run.path}: {run.method}: {summary} -> {run.path / 'results.json'}")
 
     if len(runs) < 2:

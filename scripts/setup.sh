@@ -11,6 +11,9 @@ APT_PACKAGES=(
   build-essential cmake ninja-build pkg-config ccache python3-venv python3-dev
   libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libgtest-dev
   libpcre2-dev libutf8proc-dev libstemmer-dev libxxhash-dev libstreamvbyte-dev
+  # The fuzz build (scripts/fuzz.sh): clang, its runtimes (libFuzzer, ASan, UBSan) and
+  # llvm-symbolizer for readable reports. Not needed on the GPU machine (not in gpu_bundle.sh).
+  clang-14 libclang-rt-14-dev llvm-14
 )
 
 missing=()

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds s3attn and runs every test: GoogleTest suites (ctest) and pytest (Python and end-to-end CLI
-# tests). Tests that need ../shared/data read it from $S3ATTN_DATA and skip themselves, by name,
+# tests). Tests that need the data folder read it from $S3ATTN_DATA and skip themselves, by name,
 # without it. GPU tests run only where CUDA is present.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

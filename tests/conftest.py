@@ -20,7 +20,7 @@ def s3attn() -> Path:
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    """../shared/data through $S3ATTN_DATA; tests that need it skip by name without it."""
+    """The data folder through $S3ATTN_DATA; tests that need it skip by name without it."""
     value = os.environ.get("S3ATTN_DATA")
     if not value:
         pytest.skip("S3ATTN_DATA is not set (the shared data folder)")

@@ -79,29 +79,7 @@ std::vector<double> make_rates(const Config& c, std::mt19937_64& rng) {
 // One chunk's feature-major bitmap: runs of mean length `run` separated by geometric gaps.
 std::vector<uint64_t> make_chunk(const Config& c, const std::vector<double>& rate,
                                  std::mt19937_64& rng) {
-  const size_t words = (c.chunk + 63) / 64;
-  std::vector<uint64_t> bits(size_t{c.d_latent} * words, 0);
-  std::uniform_real_distribution<double> u(0.0, 1.0);
-  for (uint32_t f = 0; f < c.d_latent; ++f) {
-    const double p = rate[f];
-    if (p <= 0) continue;
-    const double run = std::max(1.0, std::min(c.run, 0.5 / (1.0 - p)));  // mean on-run length
-    const double off = run * (1.0 - p) / p;                              // mean off-gap length
-    uint64_t* row = bits.data() + f * words;
-    auto geometric = [&](double mean) {  // >= 0 with the given mean
-      if (mean <= 0) return uint64_t{0};
-      double q = 1.0 / (1.0 + mean);
-      return static_cast<uint64_t>(std::floor(std::log(1.0 - u(rng)) / std::log(1.0 - q)));
-    };
-    uint64_t t = geometric(off);
-    while (t < c.chunk) {
-      uint64_t len = 1 + geometric(run - 1);
-      for (uint64_t i = 0; i < len && t < c.chunk; ++i, ++t)
-        row[t / 64] |= uint64_t{1} << (t % 64);
-      t += 1 + geometric(off - 1 > 0 ? off - 1 : 0);
-    }
-  }
-  return bits;
+  return s3::index::bench::feature_bitmap(rate, c.chunk, c.run, rng);
 }
 
 // Token-major ids of a bitmap chunk: each active feature once, some repeated (as other heads
@@ -136,15 +114,18 @@ std::vector<int32_t> to_ids(const Config& c, const std::vector<uint64_t>& bits,
 
 int main(int argc, char** argv) try {
   Config c;
-  CLI::App app{"Index writer ingestion, commit and codecs on synthetic postings (see the top of the file)"};
+  CLI::App app{
+      "Index writer ingestion, commit and codecs on synthetic postings (see the top of the file)"};
   app.add_option("--tokens", c.tokens)->capture_default_str();
   app.add_option("--layers", c.layers)->capture_default_str();
   app.add_option("--d-latent", c.d_latent)->capture_default_str();
-  app.add_option("--active", c.active, "mean distinct features per token and layer")->capture_default_str();
+  app.add_option("--active", c.active, "mean distinct features per token and layer")
+      ->capture_default_str();
   app.add_option("--chunk", c.chunk)->capture_default_str();
   app.add_option("--dist", c.dist, "lognormal | zipf | uniform")->capture_default_str();
   app.add_option("--sigma", c.sigma)->capture_default_str();
-  app.add_option("--run", c.run, "mean run length of consecutive active tokens")->capture_default_str();
+  app.add_option("--run", c.run, "mean run length of consecutive active tokens")
+      ->capture_default_str();
   app.add_flag("--ids", c.ids, "feed token-major ids instead of bitmaps");
   app.add_option("--slots", c.slots)->capture_default_str();
   app.add_option("--threads", c.threads, "commit threads (0 = default)")->capture_default_str();

@@ -41,6 +41,11 @@ def parse_args(argv):
     p.add_argument("--tokenizer", metavar="FILE_OR_DIR", type=Path,
                    help="tokenizer.json or HF tokenizer directory (default: the source's; needed for --random-init)")
     p.add_argument("--verify", action="store_true", help="compare model.ts with transformers after export")
+    p.add_argument("--verify-text", metavar="FILE", type=Path,
+                   help="also compare model.ts with transformers over real text: the first --verify-tokens tokens "
+                        "of FILE (from --verify-offset characters); reports top-1 agreement and logit differences")
+    p.add_argument("--verify-tokens", type=int, default=512, help="tokens of --verify-text (default 512)")
+    p.add_argument("--verify-offset", type=int, default=0, help="characters of --verify-text to skip (default 0)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out directory")
     p.add_argument("--seed", type=int, default=0, help="seed of --random-init (default 0)")
     p.add_argument("--std", type=float, default=0.02, help="std of --random-init weights (default 0.02)")
@@ -76,6 +81,10 @@ def precheck(args) -> None:
                 raise ExportError(f"{args.gguf}: not a GGUF file (no GGUF magic)")
     else:
         read_config_json(args.random_init)
+    if args.verify_text is not None and not args.verify_text.is_file():
+        raise ExportError(f"{args.verify_text}: no such text file (--verify-text)")
+    if args.verify_tokens < 2 or args.verify_offset < 0:
+        raise ExportError("--verify-tokens must be at least 2 and --verify-offset not negative")
     if args.tokenizer is not None and not args.tokenizer.exists():
         raise ExportError(f"{args.tokenizer}: no such tokenizer file or directory")
 
@@ -120,6 +129,10 @@ def export(args) -> dict:
 
         log(f"reading and dequantizing {args.gguf}")
         cfg, state, gguf_tok_meta = read_gguf(args.gguf)
+        if gguf_tok_meta is not None and args.tokenizer is None:
+            from .load_gguf import generation_eos
+
+            gen_eos = generation_eos(gguf_tok_meta)
         spec = spec_from_config(config_from_dict(cfg))
         model = modeling.build_decoder(spec)
         modeling.load_weights(model, {k: v.to(dtype) for k, v in state.items()}, spec)
@@ -182,6 +195,23 @@ def export(args) -> dict:
                   f"{r['tolerance']:.3g}", flush=True)
             if not r["ok"]:
                 raise ExportError("verify failed: model.ts differs from transformers beyond tolerance")
+        if args.verify_text is not None:
+            from .verify import verify_text
+
+            if "model" in locals():
+                del model
+            if tok is None:
+                raise ExportError("--verify-text needs a tokenizer (--tokenizer)")
+            text = args.verify_text.read_text(encoding="utf-8")[args.verify_offset:]
+            ids = tok.encode(text, add_special_tokens=False)[:args.verify_tokens]
+            if len(ids) < 2:
+                raise ExportError(f"{args.verify_text}: fewer than 2 tokens of text after --verify-offset")
+            log(f"comparing with transformers over {len(ids)} tokens of {args.verify_text} on {args.device}")
+            r = verify_text(model_ts, spec, dtype, args.device, ids, ref=ref)
+            result["verify_text"] = dict(r, file=str(args.verify_text), offset=args.verify_offset)
+            print(f"verify-text: {r['tokens']} tokens, top-1 agreement {r['top1_agreement']:.4f}, max abs diff "
+                  f"{r['max_abs_diff']:.3g}, mean abs diff {r['mean_abs_diff']:.3g} (logits up to "
+                  f"{r['max_abs_logit']:.3g})", flush=True)
         replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

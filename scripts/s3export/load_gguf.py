@@ -149,6 +149,21 @@ def tokenizer_metadata(reader) -> dict:
     return meta
 
 
+# Control tokens that end a turn or a text. GGUF files record one eos id, while the checkpoints they
+# come from stop on several (Qwen2.5 on <|im_end|> and <|endoftext|>, Llama-3.1 on <|eot_id|>,
+# <|eom_id|> and <|end_of_text|>): a control token of one of these names stops generation too, as
+# llama.cpp's end-of-generation rule does.
+END_OF_GENERATION = ("<|endoftext|>", "<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<|end_of_text|>", "<|end|>",
+                     "<end_of_turn>", "</s>")
+
+
+def generation_eos(meta: dict) -> list[int]:
+    """Ids of the control tokens (GGUF token type 3) named in END_OF_GENERATION."""
+    tokens = list(meta.get("tokens") or [])
+    types = list(meta.get("token_type") or [])
+    return [i for i, (t, ty) in enumerate(zip(tokens, types)) if ty == 3 and t in END_OF_GENERATION]
+
+
 def write_gguf_tokenizer(meta: dict, out_dir: Path) -> None:
     """tokenizer.json + tokenizer_config.json rebuilt from GGUF metadata (byte-level BPE, model 'gpt2')."""
     from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors

@@ -13,7 +13,7 @@ import torch
 from .spec import ModelSpec
 
 FORMAT_VERSION = 1
-TAP_FRACTIONS = (0.0, 0.375, 0.5, 0.9)  # method.md section 1
+TAP_FRACTIONS = (0.0, 0.375, 0.5, 0.9)  # docs/method.md §1, "Tapped layers"
 
 
 def default_taps(n_layers: int) -> list[int]:

@@ -112,3 +112,32 @@ def verify(model_ts: Path, spec: ModelSpec, dtype: torch.dtype, device: str, ref
             "prefill_decode_vs_forward_max_abs_diff": vs_forward,
             "transformers_cached_vs_forward_max_abs_diff": hf_self, "tolerance": tol, "ok": bool(ok),
             "seq_len": seq_len, "device": device}
+
+
+@torch.no_grad()
+def verify_text(model_ts: Path, spec: ModelSpec, dtype: torch.dtype, device: str, ids: list, ref=None) -> dict:
+    """model.ts against transformers on the same weights over real text (one sequence of `ids`): the
+    share of positions whose top-1 token agrees, and the max / mean absolute logit difference."""
+    import warnings
+
+    if device == "cuda":
+        cuda_runtime_settings()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*torch.jit")
+        ts = torch.jit.load(str(model_ts), map_location=device)
+    if ref is None:
+        ref = hf_reference(spec, dict(ts.named_parameters()), device, dtype)
+    else:
+        ref = ref.to(device)
+    x = torch.tensor([ids], dtype=torch.long, device=device)
+    want = ref(x).logits.float()[0]
+    got = ts(x).float()[0]
+    diff = (got - want).abs()
+    agree = (got.argmax(-1) == want.argmax(-1)).float().mean().item()
+    # Where the two disagree on top-1, how close were transformers' own top two (a near-tie flips on rounding)?
+    top2 = want.topk(2, dim=-1).values
+    flips = (got.argmax(-1) != want.argmax(-1))
+    margin = (top2[:, 0] - top2[:, 1])[flips].max().item() if bool(flips.any()) else 0.0
+    return {"tokens": len(ids), "top1_agreement": agree, "max_abs_diff": diff.max().item(),
+            "mean_abs_diff": diff.mean().item(), "max_abs_logit": want.abs().max().item(),
+            "largest_flipped_margin": margin, "device": device, "dtype": str(dtype).replace("torch.", "")}

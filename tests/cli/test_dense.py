@@ -158,6 +158,23 @@ def test_bad_dense_models_are_refused(tiny_export, tiny_sae, tiny_bert, dense_in
     assert SECRET[:40] in "".join(e["text"] for e in out["evidence"])
 
 
+def test_sharded_builds_refuse_dense_embeddings(tiny_export, tiny_sae, tiny_bert, docs, tmp_path):
+    """Under torchrun (RANK / WORLD_SIZE) a build would need every rank's passages embedded and
+    carried through the merge: refused with one usage line before any work, nothing written."""
+    import os
+    import subprocess
+
+    from s3attn_testing import s3attn_binary
+
+    out = tmp_path / "idx"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    env.update(RANK="0", WORLD_SIZE="2", LOCAL_RANK="0")
+    args = [str(a) for a in index_args(tiny_export, tiny_sae, [docs / "doc0.txt"], out, "--dense-model", tiny_bert)]
+    proc = subprocess.run([str(s3attn_binary()), *args], capture_output=True, text=True, timeout=300, env=env)
+    assert_one_line_error(proc, 2, "--dense-model is not supported in sharded builds")
+    assert not any(tmp_path.iterdir())
+
+
 def test_damaged_embeddings_are_refused(dense_index, tmp_path):
     bad = tmp_path / "bad"
     shutil.copytree(dense_index, bad)

@@ -228,3 +228,25 @@ def test_first_chunks_from_text_windows_index_like_any_chunk(s3attn, tiny_export
         got = read_postings(tmp_path / "second" / "seg-000000" / file.name)
         assert sum(map(len, want)) > 0
         assert [[p - shift for p in plist if p >= shift] for plist in got] == want, file.name
+
+
+def test_questions_file_answers_each_line_as_ask_does(s3attn, index, tmp_path):
+    """One process, many questions: each JSON line is what `ask --question` gives for that line."""
+    asked = ["What is the secret code word?", "Which river is near the market?", "Who is the scholar?"]
+    f = tmp_path / "questions.txt"
+    f.write_text(asked[0] + "\n\n" + asked[1] + "\r\n" + asked[2])  # blank line skipped, CRLF accepted
+    common = ["--budget", "64", "--max-new-tokens", "4", "--json", "--doc", "0"]
+    lines = run_s3attn("ask", "--index", index, "--questions-file", f, *common).stdout.splitlines()
+    assert len(lines) == 3
+    for q, line in zip(asked, lines):
+        many, one = json.loads(line), run_json("ask", "--index", index, "--question", q, *common)
+        assert many["question"] == q
+        for key in ("answer", "evidence", "tokens", "context", "evidence_tokens"):
+            assert many[key] == one[key], key
+    (tmp_path / "blank.txt").write_text("\n  \n")
+    proc = run_s3attn("ask", "--index", index, "--questions-file", tmp_path / "blank.txt", check=False)
+    assert_one_line_error(proc, 2, "--questions-file", "no question")
+    proc = run_s3attn("ask", "--index", index, "--question", "q", "--questions-file", f, check=False)
+    assert_one_line_error(proc, 2, "--question")
+    proc = run_s3attn("ask", "--index", index, check=False)
+    assert_one_line_error(proc, 2, "--question")

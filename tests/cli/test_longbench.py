@@ -1,6 +1,6 @@
 """`s3attn longbench` end to end with the default model on two multi_news samples: every method,
 scoring with side-by-side retention, resume after a cut last line, sharding, middle truncation,
-the error paths, and the L-Eval adapter. Needs S3ATTN_DATA (../shared/data)."""
+the error paths, and the L-Eval adapter. Needs S3ATTN_DATA (the data folder)."""
 from __future__ import annotations
 
 import json

@@ -17,7 +17,7 @@ namespace {
 
 using testing::MemoryPostings;
 
-// The formula of method.md §4 written out per position, in double:
+// The formula of docs/method.md §4.2 written out per position, in double:
 //   S[t] = Σ_l Σ_{f ∈ F_q(l)} 1[t ∈ postings_l(f)] · λ_l · w_q(l, f) · 1/(ln(1 + df_l(f)) + 1)
 // with the stop-feature rule (df > fraction × n_tokens: dropped) applied per feature.
 std::vector<double> oracle(const MemoryPostings& src, const QueryFeatures& q, TokenRange doc,

@@ -35,6 +35,7 @@ SaeInfo sample() {
   info.k = 32;
   info.head_mode = HeadMode::kConcat;
   info.model_fingerprint = "abc123";
+  info.compatible_model_fingerprints = {"abc123-float32", "abc123-float16"};
   info.corpus = "wikitext-2 train";
   info.tokens = 2'000'000;
   info.vectors = 6'000'000;
@@ -58,6 +59,7 @@ TEST(SaeInfo, RoundTrip) {
   EXPECT_EQ(got.k, 32);
   EXPECT_EQ(got.head_mode, HeadMode::kConcat);
   EXPECT_EQ(got.model_fingerprint, "abc123");
+  EXPECT_EQ(got.compatible_model_fingerprints, want.compatible_model_fingerprints);
   EXPECT_EQ(got.corpus, "wikitext-2 train");
   EXPECT_EQ(got.tokens, 2'000'000);
   EXPECT_EQ(got.vectors, 6'000'000);

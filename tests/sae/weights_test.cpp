@@ -108,6 +108,22 @@ TEST(Weights, FingerprintMismatch) {
   EXPECT_NE(msg.find("trained on model model-abc"), std::string::npos) << msg;
 }
 
+// An export of the same weights in another dtype has another fingerprint: the SAE lists it.
+TEST(Weights, CompatibleFingerprints) {
+  TempDir dir;
+  SaeInfo info = info_for({0, 5}, 16, 64, 4);
+  info.compatible_model_fingerprints = {"model-abc-float32"};
+  save_sae(dir.path(), info, {{0, random_weights(64, 16, 1)}, {5, random_weights(64, 16, 2)}});
+  SaeExpect expect;
+  expect.model_fingerprint = "model-abc-float32";
+  EXPECT_EQ(load_sae(dir.path(), expect).layers.size(), 2u);
+  expect.model_fingerprint = "model-abc";
+  EXPECT_EQ(load_sae(dir.path(), expect).layers.size(), 2u);
+  expect.model_fingerprint = "model-xyz";
+  EXPECT_NE(error_of([&] { load_sae(dir.path(), expect); }).find("trained on model model-abc"),
+            std::string::npos);
+}
+
 TEST(Weights, MissingDirectoryLayerOrFile) {
   TempDir dir;
   EXPECT_NE(error_of([&] { load_sae(dir.path() / "nope"); }).find("does not exist"),

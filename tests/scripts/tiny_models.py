@@ -99,14 +99,15 @@ def _adds_bos(family: str) -> bool:
     return family in ("llama", "llama3", "llama_linear", "llama_yarn", "mistral")
 
 
-def make_tokenizer(add_bos: bool):
-    """A deterministic byte-level BPE `tokenizers.Tokenizer` (about 300 entries) trained on TEXT."""
+def make_tokenizer(add_bos: bool, vocab: int = 300):
+    """A deterministic byte-level BPE `tokenizers.Tokenizer` (`vocab` entries, at most VOCAB_SIZE)
+    trained on TEXT; a smaller vocab cuts the same text into more tokens."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=SPECIAL_TOKENS, show_progress=False,
+    trainer = trainers.BpeTrainer(vocab_size=vocab, special_tokens=SPECIAL_TOKENS, show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tok.train_from_iterator([line for line in TEXT.splitlines() if line] * 4, trainer=trainer)
     if add_bos:
@@ -117,10 +118,10 @@ def make_tokenizer(add_bos: bool):
     return tok
 
 
-def write_tokenizer(out_dir: Path, add_bos: bool, eos_token: str = "</s>") -> None:
+def write_tokenizer(out_dir: Path, add_bos: bool, eos_token: str = "</s>", vocab: int = 300) -> None:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    make_tokenizer(add_bos).save(str(out_dir / "tokenizer.json"))
+    make_tokenizer(add_bos, vocab).save(str(out_dir / "tokenizer.json"))
     cfg = {
         "tokenizer_class": "PreTrainedTokenizerFast",
         "bos_token": "<s>", "eos_token": eos_token, "unk_token": "<unk>",
@@ -144,11 +145,12 @@ def _randomize(model: torch.nn.Module, seed: int) -> None:
                 p.copy_(0.15 * torch.randn(p.shape, generator=g))
 
 
-def make_tiny_model(family: str, out_dir: Path, seed: int = 0) -> Path:
-    """Writes a tiny random HF checkpoint of `family` (FAMILIES or EXTRA_FAMILIES) into out_dir."""
+def make_tiny_model(family: str, out_dir: Path, seed: int = 0, window: int = 256, tokenizer_vocab: int = 300) -> Path:
+    """Writes a tiny random HF checkpoint of `family` (FAMILIES or EXTRA_FAMILIES) into out_dir, with a
+    context window of `window` tokens and a tokenizer of `tokenizer_vocab` entries."""
     from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig
 
-    cfg = _base(family)
+    cfg = dict(_base(family), max_position_embeddings=window)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     mt = cfg.pop("model_type")
@@ -161,7 +163,7 @@ def make_tiny_model(family: str, out_dir: Path, seed: int = 0) -> Path:
     model.generation_config = GenerationConfig(bos_token_id=cfg["bos_token_id"], eos_token_id=cfg["eos_token_id"])
     model.save_pretrained(out_dir)
     eos_id = cfg["eos_token_id"][0] if isinstance(cfg["eos_token_id"], list) else cfg["eos_token_id"]
-    write_tokenizer(out_dir, _adds_bos(family), eos_token=SPECIAL_TOKENS[eos_id])
+    write_tokenizer(out_dir, _adds_bos(family), eos_token=SPECIAL_TOKENS[eos_id], vocab=tokenizer_vocab)
     return out_dir
 
 

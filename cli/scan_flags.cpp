@@ -1,0 +1,35 @@
+#include "cli/scan_flags.h"
+
+namespace s3::cli {
+
+void add_scan_flags(CLI::App& app, ScanFlags& f) {
+  const char* group = "Scan (docs/sae.md, docs/index-format.md)";
+  ScanOptions& s = f.scan;
+  app.add_option("--chunk", s.chunk, "tokens per independent chunk")
+      ->capture_default_str()
+      ->group(group);
+  app.add_option("--layers", s.layers, "tapped layers (default: every layer of the SAE)")
+      ->delimiter(',')
+      ->group(group);
+  app.add_flag("--rope", s.rope, "index post-RoPE keys (ablation)")->group(group);
+  app.add_option("--chunk-overlap", s.overlap,
+                 "warm-up tokens before each chunk, run but not indexed")
+      ->capture_default_str()
+      ->group(group);
+  app.add_option("--chunk-bos", s.chunk_bos, "prepend BOS to each chunk: auto | always | never")
+      ->capture_default_str()
+      ->group(group);
+  app.add_option("--sae-bitmap", s.sae_bitmap, "SAE bitmap on CUDA: auto | fused | aten")
+      ->capture_default_str()
+      ->group(group);
+  app.add_flag("!--no-warmup", s.warmup, "skip the unindexed warm-up chunk on CUDA")->group(group);
+  app.add_flag("!--no-sae-overlap", s.sae_overlap,
+               "on CUDA, encode on the forward's stream instead of a second stream overlapping the "
+               "next chunk")
+      ->group(group);
+  app.add_option("--passage-words", f.passage_words, "BM25 passage size in words")
+      ->capture_default_str()
+      ->group(group);
+}
+
+}  // namespace s3::cli
