@@ -11,9 +11,9 @@
 #include "cli/command.h"
 #include "cli/progress.h"
 #include "cli/scan_flags.h"
+#include "core/dense_model.h"
 #include "core/documents.h"
 #include "core/error.h"
-#include "core/dense_model.h"
 #include "core/index_shard.h"
 #include "core/launch.h"
 #include "core/model.h"
@@ -290,13 +290,12 @@ Command add_index(CLI::App& root) {
       std::error_code ec;
       const auto bytes =
           std::filesystem::file_size(commit.index_dir / commit.segment / index::kDenseFile, ec);
-      summary["dense"] = {{"model", dense->info().name},
-                          {"passages", dense_stats.texts},
-                          {"tokens", dense_stats.tokens},
-                          {"truncated", dense_stats.truncated},
-                          {"batches", dense_stats.batches},
-                          {"embed_s", dense_stats.seconds},
-                          {"file_bytes", ec ? 0 : bytes}};
+      summary["dense"] = {
+          {"model", dense->info().name},    {"passages", dense_stats.texts},
+          {"tokens", dense_stats.tokens},   {"truncated", dense_stats.truncated},
+          {"batches", dense_stats.batches}, {"embed_s", dense_stats.seconds},
+          {"file_bytes", ec ? 0 : bytes},
+      };
     }
     if (a->json) {
       std::cout << summary.dump() << "\n";

@@ -68,7 +68,10 @@ Command add_inspect(CLI::App& root) {
         const auto size = std::filesystem::file_size(reader.dir() / s.dir / index::kDenseFile, ec);
         bytes += ec ? 0 : size;
       }
-      dense = {{"passages", d->n_passages()}, {"dim", d->dim()}, {"dtype", "float16"}, {"file_bytes", bytes},
+      dense = {{"passages", d->n_passages()},
+               {"dim", d->dim()},
+               {"dtype", "float16"},
+               {"file_bytes", bytes},
                {"model", reader.metadata().value(kDenseModelKey, nlohmann::json())}};
     }
     const nlohmann::json out = {{"index", a->index},
@@ -105,9 +108,11 @@ Command add_inspect(CLI::App& root) {
     if (dense.is_null()) {
       std::printf("dense passage embeddings: none (index --dense-model)\n");
     } else {
-      std::printf("dense passage embeddings: %u vectors of %u float16 values, %llu bytes, model %s\n",
-                  dense["passages"].get<uint32_t>(), dense["dim"].get<uint32_t>(),
-                  static_cast<unsigned long long>(dense["file_bytes"].get<uint64_t>()), dense["model"].dump().c_str());
+      std::printf(
+          "dense passage embeddings: %u vectors of %u float16 values, %llu bytes, model %s\n",
+          dense["passages"].get<uint32_t>(), dense["dim"].get<uint32_t>(),
+          static_cast<unsigned long long>(dense["file_bytes"].get<uint64_t>()),
+          dense["model"].dump().c_str());
     }
     std::printf("configuration: %s\n", reader.metadata().dump().c_str());
     for (const auto& d : docs)

@@ -57,8 +57,8 @@ struct Asker::Impl {
   std::unique_ptr<Scanner> scanner;
   IndexPostingSource postings{reader};
   IndexLexicalSource lexical{reader.lexical()};
-  std::optional<DenseEncoder> dense_encoder;       // dense methods only
-  std::optional<IndexDenseSource> dense_source;    // dense methods only
+  std::optional<DenseEncoder> dense_encoder;     // dense methods only
+  std::optional<IndexDenseSource> dense_source;  // dense methods only
   double open_s = 0;
   double load_s = 0;
   double warmup_s =
@@ -76,20 +76,26 @@ namespace {
 DenseEncoder load_dense_model(const AskSetup& setup, const index::IndexReader& reader) {
   const std::string where = "the index " + setup.index.string();
   if (reader.dense() == nullptr)
-    throw Error(where + " has no dense passage embeddings (it was built without --dense-model); rebuild it with "
-                "s3attn index --dense-model DIR --overwrite");
+    throw Error(
+        where +
+        " has no dense passage embeddings (it was built without --dense-model); rebuild it with "
+        "s3attn index --dense-model DIR --overwrite");
   const nlohmann::json& meta = reader.metadata();
   const std::string built = metadata_string(meta, kDenseModelDirKey);
-  const std::filesystem::path dir = setup.dense_model ? *setup.dense_model : std::filesystem::path(built);
+  const std::filesystem::path dir =
+      setup.dense_model ? *setup.dense_model : std::filesystem::path(built);
   if (dir.empty()) throw Error(where + " does not record its dense model; pass --dense-model");
   DenseEncoder encoder = DenseEncoder::load(dir, setup.device);
-  const std::string want = meta.value(kDenseModelKey, nlohmann::json::object()).value("fingerprint", "");
+  const std::string want =
+      meta.value(kDenseModelKey, nlohmann::json::object()).value("fingerprint", "");
   if (want != encoder.info().fingerprint)
-    throw Error(where + " was embedded with another dense model (fingerprint " + want.substr(0, 12) + ", " + dir.string() +
-                " has " + encoder.info().fingerprint.substr(0, 12) + "); use the model it was built with or rebuild the index");
+    throw Error(where + " was embedded with another dense model (fingerprint " +
+                want.substr(0, 12) + ", " + dir.string() + " has " +
+                encoder.info().fingerprint.substr(0, 12) +
+                "); use the model it was built with or rebuild the index");
   if (static_cast<uint32_t>(encoder.info().dim) != reader.dense()->dim())
-    throw Error(where + " holds dense vectors of " + std::to_string(reader.dense()->dim()) + " values, " + dir.string() +
-                " makes " + std::to_string(encoder.info().dim));
+    throw Error(where + " holds dense vectors of " + std::to_string(reader.dense()->dim()) +
+                " values, " + dir.string() + " makes " + std::to_string(encoder.info().dim));
   return encoder;
 }
 
@@ -228,9 +234,10 @@ AskResult Asker::ask(const std::string& question, const AskOptions& options) con
   result.budget = ropt.budget.budget;
 
   const retrieval::TokenRange doc = s.resolve_doc(options.doc);
-  const DenseRetrieval dense{s.dense_encoder ? &*s.dense_encoder : nullptr, s.dense_source ? &*s.dense_source : nullptr};
-  const QuestionRetrieval q =
-      retrieve_for_question(s.scanner.get(), s.reader, s.postings, s.lexical, question, doc, ropt, dense);
+  const DenseRetrieval dense{s.dense_encoder ? &*s.dense_encoder : nullptr,
+                             s.dense_source ? &*s.dense_source : nullptr};
+  const QuestionRetrieval q = retrieve_for_question(s.scanner.get(), s.reader, s.postings,
+                                                    s.lexical, question, doc, ropt, dense);
   const retrieval::QueryFeatures& query = q.query;
   const std::vector<std::string>& terms = q.terms;
   const retrieval::RetrievalResult& retrieved = q.result;
@@ -291,7 +298,8 @@ AskResult Asker::ask(const std::string& question, const AskOptions& options) con
       else if (r.source == retrieval::Source::kBm25)
         e.explain = {{"bm25_terms", nlohmann::json::array()}};
       else if (r.source == retrieval::Source::kDense)
-        for (const retrieval::ScoredPassage& p : retrieved.dense_passages)  // the passage it starts in
+        for (const retrieval::ScoredPassage& p :
+             retrieved.dense_passages)  // the passage it starts in
           if (p.range.begin <= r.range.begin && r.range.begin < p.range.end) {
             e.explain = {{"passage", p.passage}, {"cosine", p.score}};
             break;

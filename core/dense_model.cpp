@@ -23,7 +23,8 @@ constexpr int kFormatVersion = 1;
 template <typename T>
 T required(const json& j, const char* key, const std::string& path) {
   auto it = j.find(key);
-  if (it == j.end() || it->is_null()) throw DataCorruption(path, std::string("missing field '") + key + "'");
+  if (it == j.end() || it->is_null())
+    throw DataCorruption(path, std::string("missing field '") + key + "'");
   try {
     return it->get<T>();
   } catch (const json::exception&) {
@@ -34,9 +35,12 @@ T required(const json& j, const char* key, const std::string& path) {
 }  // namespace
 
 DenseModelInfo DenseModelInfo::load(const fs::path& dir) {
-  const std::string fix = "; install one with scripts/get_model.sh all-minilm-l6-v2 or scripts/export_embedding.py";
-  if (!fs::exists(dir)) throw Error("embedding model directory " + dir.string() + " does not exist" + fix);
-  if (!fs::is_directory(dir)) throw Error(dir.string() + " is not a directory (expected an embedding model directory)" + fix);
+  const std::string fix =
+      "; install one with scripts/get_model.sh all-minilm-l6-v2 or scripts/export_embedding.py";
+  if (!fs::exists(dir))
+    throw Error("embedding model directory " + dir.string() + " does not exist" + fix);
+  if (!fs::is_directory(dir))
+    throw Error(dir.string() + " is not a directory (expected an embedding model directory)" + fix);
   const fs::path meta = dir / "embedding.json";
   const std::string path = meta.string();
   if (!fs::exists(meta)) {
@@ -49,13 +53,16 @@ DenseModelInfo DenseModelInfo::load(const fs::path& dir) {
   try {
     j = json::parse(in);
   } catch (const json::exception&) {
-    throw DataCorruption(path, "not valid JSON; re-export the model with scripts/export_embedding.py");
+    throw DataCorruption(path,
+                         "not valid JSON; re-export the model with scripts/export_embedding.py");
   }
   if (!j.is_object() || j.value("format", "") != "s3attn-embedding")
-    throw DataCorruption(path, "not an s3attn embedding.json (format field is not 's3attn-embedding')");
+    throw DataCorruption(path,
+                         "not an s3attn embedding.json (format field is not 's3attn-embedding')");
   const int version = required<int>(j, "format_version", path);
   if (version != kFormatVersion)
-    throw DataCorruption(path, "format_version " + std::to_string(version) + " is not supported (this s3attn reads version " +
+    throw DataCorruption(path, "format_version " + std::to_string(version) +
+                                   " is not supported (this s3attn reads version " +
                                    std::to_string(kFormatVersion) + "); re-export the model");
   DenseModelInfo m;
   m.dir = dir;
@@ -69,7 +76,8 @@ DenseModelInfo DenseModelInfo::load(const fs::path& dir) {
   m.pad_token_id = required<int32_t>(j, "pad_token_id", path);
   m.fingerprint = required<std::string>(j, "fingerprint", path);
   const std::string pooling = required<std::string>(j, "pooling", path);
-  if (m.architecture != "bert") throw DataCorruption(path, "architecture '" + m.architecture + "' is not supported (bert)");
+  if (m.architecture != "bert")
+    throw DataCorruption(path, "architecture '" + m.architecture + "' is not supported (bert)");
   if (pooling != "mean" || !required<bool>(j, "normalize", path))
     throw DataCorruption(path, "only mean pooling with normalisation is supported");
   if (m.dim <= 0 || m.dim > 65536) throw DataCorruption(path, "dim out of range");
@@ -77,12 +85,17 @@ DenseModelInfo DenseModelInfo::load(const fs::path& dir) {
   if (m.dtype != "float32" && m.dtype != "bfloat16" && m.dtype != "float16")
     throw DataCorruption(path, "unknown dtype '" + m.dtype + "'");
   for (const fs::path& f : {m.model_file(), m.tokenizer_file()})
-    if (!fs::exists(f)) throw Error(dir.string() + " has no " + f.filename().string() + "; re-export it with scripts/export_embedding.py");
+    if (!fs::exists(f))
+      throw Error(dir.string() + " has no " + f.filename().string() +
+                  "; re-export it with scripts/export_embedding.py");
   return m;
 }
 
 json DenseModelInfo::identity() const {
-  return {{"name", name}, {"fingerprint", fingerprint}, {"dim", dim}, {"max_seq_length", max_seq_length}};
+  return {{"name", name},
+          {"fingerprint", fingerprint},
+          {"dim", dim},
+          {"max_seq_length", max_seq_length}};
 }
 
 struct DenseEncoder::Impl {
@@ -98,10 +111,15 @@ DenseEncoder::DenseEncoder(DenseEncoder&&) noexcept = default;
 DenseEncoder& DenseEncoder::operator=(DenseEncoder&&) noexcept = default;
 DenseEncoder::~DenseEncoder() = default;
 
-const DenseModelInfo& DenseEncoder::info() const { return impl_->info; }
-const Tokenizer& DenseEncoder::tokenizer() const { return impl_->tokenizer; }
+const DenseModelInfo& DenseEncoder::info() const {
+  return impl_->info;
+}
+const Tokenizer& DenseEncoder::tokenizer() const {
+  return impl_->tokenizer;
+}
 
-DenseEncoder DenseEncoder::load(const fs::path& dir, const DeviceSpec& device, int64_t batch_tokens) {
+DenseEncoder DenseEncoder::load(const fs::path& dir, const DeviceSpec& device,
+                                int64_t batch_tokens) {
   DenseModelInfo info = DenseModelInfo::load(dir);
   device.require_available();
   Tokenizer tokenizer = Tokenizer::from_file(info.tokenizer_file());
@@ -115,10 +133,12 @@ DenseEncoder DenseEncoder::load(const fs::path& dir, const DeviceSpec& device, i
     module = torch::jit::load(info.model_file().string(), torch_device);
   } catch (const c10::Error&) {
     throw DataCorruption(info.model_file().string(),
-                         "cannot be loaded as TorchScript (corrupted or not made by scripts/export_embedding.py); re-export it");
+                         "cannot be loaded as TorchScript (corrupted or not made by "
+                         "scripts/export_embedding.py); re-export it");
   }
   if (!module.find_method("forward"))
-    throw DataCorruption(info.model_file().string(), "has no forward method; re-export it with scripts/export_embedding.py");
+    throw DataCorruption(info.model_file().string(),
+                         "has no forward method; re-export it with scripts/export_embedding.py");
   module.eval();
   auto impl = std::make_unique<Impl>(Impl{std::move(info), std::move(tokenizer), torch_device,
                                           std::max<int64_t>(batch_tokens, 1), std::move(module)});
@@ -128,8 +148,8 @@ DenseEncoder DenseEncoder::load(const fs::path& dir, const DeviceSpec& device, i
 namespace {
 
 // [CLS] + the text's tokens cut to max_seq_length - 2 + [SEP]; says whether it cut.
-std::vector<int32_t> model_input(const DenseModelInfo& info, const Tokenizer& tokenizer, std::string_view text,
-                                 bool* truncated) {
+std::vector<int32_t> model_input(const DenseModelInfo& info, const Tokenizer& tokenizer,
+                                 std::string_view text, bool* truncated) {
   const std::vector<int32_t> body = tokenizer.encode(text);
   const size_t keep = std::min(body.size(), static_cast<size_t>(info.max_seq_length - 2));
   if (truncated) *truncated = keep < body.size();
@@ -147,7 +167,8 @@ std::vector<int32_t> DenseEncoder::input_ids(std::string_view text) const {
   return model_input(impl_->info, impl_->tokenizer, text, nullptr);
 }
 
-std::vector<float> DenseEncoder::embed(std::span<const std::string_view> texts, DenseStats* stats) const {
+std::vector<float> DenseEncoder::embed(std::span<const std::string_view> texts,
+                                       DenseStats* stats) const {
   const Impl& s = *impl_;
   const auto t0 = std::chrono::steady_clock::now();
   const auto dim = static_cast<size_t>(s.info.dim);
@@ -164,7 +185,8 @@ std::vector<float> DenseEncoder::embed(std::span<const std::string_view> texts, 
   // tokens (and always one text).
   std::vector<size_t> order(texts.size());
   std::iota(order.begin(), order.end(), size_t{0});
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return inputs[a].size() > inputs[b].size(); });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return inputs[a].size() > inputs[b].size(); });
   torch::NoGradGuard no_grad;
   for (size_t first = 0; first < order.size();) {
     const auto width = static_cast<int64_t>(inputs[order[first]].size());
@@ -184,20 +206,26 @@ std::vector<float> DenseEncoder::embed(std::span<const std::string_view> texts, 
     }
     torch::Tensor emb;
     try {
-      emb = s.module.forward({ids.to(s.device), mask.to(s.device)}).toTensor().to(torch::kCPU, torch::kFloat).contiguous();
+      emb = s.module.forward({ids.to(s.device), mask.to(s.device)})
+                .toTensor()
+                .to(torch::kCPU, torch::kFloat)
+                .contiguous();
     } catch (const c10::OutOfMemoryError&) {
-      throw Error("embedding passages: out of device memory (the dense model's batch is too large)");
+      throw Error(
+          "embedding passages: out of device memory (the dense model's batch is too large)");
     } catch (const c10::Error& e) {
       std::string msg = e.what_without_backtrace();
       if (auto nl = msg.find('\n'); nl != std::string::npos) msg.resize(nl);
       throw Error("embedding passages failed: " + msg);
     }
     if (emb.dim() != 2 || emb.size(0) != n || emb.size(1) != static_cast<int64_t>(dim))
-      throw DataCorruption(s.info.model_file().string(), "returned embeddings of another shape than embedding.json's dim");
+      throw DataCorruption(s.info.model_file().string(),
+                           "returned embeddings of another shape than embedding.json's dim");
     const float* e = emb.data_ptr<float>();
     for (int64_t r = 0; r < n; ++r)
-      std::copy(e + r * static_cast<int64_t>(dim), e + (r + 1) * static_cast<int64_t>(dim),
-                out.begin() + static_cast<std::ptrdiff_t>(order[first + static_cast<size_t>(r)] * dim));
+      std::copy(
+          e + r * static_cast<int64_t>(dim), e + (r + 1) * static_cast<int64_t>(dim),
+          out.begin() + static_cast<std::ptrdiff_t>(order[first + static_cast<size_t>(r)] * dim));
     ++local.batches;
     first = last;
   }

@@ -24,7 +24,7 @@ struct DenseModelInfo {
   std::string architecture;  // "bert"
   std::string dtype;         // of the saved weights
   int dim = 0;               // embedding size
-  int max_seq_length = 0;    // tokens per text, [CLS] and [SEP] included (longer texts are truncated)
+  int max_seq_length = 0;  // tokens per text, [CLS] and [SEP] included (longer texts are truncated)
   int32_t cls_token_id = 0, sep_token_id = 0, pad_token_id = 0;
   std::string fingerprint;  // sha256 of the architecture facts and weights, from the export
 
@@ -64,7 +64,8 @@ class DenseEncoder {
   std::vector<int32_t> input_ids(std::string_view text) const;
   // Unit-length embeddings of `texts`, row-major [texts.size()][dim], float32. Adds to `stats`
   // when given.
-  std::vector<float> embed(std::span<const std::string_view> texts, DenseStats* stats = nullptr) const;
+  std::vector<float> embed(std::span<const std::string_view> texts,
+                           DenseStats* stats = nullptr) const;
 
   struct Impl;
 

@@ -11,9 +11,13 @@
 
 namespace s3 {
 
-bool method_needs_sae(retrieval::Method method) { return retrieval::method_uses_s3(method); }
+bool method_needs_sae(retrieval::Method method) {
+  return retrieval::method_uses_s3(method);
+}
 
-bool method_needs_dense(retrieval::Method method) { return retrieval::method_uses_dense(method); }
+bool method_needs_dense(retrieval::Method method) {
+  return retrieval::method_uses_dense(method);
+}
 
 QuestionRetrieval retrieve_for_question(const Scanner* scanner, const index::IndexReader& reader,
                                         const retrieval::PostingSource& postings,
@@ -41,11 +45,13 @@ QuestionRetrieval retrieve_for_question(const Scanner* scanner, const index::Ind
   std::vector<float> question_vector;
   if (method_needs_dense(method)) {
     if (!dense.encoder || !dense.source)
-      throw Error("method " + std::string(retrieval::method_name(method)) + " needs a dense model and dense passage embeddings");
+      throw Error("method " + std::string(retrieval::method_name(method)) +
+                  " needs a dense model and dense passage embeddings");
     const auto t = std::chrono::steady_clock::now();
     const std::string_view text = question;
     question_vector = dense.encoder->embed(std::span<const std::string_view>(&text, 1));
-    out.embed_question_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+    out.embed_question_s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
   }
   // The index's own analyzer (stemmer state is per instance, so one per question).
   out.terms = index::TextAnalyzer(reader.lexical().analyzer_options()).analyze(question);

@@ -511,7 +511,8 @@ nlohmann::json run_longbench(const LongBenchOptions& o, const LongBenchCallbacks
   const bool need_dense = method_needs_dense(method);
   if (need_dense && !o.dense_model)
     throw UsageError("method " + std::string(retrieval::method_name(method)) +
-                     " embeds each context's passages: pass --dense-model DIR (scripts/get_model.sh all-minilm-l6-v2)");
+                     " embeds each context's passages: pass --dense-model DIR "
+                     "(scripts/get_model.sh all-minilm-l6-v2)");
   fs::path sae_dir;
   if (retrieve) {
     sae_dir = o.sae ? *o.sae : o.model / "sae";

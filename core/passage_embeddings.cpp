@@ -12,12 +12,12 @@ void add_dense_metadata(nlohmann::json& metadata, const DenseEncoder& encoder) {
   metadata[kDenseModelDirKey] = encoder.info().dir.string();
 }
 
-DenseStats embed_passages(const DenseEncoder& encoder, index::IndexWriter& writer, uint32_t first_doc,
-                          std::span<const Document> documents) {
+DenseStats embed_passages(const DenseEncoder& encoder, index::IndexWriter& writer,
+                          uint32_t first_doc, std::span<const Document> documents) {
   const uint32_t dim = writer.options().dense_dim;
   if (dim != static_cast<uint32_t>(encoder.info().dim))
-    throw Error("internal: the index writer expects dense vectors of " + std::to_string(dim) + " values, the model makes " +
-                std::to_string(encoder.info().dim));
+    throw Error("internal: the index writer expects dense vectors of " + std::to_string(dim) +
+                " values, the model makes " + std::to_string(encoder.info().dim));
   const uint32_t target_words = writer.options().lexical.target_words;
   // Passages of several documents go through the encoder together (its batches are sorted by
   // length), a few thousand at a time to bound host memory.
@@ -31,7 +31,8 @@ DenseStats embed_passages(const DenseEncoder& encoder, index::IndexWriter& write
     while (next < documents.size() && (texts.empty() || texts.size() < kPassagesPerRound)) {
       const std::string_view text = documents[next].text;
       const auto spans = index::document_passages(text, target_words);
-      for (const index::PassageSpan& p : spans) texts.push_back(text.substr(p.byte_begin, p.byte_end - p.byte_begin));
+      for (const index::PassageSpan& p : spans)
+        texts.push_back(text.substr(p.byte_begin, p.byte_end - p.byte_begin));
       counts.push_back(spans.size());
       ++next;
     }

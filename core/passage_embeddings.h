@@ -26,7 +26,7 @@ void add_dense_metadata(nlohmann::json& metadata, const DenseEncoder& encoder);
 // Embeds the passages of `documents`, which the writer holds as documents first_doc,
 // first_doc + 1, ... (global ids), and adds their vectors to it. The writer must have been made
 // with dense_dim == the encoder's dim.
-DenseStats embed_passages(const DenseEncoder& encoder, index::IndexWriter& writer, uint32_t first_doc,
-                          std::span<const Document> documents);
+DenseStats embed_passages(const DenseEncoder& encoder, index::IndexWriter& writer,
+                          uint32_t first_doc, std::span<const Document> documents);
 
 }  // namespace s3

@@ -5,6 +5,9 @@
 
 namespace s3::unicode::bert_tables {
 
+// The generator lays the tables out.
+// clang-format off
+
 // not Cc/Cf/Co in utf8proc, removed by clean_text: 0 code points.
 const std::array<CodeRange, 0> kControlAdded{{
 }};
@@ -124,5 +127,7 @@ const std::array<LowerPair, 55> kLowercase{{
     {0x16EB4, 0x16ECF}, {0x16EB5, 0x16ED0}, {0x16EB6, 0x16ED1}, {0x16EB7, 0x16ED2},
     {0x16EB8, 0x16ED3},
 }};
+
+// clang-format on
 
 }  // namespace s3::unicode::bert_tables
