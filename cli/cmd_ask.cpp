@@ -13,6 +13,9 @@
 namespace s3::cli {
 namespace {
 
+constexpr uint64_t kMaxPromptTemplateBytes = uint64_t{1} << 20;
+constexpr uint64_t kMaxQuestionsFileBytes = uint64_t{64} << 20;
+
 // One question's result: a JSON line, or the answer and its evidence for a reader.
 void print_answer(const std::string& question, const AskResult& r, const AskOptions& options,
                   bool json) {
@@ -38,7 +41,8 @@ void print_answer(const std::string& question, const AskResult& r, const AskOpti
         {"tokens", r.tokens},
         {"stop_reason", r.stop_reason},
         {"method", std::string(retrieval::method_name(options.retrieval.method))}};
-    std::cout << out.dump() << "\n";
+    std::cout << out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
+              << "\n";  // names may not be UTF-8
     return;
   }
   if (!options.evidence_only) std::cout << "Answer: " << r.answer << "\n\n";
@@ -62,7 +66,7 @@ void print_answer(const std::string& question, const AskResult& r, const AskOpti
 
 // The non-blank lines of a questions file (a trailing '\r' dropped).
 std::vector<std::string> read_questions(const std::string& path) {
-  const std::string text = read_text_file(path);
+  const std::string text = read_text_file(path, kMaxQuestionsFileBytes, "questions file");
   std::vector<std::string> out;
   size_t begin = 0;
   while (begin < text.size()) {
@@ -127,7 +131,8 @@ Command add_ask(CLI::App& root) {
     a->ask.retrieval = a->retrieval.options;
     a->ask.chat = !a->no_chat;
     if (!a->prompt_template_file.empty())
-      a->ask.prompt_template = read_text_file(a->prompt_template_file);
+      a->ask.prompt_template =
+          read_text_file(a->prompt_template_file, kMaxPromptTemplateBytes, "prompt template");
     a->ask.validate();
     const std::vector<std::string> asked = questions->count()
                                                ? read_questions(a->questions_file)

@@ -8,6 +8,7 @@
 
 #include "cli/command.h"
 #include "core/dense_model.h"
+#include "core/documents.h"
 #include "core/error.h"
 
 namespace s3::cli {
@@ -34,7 +35,8 @@ Command add_embed(CLI::App& root) {
       throw UsageError("embed needs --text or --input");
     std::vector<std::string> texts = a->texts;
     if (input->count()) {
-      const nlohmann::json j = nlohmann::json::parse(read_text_file(a->input), nullptr, false);
+      const nlohmann::json j = nlohmann::json::parse(
+          read_text_file(a->input, kMaxDocumentBytes, "input file"), nullptr, false);
       if (j.is_discarded() || !j.is_array()) throw Error(a->input + ": not a JSON list of strings");
       texts.clear();
       for (const auto& t : j) {

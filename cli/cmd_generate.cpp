@@ -12,6 +12,12 @@
 #include "core/prompt.h"
 
 namespace s3::cli {
+namespace {
+
+// A prompt must fit the model's window anyway; this only stops a runaway file early.
+constexpr uint64_t kMaxPromptFileBytes = uint64_t{256} << 20;
+
+}  // namespace
 
 Command add_generate(CLI::App& root) {
   struct Args {
@@ -56,7 +62,8 @@ Command add_generate(CLI::App& root) {
   auto run = [args, prompt, prompt_file]() {
     if (prompt->count() == 0 && prompt_file->count() == 0)
       throw UsageError("generate needs --prompt or --prompt-file");
-    if (prompt_file->count()) args->prompt = read_text_file(args->prompt_file);
+    if (prompt_file->count())
+      args->prompt = read_text_file(args->prompt_file, kMaxPromptFileBytes, "prompt file");
     GenerationOptions options;
     options.max_new_tokens = args->max_new_tokens;
     options.ignore_stop = args->ignore_stop;
@@ -72,6 +79,13 @@ Command add_generate(CLI::App& root) {
     const std::string full_prompt = apply_chat_template(model.info(), args->prompt, args->chat);
     const std::vector<int32_t> prompt_ids =
         encode_prompt(model.info(), model.tokenizer(), full_prompt);
+    if (const int64_t room = int64_t{model.info().max_position_embeddings} -
+                             static_cast<int64_t>(prompt_ids.size()) + 1;
+        room >= 1 && options.max_new_tokens > room)
+      spdlog::warn(
+          "--max-new-tokens {} is capped at {}: the prompt ({} tokens) and the answer must fit the "
+          "model's window of {} tokens",
+          options.max_new_tokens, room, prompt_ids.size(), model.info().max_position_embeddings);
     GenerationResult result = generate(model, prompt_ids, options);
     for (int i = 1; i < args->repeat; ++i)
       result = generate(model, prompt_ids, options);

@@ -231,7 +231,7 @@ Command add_index(CLI::App& root) {
   add_shard_flags(*app, a->shard);
   app->add_flag("--json", a->json, "print the summary as JSON");
 
-  auto run = [a]() {
+  auto run = [a, app]() {
     a->scan.scan.validate();
     a->source.validate();
     const LaunchEnvironment launch = LaunchEnvironment::from_environment();
@@ -250,6 +250,8 @@ Command add_index(CLI::App& root) {
     load.device.make_current();
     if (!a->dtype.empty()) load.dtype = validate_dtype(a->dtype);
     const Model model = Model::load(a->model, load);
+    // The default chunk is lowered to fit the model's window; a --chunk that does not fit is refused.
+    if (app->get_option("--chunk")->count() == 0) a->scan.scan.fit_chunk_to_window(model.info());
     const Scanner scanner(model, a->sae, a->scan.scan);
     std::optional<DenseEncoder> dense;
     if (!a->dense_model.empty()) dense.emplace(DenseEncoder::load(a->dense_model, load.device));

@@ -87,14 +87,18 @@ Command add_inspect(CLI::App& root) {
                                 {"segments", segments},
                                 {"configuration", reader.metadata()},
                                 {"document_list", docs}};
+    // Names and metadata are the user's bytes: JSON escapes control characters, and bytes that are
+    // not UTF-8 become U+FFFD instead of failing the dump.
+    constexpr auto kReplace = nlohmann::json::error_handler_t::replace;
     if (a->json) {
-      std::cout << out.dump(2) << "\n";
+      std::cout << out.dump(2, ' ', false, kReplace) << "\n";
       return 0;
     }
-    std::printf("index %s: %u documents, %u tokens, %u BM25 passages, %llu postings, %llu bytes on disk\n",
-                a->index.c_str(), reader.n_documents(), reader.n_tokens(), reader.lexical().n_passages(),
-                static_cast<unsigned long long>(reader.total_postings()),
-                static_cast<unsigned long long>(reader.total_file_bytes()));
+    std::printf(
+        "index %s: %u documents, %u tokens, %u BM25 passages, %llu postings, %llu bytes on disk\n",
+        printable(a->index).c_str(), reader.n_documents(), reader.n_tokens(),
+        reader.lexical().n_passages(), static_cast<unsigned long long>(reader.total_postings()),
+        static_cast<unsigned long long>(reader.total_file_bytes()));
     std::printf("codec %s, d_latent %u, %zu segment(s)\n", std::string(reader.codec().name()).c_str(), reader.d_latent(),
                 reader.segments().size());
     std::printf("%-6s %14s %14s %10s %10s %9s %9s %9s\n", "layer", "postings", "bytes", "B/posting", "per-token",
@@ -112,12 +116,12 @@ Command add_inspect(CLI::App& root) {
           "dense passage embeddings: %u vectors of %u float16 values, %llu bytes, model %s\n",
           dense["passages"].get<uint32_t>(), dense["dim"].get<uint32_t>(),
           static_cast<unsigned long long>(dense["file_bytes"].get<uint64_t>()),
-          dense["model"].dump().c_str());
+          dense["model"].dump(-1, ' ', false, kReplace).c_str());
     }
-    std::printf("configuration: %s\n", reader.metadata().dump().c_str());
+    std::printf("configuration: %s\n", reader.metadata().dump(-1, ' ', false, kReplace).c_str());
     for (const auto& d : docs)
-      std::printf("  doc %u: %s (%u tokens)\n", d["id"].get<uint32_t>(), d["name"].get<std::string>().c_str(),
-                  d["tokens"].get<uint32_t>());
+      std::printf("  doc %u: %s (%u tokens)\n", d["id"].get<uint32_t>(),
+                  printable(d["name"].get<std::string>()).c_str(), d["tokens"].get<uint32_t>());
     if (shown < reader.n_documents()) std::printf("  ... %u more (--documents)\n", reader.n_documents() - shown);
     return 0;
   };

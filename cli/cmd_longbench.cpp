@@ -76,6 +76,7 @@ Command add_longbench(CLI::App& root) {
     o.retrieval = a->retrieval.options;
     a->scan.scan.validate();
     o.scan = a->scan.scan;
+    o.fit_chunk_to_window = !given("--chunk");
     o.passage_words = a->scan.passage_words;
     if (given("--max-length")) o.max_length = a->max_length;
     if (given("--limit")) o.limit = a->limit;

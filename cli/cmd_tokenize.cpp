@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
+#include "core/documents.h"
 #include "core/error.h"
 #include "core/tokenizer.h"
 
@@ -24,7 +25,8 @@ Command add_tokenize(CLI::App& root) {
 
   auto run = [args, text, input]() {
     if (text->count() == 0 && input->count() == 0) throw UsageError("tokenize needs --text or --input");
-    const std::string content = input->count() ? read_text_file(args->input) : args->text;
+    const std::string content =
+        input->count() ? read_text_file(args->input, kMaxDocumentBytes, "input file") : args->text;
     const Tokenizer tokenizer = Tokenizer::from_file(args->tokenizer);
     const std::vector<int32_t> ids = tokenizer.encode(content);
     if (args->json) {

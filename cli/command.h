@@ -4,9 +4,11 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cstdint>
 #include <functional>
 #include <nlohmann/json_fwd.hpp>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace s3::index {
@@ -37,7 +39,13 @@ std::vector<Command> add_sae(CLI::App& root);
 // The JSON summary of a merge of index parts (merge, and rank 0 of a sharded index).
 nlohmann::json merge_summary(const index::MergeStats& stats);
 
-// Reads a whole text file (--input); throws s3::Error when it cannot.
-std::string read_text_file(const std::string& path);
+// Reads a whole text file given by a flag: a regular file of at most `max_bytes`
+// (core/file_read.h); throws s3::Error naming it and `what` when it cannot.
+std::string read_text_file(const std::string& path, uint64_t max_bytes, std::string_view what);
+
+// `s` as one line of terminal text: control characters (C0, DEL, C1, U+2028/9) and bytes that are
+// not UTF-8 become escapes (\n, \t, \r, \xNN, \uNNNN), so that a document name or a message
+// cannot break a line or drive the terminal.
+std::string printable(std::string_view s);
 
 }  // namespace s3::cli

@@ -1,5 +1,6 @@
 // s3attn: memory-bounded long-context inference with attention-aligned retrieval.
-// Throw inside, catch once here: one line on stderr, exit 2 for usage and 1 for everything else.
+// Throw inside, catch once here: one line on stderr (control characters escaped), exit 2 for usage
+// and 1 for everything else.
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -8,6 +9,7 @@
 #include <exception>
 #include <iostream>
 #include <new>
+#include <string>
 #include <vector>
 
 #include "cli/command.h"
@@ -67,20 +69,24 @@ int main(int argc, char** argv) {
       if (command.app->parsed()) return command.run();
     return 2;
   } catch (const s3::UsageError& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
+    std::fprintf(stderr, "error: %s\n", s3::cli::printable(e.what()).c_str());
     return 2;
   } catch (const s3::Error& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
+    std::fprintf(stderr, "error: %s\n", s3::cli::printable(e.what()).c_str());
     return 1;
   } catch (const std::bad_alloc&) {
     std::fprintf(stderr, "error: out of memory\n");
     return 1;
   } catch (const std::exception& e) {
+    // A bug (every user-caused failure is an s3::Error), or a full device: still one line, without
+    // the backtrace LibTorch appends to its messages.
     if (s3::is_out_of_memory(e.what())) {  // a full device, whichever path it surfaced on
-      std::fprintf(stderr, "error: out of device memory (%s)\n", s3::first_line(e.what()).c_str());
+      std::fprintf(stderr, "error: out of device memory (%s)\n",
+                   s3::cli::printable(s3::first_line(e.what())).c_str());
       return 1;
     }
-    std::fprintf(stderr, "error: internal: %s\n", s3::first_line(e.what()).c_str());
+    std::fprintf(stderr, "error: internal: %s\n",
+                 s3::cli::printable(s3::first_line(e.what())).c_str());
     return 1;
   }
 }

@@ -5,8 +5,8 @@ namespace s3::cli {
 void add_scan_flags(CLI::App& app, ScanFlags& f) {
   const char* group = "Scan (docs/sae.md, docs/index-format.md)";
   ScanOptions& s = f.scan;
-  app.add_option("--chunk", s.chunk, "tokens per independent chunk")
-      ->capture_default_str()
+  app.add_option("--chunk", s.chunk,
+                 "tokens per independent chunk (default: 4096, or less to fit the model's window)")
       ->group(group);
   app.add_option("--layers", s.layers, "tapped layers (default: every layer of the SAE)")
       ->delimiter(',')

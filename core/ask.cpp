@@ -13,7 +13,9 @@
 #include "core/passage_embeddings.h"
 #include "core/prompt.h"
 #include "core/scan.h"
+#include "core/scan_record.h"
 #include "index/index_reader.h"
+#include "index/manifest.h"
 
 namespace s3 {
 namespace {
@@ -144,9 +146,10 @@ Asker::Asker(const AskSetup& setup, bool need_sae, bool need_dense) {
     ScanOptions scan;
     const auto layers = impl->reader.layers();
     scan.layers.assign(layers.begin(), layers.end());
-    const nlohmann::json scan_meta = meta.value("scan", nlohmann::json::object());
-    scan.rope = scan_meta.value("rope", false);
-    scan.chunk_bos = scan_meta.value("chunk_bos", false) ? "always" : "never";
+    const ScanRecord recorded = read_scan_record(meta, layers, impl->reader.d_latent(),
+                                                 (setup.index / index::kManifestFile).string());
+    scan.rope = recorded.rope;
+    scan.chunk_bos = recorded.chunk_bos ? "always" : "never";
     impl->scanner = std::make_unique<Scanner>(*impl->model, sae_dir, scan);
     const std::string want_sae = metadata_string(meta, "sae_fingerprint");
     if (!want_sae.empty() && want_sae != impl->scanner->sae_fingerprint())
@@ -193,6 +196,17 @@ AskResult Asker::ask(const std::string& question, const AskOptions& options) con
   const Impl& s = *impl_;
   const auto start = Clock::now();
   if (question.empty()) throw UsageError("--question must not be empty");
+  // The question runs through the index's model in one forward pass (SAE methods) and is part of
+  // the answering model's prompt (every method), so it must fit each model's window.
+  const auto check_window = [&](const Model& m, const char* which) {
+    if (const size_t n = m.tokenizer().encode(question).size();
+        n > static_cast<size_t>(m.info().max_position_embeddings))
+      throw UsageError("--question has " + std::to_string(n) + " tokens, more than " + which +
+                       " window of " + std::to_string(m.info().max_position_embeddings) +
+                       " tokens; shorten it");
+  };
+  if (s.model) check_window(*s.model, "the model's");
+  if (s.answer) check_window(*s.answer, "the answer model's");
   const retrieval::Method method = options.retrieval.method;
 
   AskResult result;

@@ -5,11 +5,12 @@
 
 #include <algorithm>
 #include <chrono>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <numeric>
 
 #include "core/error.h"
+#include "core/file_read.h"
+#include "core/model_info.h"
 #include "core/torch_util.h"
 
 namespace s3 {
@@ -48,10 +49,9 @@ DenseModelInfo DenseModelInfo::load(const fs::path& dir) {
     throw Error(dir.string() + " is not an embedding model directory (no embedding.json" +
                 (llm ? "; it holds a language model, not a sentence encoder" : "") + ")" + fix);
   }
-  std::ifstream in(meta);
   json j;
   try {
-    j = json::parse(in);
+    j = json::parse(read_regular_file(meta, kMaxModelJsonBytes, "embedding.json"));
   } catch (const json::exception&) {
     throw DataCorruption(path,
                          "not valid JSON; re-export the model with scripts/export_embedding.py");
@@ -123,6 +123,16 @@ DenseEncoder DenseEncoder::load(const fs::path& dir, const DeviceSpec& device,
   DenseModelInfo info = DenseModelInfo::load(dir);
   device.require_available();
   Tokenizer tokenizer = Tokenizer::from_file(info.tokenizer_file());
+  for (const auto& [name, id] :
+       {std::pair{"cls_token_id", info.cls_token_id}, std::pair{"sep_token_id", info.sep_token_id},
+        std::pair{"pad_token_id", info.pad_token_id}}) {
+    if (id < 0 || id >= tokenizer.vocab_size()) {
+      throw DataCorruption((dir / "embedding.json").string(),
+                           std::string(name) + " " + std::to_string(id) +
+                               " is outside the tokenizer's vocabulary (" +
+                               std::to_string(tokenizer.vocab_size()) + " ids)");
+    }
+  }
   // The plain executor, as for the language model (core/model.cpp): no re-profiling per shape.
   torch::jit::getProfilingMode() = false;
   torch::jit::getExecutorMode() = false;

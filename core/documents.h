@@ -3,11 +3,16 @@
 // Free of LibTorch.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <string>
 #include <vector>
 
 namespace s3 {
+
+// The longest document (bytes of text): token byte offsets within a document are 32-bit
+// (docs/index-format.md).
+inline constexpr uint64_t kMaxDocumentBytes = 0xFFFFFFFFull;
 
 struct Document {
   std::string name;  // file path, or "path#row" / the row's name field for JSONL
@@ -22,8 +27,9 @@ struct DocumentSource {
   void validate() const;
 };
 
-// Throws s3::Error for missing inputs, unreadable files, bad JSONL rows, a missing field, or when
-// nothing non-empty was found.
+// Throws s3::Error for missing inputs, unreadable files (not regular files, symbolic links that
+// cannot be followed inside an input directory, documents over kMaxDocumentBytes), bad JSONL rows,
+// a missing field, or when nothing non-empty was found.
 std::vector<Document> read_documents(const DocumentSource& source);
 
 }  // namespace s3

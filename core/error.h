@@ -31,4 +31,18 @@ class DataCorruption : public Error {
   std::string path_;
 };
 
+// A file that cannot be read as a reader needs it: missing, not a regular file, larger than its
+// limit, or an OS error (core/file_read.h). The message is "PATH: REASON".
+class FileError : public Error {
+ public:
+  FileError(const std::string& path, const std::string& reason)
+      : Error(path + ": " + reason), path_(path), reason_(reason) {}
+  const std::string& path() const { return path_; }
+  const std::string& reason() const { return reason_; }
+
+ private:
+  std::string path_;
+  std::string reason_;
+};
+
 }  // namespace s3

@@ -7,6 +7,8 @@
 #include "core/dense_model.h"
 #include "core/error.h"
 #include "core/scan.h"
+#include "core/scan_record.h"
+#include "index/manifest.h"
 #include "index/text_analyzer.h"
 
 namespace s3 {
@@ -59,10 +61,11 @@ QuestionRetrieval retrieve_for_question(const Scanner* scanner, const index::Ind
   // index's metadata (indexes written before --chunk-overlap existed have none: 0) and where the
   // documents start.
   retrieval::PositionContext positions;
-  const nlohmann::json scan = reader.metadata().value("scan", nlohmann::json::object());
-  positions.geometry.chunk = scan.value("chunk", 0u);
-  positions.geometry.overlap = scan.value("overlap", 0u);
-  positions.geometry.bos = scan.value("chunk_bos", false);
+  const ScanRecord scan = read_scan_record(reader.metadata(), reader.layers(), reader.d_latent(),
+                                           (reader.dir() / index::kManifestFile).string());
+  positions.geometry.chunk = scan.chunk;
+  positions.geometry.overlap = scan.overlap;
+  positions.geometry.bos = scan.chunk_bos;
   positions.doc_starts = document_starts(reader);
   retrieval::RetrievalInputs in;
   in.doc = doc;

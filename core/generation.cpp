@@ -37,6 +37,25 @@ void check_prompt(const ModelInfo& info, const std::vector<int32_t>& prompt) {
                 std::to_string(info.max_position_embeddings));
 }
 
+// The options with max_new_tokens capped so that every position the generation runs at is inside
+// the model's window: the prompt's n positions and one per new token but the last (whose logits are
+// never needed). The KV cache is allocated for all of them up front.
+GenerationOptions within_window(const ModelInfo& info, size_t longest_prompt,
+                                const GenerationOptions& options) {
+  GenerationOptions capped = options;
+  capped.max_new_tokens = static_cast<int>(std::min<int64_t>(
+      options.max_new_tokens,
+      int64_t{info.max_position_embeddings} - static_cast<int64_t>(longest_prompt) + 1));
+  return capped;
+}
+
+// "window" instead of "max_new_tokens" where the cap, not the caller's limit, stopped generation.
+void note_window_stop(const GenerationOptions& asked, const GenerationOptions& capped,
+                      GenerationResult& result) {
+  if (capped.max_new_tokens < asked.max_new_tokens && result.stop_reason == "max_new_tokens")
+    result.stop_reason = "window";
+}
+
 struct StopRule {
   std::vector<int32_t> ids;
   bool ignore = false;
@@ -146,30 +165,43 @@ bool use_graph(const Model& model, const GenerationOptions& options) {
 }  // namespace
 
 GenerationResult generate(const Model& model, const std::vector<int32_t>& prompt,
-                          const GenerationOptions& options) {
-  options.validate();
-  check_stop_ids(model.info(), options);
+                          const GenerationOptions& asked) {
+  asked.validate();
+  check_stop_ids(model.info(), asked);
   check_prompt(model.info(), prompt);
+  const GenerationOptions options = within_window(model.info(), prompt.size(), asked);
   torch::NoGradGuard no_grad;
   const StopRule is_stop(model.info(), options);
-  return use_graph(model, options) ? generate_graph(model, {prompt}, options, is_stop).front()
-                                   : generate_stepwise(model, prompt, options, is_stop);
+  GenerationResult result = use_graph(model, options)
+                                ? generate_graph(model, {prompt}, options, is_stop).front()
+                                : generate_stepwise(model, prompt, options, is_stop);
+  note_window_stop(asked, options, result);
+  return result;
 }
 
 std::vector<GenerationResult> generate_batch(const Model& model,
                                              const std::vector<std::vector<int32_t>>& prompts,
-                                             const GenerationOptions& options) {
-  options.validate();
-  check_stop_ids(model.info(), options);
-  for (const auto& p : prompts)
+                                             const GenerationOptions& asked) {
+  asked.validate();
+  check_stop_ids(model.info(), asked);
+  size_t longest = 0;
+  for (const auto& p : prompts) {
     check_prompt(model.info(), p);
+    longest = std::max(longest, p.size());
+  }
   if (prompts.empty()) return {};
+  const GenerationOptions options = within_window(model.info(), longest, asked);
   torch::NoGradGuard no_grad;
   const StopRule is_stop(model.info(), options);
-  if (use_graph(model, options)) return generate_graph(model, prompts, options, is_stop);
   std::vector<GenerationResult> results;
-  for (const auto& p : prompts)
-    results.push_back(generate_stepwise(model, p, options, is_stop));
+  if (use_graph(model, options)) {
+    results = generate_graph(model, prompts, options, is_stop);
+  } else {
+    for (const auto& p : prompts)
+      results.push_back(generate_stepwise(model, p, options, is_stop));
+  }
+  for (GenerationResult& r : results)
+    note_window_stop(asked, options, r);
   return results;
 }
 

@@ -38,10 +38,14 @@ struct GenerationTimings {
 struct GenerationResult {
   std::vector<int32_t> tokens;  // generated ids, including the stop id when one ended generation
   std::string text;             // decoded without special tokens
-  std::string stop_reason;      // "stop_token" | "max_new_tokens"
+  // "stop_token" | "max_new_tokens" | "window" (max_new_tokens was capped so that the prompt and
+  // the new tokens fit the model's window, and the cap stopped it)
+  std::string stop_reason;
   GenerationTimings timings;
 };
 
+// New tokens stop at the model's window (max_position_embeddings): max_new_tokens is capped to the
+// room the prompt leaves. A prompt longer than the window throws s3::Error.
 GenerationResult generate(const Model& model, const std::vector<int32_t>& prompt,
                           const GenerationOptions& options);
 

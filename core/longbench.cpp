@@ -16,6 +16,7 @@
 
 #include "core/dense_model.h"
 #include "core/error.h"
+#include "core/file_read.h"
 #include "core/generation.h"
 #include "core/index_sources.h"
 #include "core/model.h"
@@ -37,6 +38,9 @@ double seconds_since(Clock::time_point t) {
 }
 
 constexpr const char* kVersion = "0.1.0";  // CMakeLists.txt project version
+// LongBench's config files and a run's manifest are a few KiB; a task's results, a few MiB.
+constexpr uint64_t kMaxConfigBytes = uint64_t{16} << 20;
+constexpr uint64_t kMaxResultsBytes = uint64_t{4} << 30;
 
 const std::set<std::string>& no_chat_tasks() {
   static const std::set<std::string> tasks = {"trec", "triviaqa", "samsum",
@@ -51,8 +55,7 @@ std::string hex64(uint64_t h) {
 }
 
 std::string xxh3_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("cannot read " + path.string());
+  std::ifstream in = open_regular_file(path, "file");
   XXH3_state_t* state = XXH3_createState();
   XXH3_64bits_reset(state);
   std::vector<char> buf(1 << 20);
@@ -70,8 +73,9 @@ std::string xxh3_text(const std::string& text) {
 }
 
 nlohmann::json read_json_file(const fs::path& path) {
-  if (!fs::is_regular_file(path)) throw Error("missing config file " + path.string());
-  const std::string text = index::read_small_file(path);
+  std::error_code ec;
+  if (!fs::exists(path, ec)) throw Error("missing config file " + path.string());
+  const std::string text = read_regular_file(path, kMaxConfigBytes, "JSON file");
   nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) throw Error(path.string() + " is not a JSON object");
   return j;
@@ -126,8 +130,7 @@ double needle_recall(const std::string& prompt, const std::string& bare,
 }
 
 std::vector<Sample> read_task_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("cannot read " + path.string());
+  std::ifstream in = open_regular_file(path, "data file");
   std::vector<Sample> out;
   std::string line;
   for (size_t lineno = 1; std::getline(in, line); ++lineno) {
@@ -161,8 +164,7 @@ std::vector<Sample> read_task_file(const fs::path& path) {
 // L-Eval: one document (`input`) per row with many `instructions` / `outputs`; each instruction is
 // a sample with _id "<row>-<question>" and answers [output].
 std::vector<Sample> read_leval_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("cannot read " + path.string());
+  std::ifstream in = open_regular_file(path, "data file");
   std::vector<Sample> out;
   std::string line;
   size_t doc = 0;
@@ -204,7 +206,7 @@ std::vector<Sample> read_leval_file(const fs::path& path) {
 std::set<std::string> resume_file(const fs::path& path) {
   std::set<std::string> done;
   if (!fs::exists(path)) return done;
-  const std::string content = index::read_small_file(path);
+  const std::string content = read_regular_file(path, kMaxResultsBytes, "results file");
   std::string kept;
   bool rewrite = false;
   size_t begin = 0;
@@ -546,7 +548,11 @@ nlohmann::json run_longbench(const LongBenchOptions& o, const LongBenchCallbacks
   const ModelInfo& info = model.info();
   const Tokenizer& tok = model.tokenizer();
   std::unique_ptr<Scanner> scanner;
-  if (retrieve) scanner = std::make_unique<Scanner>(*index_model, sae_dir, o.scan);
+  if (retrieve) {
+    ScanOptions scan = o.scan;  // as `s3attn index`: the default chunk within the window
+    if (o.fit_chunk_to_window) scan.fit_chunk_to_window(index_model->info());
+    scanner = std::make_unique<Scanner>(*index_model, sae_dir, scan);
+  }
   std::optional<DenseEncoder> dense;
   if (need_dense) dense.emplace(DenseEncoder::load(*o.dense_model, o.device));
   const MaxLength rule = longbench_max_length(info.max_position_embeddings);
@@ -562,6 +568,26 @@ nlohmann::json run_longbench(const LongBenchOptions& o, const LongBenchCallbacks
                      std::to_string(chat_overhead) +
                      " tokens) does not fit the model's window of " +
                      std::to_string(info.max_position_embeddings) + " tokens");
+  // Each sample's retrieval question (and control question) runs through the index's model in one
+  // forward pass: refuse, before the first sample, questions longer than that model's window.
+  if (retrieve) {
+    const Tokenizer& index_tok = index_model->tokenizer();
+    const int window = index_model->info().max_position_embeddings;
+    for (const TaskPlan& plan : plans) {
+      const std::string instruction = trim(format_longbench_prompt(plan.templ, "", ""));
+      for (const Sample& sample : plan.samples) {
+        const std::string& question = trim(sample.input).empty() ? instruction : sample.input;
+        for (const auto& [what, text] :
+             {std::pair<const char*, const std::string*>{"retrieval question (the input)", &question},
+              {"control_question", &sample.control_question}}) {
+          if (const size_t n = index_tok.encode(*text).size(); n > static_cast<size_t>(window))
+            throw Error(plan.file.string() + ": sample " + sample.id + ": its " + what + " has " +
+                        std::to_string(n) + " tokens, more than the model's window of " +
+                        std::to_string(window) + " tokens");
+        }
+      }
+    }
+  }
   const std::vector<int32_t> newline_ids = tok.encode("\n");
   if (newline_ids.empty()) throw Error("the tokenizer gives no token for a newline");
   const int32_t newline_id = newline_ids.back();

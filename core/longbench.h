@@ -39,6 +39,9 @@ struct LongBenchOptions {
   std::filesystem::path out;              // run directory
   retrieval::RetrievalOptions retrieval;  // method (full = the raw context) and its knobs
   ScanOptions scan;                       // how each context is indexed (as `s3attn index`)
+  // Lower scan.chunk to fit the index's model's window (ScanOptions::fit_chunk_to_window), as
+  // `s3attn index` does for its default chunk; false when --chunk was given (then it must fit).
+  bool fit_chunk_to_window = true;
   uint32_t passage_words = 100;           // BM25 passage size in words (`index --passage-words`)
   std::optional<int> max_length;          // default: longbench_max_length(window)
   std::optional<int> limit;               // first N samples of each task (before sharding)

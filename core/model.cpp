@@ -2,7 +2,10 @@
 
 #include <ATen/Context.h>
 #include <torch/csrc/jit/runtime/graph_executor.h>
+#include <torch/csrc/jit/runtime/jit_exception.h>
 #include <torch/script.h>
+
+#include <string_view>
 
 #include "core/error.h"
 #include "core/error_text.h"
@@ -26,6 +29,13 @@ Model Model::load(const std::filesystem::path& dir, const ModelLoadOptions& opti
   options.device.require_available();
   const std::string dtype = options.dtype ? validate_dtype(*options.dtype) : info.dtype;
   Tokenizer tokenizer = Tokenizer::from_file(info.tokenizer_file());
+  // Every id the tokenizer can produce must have an embedding row.
+  if (tokenizer.vocab_size() > info.vocab_size)
+    throw DataCorruption(
+        (dir / "model.json").string(),
+        "vocab_size " + std::to_string(info.vocab_size) + " is smaller than the tokenizer's " +
+            std::to_string(tokenizer.vocab_size()) + " ids (" + info.tokenizer_file().string() +
+            "); re-export the model with scripts/export_model.py");
 
   // The profiling executor re-optimizes graphs over the first calls and per new input shape,
   // which costs seconds per call in a prefill/decode loop; the plain executor runs the scripted
@@ -68,6 +78,20 @@ Model Model::load(const std::filesystem::path& dir, const ModelLoadOptions& opti
 
 namespace {
 
+// One line of a LibTorch message. The TorchScript interpreter's start with "The following
+// operation failed in the TorchScript interpreter." and a traceback; the error itself is the last
+// non-empty line.
+std::string one_line(std::string_view msg) {
+  while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' '))
+    msg.remove_suffix(1);
+  if (msg.starts_with("The following operation failed in the TorchScript interpreter")) {
+    if (const size_t nl = msg.rfind('\n'); nl != std::string_view::npos) msg.remove_prefix(nl + 1);
+  } else if (const size_t nl = msg.find('\n'); nl != std::string_view::npos) {
+    msg = msg.substr(0, nl);
+  }
+  return std::string(msg);
+}
+
 // Runs a TorchScript method, turning LibTorch's exceptions into one-line s3::Errors.
 template <typename F>
 auto guarded(const char* what, F&& f) {
@@ -79,7 +103,11 @@ auto guarded(const char* what, F&& f) {
     // The TorchScript interpreter re-throws a device OOM as a plain error with its trace.
     if (is_out_of_memory(e.what()))
       throw Error(std::string(what) + ": out of device memory (try a shorter input, --chunk, or another --dtype)");
-    throw Error(std::string(what) + " failed: " + first_line(e.what_without_backtrace()));
+    throw Error(std::string(what) + " failed: " + one_line(e.what_without_backtrace()));
+  } catch (const torch::jit::JITException& e) {
+    if (is_out_of_memory(e.what()))
+      throw Error(std::string(what) + ": out of device memory (try a shorter input, --chunk, or another --dtype)");
+    throw Error(std::string(what) + " failed: " + one_line(e.what()));
   }
 }
 
@@ -126,6 +154,12 @@ torch::Tensor decode(const Model& model, const torch::Tensor& token, KvCache& ca
 }
 
 torch::Tensor ids_tensor(const Model& model, const std::vector<int32_t>& ids) {
+  // An id without an embedding row would fail deep inside model.ts with a TorchScript trace.
+  const int32_t vocab = model.info().vocab_size;
+  for (const int32_t id : ids)
+    if (id < 0 || id >= vocab)
+      throw Error("token id " + std::to_string(id) + " is outside the model's vocabulary of " +
+                  std::to_string(vocab) + " ids (" + model.info().dir.string() + ")");
   auto cpu = torch::tensor(std::vector<int64_t>(ids.begin(), ids.end()), torch::kLong).view({1, -1});
   const c10::Device device = model.impl().torch_device;
   // From pinned memory the copy is queued without waiting for the device (the caching host

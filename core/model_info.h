@@ -10,6 +10,11 @@
 
 namespace s3 {
 
+// model.json files larger than this are refused before they are parsed (a real one is a few KiB).
+inline constexpr uint64_t kMaxModelJsonBytes = uint64_t{16} << 20;
+// The largest context window (max_position_embeddings) a model.json may declare.
+inline constexpr int kMaxWindow = 1 << 24;
+
 struct ChatTemplate {
   std::string prefix;  // text before the user's message (may start with the BOS token's text)
   std::string suffix;  // text after it, ending with the assistant's generation prompt

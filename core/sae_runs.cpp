@@ -10,6 +10,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/file_read.h"
 #include "core/model_torch.h"
 #include "index/fs_util.h"
 #include "sae/device.h"
@@ -26,6 +27,7 @@ namespace {
 
 constexpr const char* kStateFormat = "s3attn-sae-train-state";
 constexpr int kStateVersion = 1;
+constexpr uint64_t kMaxStateBytes = uint64_t{16} << 20;  // state.json is a few hundred bytes
 
 std::string with_commas(uint64_t v) {
   const std::string digits = std::to_string(v);
@@ -223,7 +225,8 @@ SavedState read_state(const fs::path& out) {
                 " does not exist, so there is nothing to resume (train without --resume)");
   SavedState s;
   try {
-    const nlohmann::json j = nlohmann::json::parse(index::read_small_file(file));
+    const nlohmann::json j =
+        nlohmann::json::parse(read_regular_file(file, kMaxStateBytes, "training state"));
     if (!j.is_object() || j.value("format", "") != kStateFormat)
       throw DataCorruption(file.string(), "not an s3attn SAE training state");
     if (j.value("format_version", 0) > kStateVersion)

@@ -17,7 +17,9 @@
 #include <thread>
 
 #include "core/error.h"
+#include "core/file_read.h"
 #include "core/model_torch.h"
+#include "core/scan_record.h"
 #include "core/torch_util.h"
 #include "core/unicode.h"
 #include "index/index_writer.h"
@@ -27,7 +29,9 @@
 namespace s3 {
 
 void ScanOptions::validate() const {
-  if (chunk < 16 || chunk > (1 << 20)) throw UsageError("--chunk must be between 16 and 1048576 tokens");
+  if (chunk < kMinChunk || chunk > kMaxChunk)
+    throw UsageError("--chunk must be between " + std::to_string(kMinChunk) + " and " +
+                     std::to_string(kMaxChunk) + " tokens");
   if (chunk_bos != "auto" && chunk_bos != "always" && chunk_bos != "never")
     throw UsageError("--chunk-bos: '" + chunk_bos + "' is not one of auto, always, never");
   if (buffers < 1 || buffers > 64) throw UsageError("--buffers must be between 1 and 64");
@@ -36,11 +40,22 @@ void ScanOptions::validate() const {
     if (l < 0) throw UsageError("--layers: layer numbers are non-negative");
 }
 
+void ScanOptions::fit_chunk_to_window(const ModelInfo& info) {
+  const bool bos = chunk_bos == "always" || (chunk_bos == "auto" && info.add_bos_token);
+  const int fit = info.max_position_embeddings - (bos ? 1 : 0) - overlap;
+  if (fit >= chunk) return;
+  if (fit < kMinChunk || fit <= overlap)
+    throw UsageError("the model's window of " + std::to_string(info.max_position_embeddings) +
+                     " tokens leaves no room for a chunk of at least " + std::to_string(kMinChunk) +
+                     " tokens after --chunk-overlap " + std::to_string(overlap) +
+                     (bos ? " and BOS" : ""));
+  chunk = fit;
+}
+
 namespace {
 
 std::string file_fingerprint(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("cannot read " + path.string());
+  std::ifstream in = open_regular_file(path, "tokenizer file");
   XXH3_state_t* state = XXH3_createState();
   XXH3_64bits_reset(state);
   std::vector<char> buf(1 << 20);
@@ -246,6 +261,14 @@ ScanStats Scanner::scan(index::IndexWriter& writer, std::span<const Document> al
   const std::span<const Document> documents =
       all_documents.subspan(first_doc, shard.end_document() - first_doc);
   const ModelInfo& info = s.model.info();
+  // Every forward pass (BOS, warm-up context, chunk) must fit the model's window.
+  if (const int64_t longest = int64_t{s.chunk_bos} + s.options.overlap + s.options.chunk;
+      longest > info.max_position_embeddings)
+    throw UsageError(
+        "--chunk " + std::to_string(s.options.chunk) +
+        (s.options.overlap ? " plus --chunk-overlap " + std::to_string(s.options.overlap) : "") +
+        (s.chunk_bos ? " plus BOS" : "") + " is more than the model's window of " +
+        std::to_string(info.max_position_embeddings) + " tokens");
   torch::NoGradGuard no_grad;
   ScanStats stats;
   const bool cuda = s.model.device().is_cuda();
@@ -559,6 +582,12 @@ Scanner::QueryFeatures Scanner::encode_query(const std::string& question, const 
   QueryFeatures out;
   out.ids = s.model.tokenizer().encode(question);
   if (out.ids.empty()) throw Error("the question has no tokens");
+  // One forward pass over the question: it must fit the model's window (its cost grows with the
+  // square of its length).
+  if (out.ids.size() > static_cast<size_t>(info.max_position_embeddings))
+    throw UsageError("the question has " + std::to_string(out.ids.size()) +
+                     " tokens, more than the model's window of " +
+                     std::to_string(info.max_position_embeddings) + " tokens; shorten it");
   std::vector<int32_t> input = out.ids;
   if (s.chunk_bos) input.insert(input.begin(), *info.bos_token_id);
   const std::vector<int64_t> tap_layers(s.layers.begin(), s.layers.end());

@@ -47,6 +47,10 @@ struct ScanOptions {
   // stream, each chunk's encoder between two forwards.
   bool sae_overlap = true;
   void validate() const;
+  // Lowers `chunk` so that one forward pass (BOS, overlap and chunk) fits the model's window: for
+  // the default chunk when the user gave none (an explicit --chunk that does not fit is refused by
+  // Scanner::scan). Throws UsageError when the window leaves less than kMinChunk tokens.
+  void fit_chunk_to_window(const ModelInfo& info);
 };
 
 // Called with (tokens scanned, tokens in total) after each chunk.
@@ -104,7 +108,9 @@ class Scanner {
     std::vector<int32_t> ids;                                        // the question's token ids
   };
   // aggregate: "sum" (default) or "max" over the question's tokens and query heads. keys: encode
-  // the question's own keys instead of its queries (--query-vectors keys).
+  // the question's own keys instead of its queries (--query-vectors keys). The question is one
+  // forward pass: more tokens than the model's window (max_position_embeddings) throw
+  // s3::UsageError.
   QueryFeatures encode_query(const std::string& question, const std::string& aggregate = "sum",
                              bool keys = false) const;
 

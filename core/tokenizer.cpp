@@ -4,18 +4,21 @@
 //   3. the pre-tokenizer splits the remaining pieces into words;
 //   4. the model (BPE or WordPiece) turns each word into tokens.
 // Each piece keeps the original byte range of each of its bytes, which gives the token offsets.
+// Steps 2-4 run on pieces of at most ~64 KiB of a long text, cut where they cannot change the
+// tokens (tokenizer_cuts.h), so memory does not grow with the length of a text or of a line.
 #include "core/tokenizer.h"
 
 #include <algorithm>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
+#include <optional>
 #include <unordered_set>
 
 #include "core/error.h"
+#include "core/file_read.h"
 #include "core/tokenizer_added.h"
 #include "core/tokenizer_bpe.h"
 #include "core/tokenizer_config.h"
+#include "core/tokenizer_cuts.h"
 #include "core/tokenizer_decoder.h"
 #include "core/tokenizer_normalizer.h"
 #include "core/tokenizer_pretokenizer.h"
@@ -39,9 +42,18 @@ struct Tokenizer::Impl {
   std::vector<uint8_t> known;          // id -> 1 when `tokens[id]` is a real entry
   std::vector<uint8_t> special;        // id -> 1 for added tokens marked special
   std::vector<uint8_t> skip;           // id -> 1 when decode(ids, true) drops it
+  bool streamed = false;               // long texts are tokenized piece by piece (tokenizer_cuts.h)
 
   void encode(std::string_view text, std::vector<int32_t>& ids,
               std::vector<tok::Span>* offsets) const;
+  // Steps 2-4 for text[b, e), which holds no added token matched in the original text.
+  void encode_text(std::string_view text, size_t b, size_t e, std::vector<int32_t>& ids,
+                   std::vector<tok::Span>* offsets) const;
+  // Steps 2-3: the words of text[b, e); `continued`: it does not start the text.
+  std::vector<tok::Piece> words(std::string_view text, size_t b, size_t e, bool continued) const;
+  // Step 4.
+  void model_tokens(const std::vector<tok::Piece>& words, std::vector<int32_t>& ids,
+                    std::vector<tok::Span>* offsets) const;
 };
 
 namespace {
@@ -183,6 +195,12 @@ std::unique_ptr<Tokenizer::Impl> build(const json& doc) {
       special_contents.insert(impl->added[i].content);
     }
   }
+  // Long texts are cut only where every step is known to act locally (tokenizer_cuts.h).
+  // Only BPE models: the cuts rely on what BPE can merge (tok::Bpe::can_cut); WordPiece
+  // tokenizers (sentence encoders, which read passages) tokenize a text in one go.
+  const auto* bpe = dynamic_cast<const tok::Bpe*>(impl->model.get());
+  impl->streamed = bpe != nullptr && (!impl->normalizer || impl->normalizer->local()) &&
+                   bpe->longest_token() < tok::kStreamMinPieceBytes;
   // tokenizers skips a token in decode(skip_special_tokens) when its string is the content of a
   // special token (so a normalized special token whose string the normalizer changed is kept).
   for (size_t id = 0; id < size; ++id) {
@@ -200,47 +218,63 @@ void Tokenizer::Impl::encode(std::string_view text, std::vector<int32_t>& ids,
   }
   if (text.size() > UINT32_MAX) throw Error("text is too long to tokenize (4 GiB or more)");
 
-  // 1. Added tokens matched in the original text.
-  std::vector<tok::Piece> pieces;
+  // 1. Added tokens matched in the original text; the text between them goes on alone.
   for (const tok::AddedSplit& s : raw_added.split(text)) {
     if (s.b == s.e) continue;
     if (s.id >= 0) {
-      pieces.push_back(
-          tok::make_token_piece(s.id, {static_cast<uint32_t>(s.b), static_cast<uint32_t>(s.e)}));
+      ids.push_back(s.id);
+      if (offsets) offsets->push_back({static_cast<uint32_t>(s.b), static_cast<uint32_t>(s.e)});
     } else {
-      pieces.push_back(tok::make_piece(text.substr(s.b, s.e - s.b), static_cast<uint32_t>(s.b)));
+      encode_text(text, s.b, s.e, ids, offsets);
     }
   }
+}
+
+void Tokenizer::Impl::encode_text(std::string_view text, size_t b, size_t e,
+                                  std::vector<int32_t>& ids,
+                                  std::vector<tok::Span>* offsets) const {
+  // A long text is cut into pieces that give exactly the whole text's tokens, so the working
+  // memory (~50 bytes per byte of a piece) does not grow with the text.
+  std::optional<tok::TextCutter> cutter;
+  if (streamed && e - b >= tok::kStreamPieceBytes + tok::kStreamMinPieceBytes) {
+    cutter.emplace(
+        [this](std::string_view t, size_t wb, size_t we) { return words(t, wb, we, true); },
+        static_cast<const tok::Bpe&>(*model));
+  }
+  for (size_t start = b; start < e;) {
+    const size_t stop = cutter ? cutter->next_cut(text, start, e) : e;
+    model_tokens(words(text, start, stop, start != b), ids, offsets);
+    start = stop;
+  }
+}
+
+std::vector<tok::Piece> Tokenizer::Impl::words(std::string_view text, size_t b, size_t e,
+                                               bool continued) const {
+  std::vector<tok::Piece> pieces;
+  tok::Piece p = tok::make_piece(text.substr(b, e - b), static_cast<uint32_t>(b));
   // 2. Normalization, then added tokens matched in the normalized text.
-  if (normalizer || !normalized_added.empty()) {
-    std::vector<tok::Piece> next;
-    next.reserve(pieces.size());
-    for (tok::Piece& p : pieces) {
-      if (p.is_token()) {
-        next.push_back(std::move(p));
-        continue;
-      }
-      if (normalizer) normalizer->normalize(p);
-      if (normalized_added.empty()) {
-        if (!p.text.empty()) next.push_back(std::move(p));
-        continue;
-      }
-      for (const tok::AddedSplit& s : normalized_added.split(p.text)) {
-        if (s.b == s.e) continue;
-        if (s.id >= 0) {
-          next.push_back(tok::make_token_piece(s.id, p.original(s.b, s.e)));
-        } else {
-          next.push_back(tok::slice(p, s.b, s.e));
-        }
+  if (normalizer) normalizer->normalize(p, continued);
+  if (normalized_added.empty()) {
+    if (!p.text.empty()) pieces.push_back(std::move(p));
+  } else {
+    for (const tok::AddedSplit& s : normalized_added.split(p.text)) {
+      if (s.b == s.e) continue;
+      if (s.id >= 0) {
+        pieces.push_back(tok::make_token_piece(s.id, p.original(s.b, s.e)));
+      } else {
+        pieces.push_back(tok::slice(p, s.b, s.e));
       }
     }
-    pieces = std::move(next);
   }
   // 3. Pre-tokenization.
   if (pre_tokenizer) pre_tokenizer->pre_tokenize(pieces);
-  // 4. The model.
+  return pieces;
+}
+
+void Tokenizer::Impl::model_tokens(const std::vector<tok::Piece>& words, std::vector<int32_t>& ids,
+                                   std::vector<tok::Span>* offsets) const {
   std::vector<tok::ModelToken> word;
-  for (const tok::Piece& p : pieces) {
+  for (const tok::Piece& p : words) {
     if (p.is_token()) {
       ids.push_back(p.token_id);
       if (offsets) offsets->push_back(p.token_span);
@@ -303,15 +337,8 @@ Tokenizer Tokenizer::from_file(const std::filesystem::path& tokenizer_json) {
   const std::string name = tokenizer_json.string();
   std::error_code ec;
   if (!std::filesystem::exists(tokenizer_json, ec)) throw Error(name + ": no such tokenizer file");
-  if (std::filesystem::is_directory(tokenizer_json, ec)) {
-    throw Error(name + ": is a directory; expected a tokenizer.json file");
-  }
-  std::ifstream in(tokenizer_json, std::ios::binary);
-  if (!in) throw Error(name + ": cannot open the tokenizer file for reading");
-  std::ostringstream buf;
-  buf << in.rdbuf();
-  if (in.bad()) throw Error(name + ": error while reading the tokenizer file");
-  return from_json(buf.str(), name);
+  return from_json(read_regular_file(tokenizer_json, kMaxTokenizerJsonBytes, "tokenizer file"),
+                   name);
 }
 
 std::vector<int32_t> Tokenizer::encode(std::string_view text) const {

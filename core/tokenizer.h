@@ -21,6 +21,10 @@
 
 namespace s3 {
 
+// tokenizer.json files larger than this are refused before they are parsed (the largest real ones,
+// with vocabularies of ~250K tokens, are ~35 MB).
+inline constexpr uint64_t kMaxTokenizerJsonBytes = uint64_t{256} << 20;
+
 struct Encoding {
   std::vector<int32_t> ids;
   // offsets[i] = [begin, end) byte range of token i in the ORIGINAL input text. Ranges start and
@@ -31,7 +35,8 @@ struct Encoding {
 
 class Tokenizer {
  public:
-  // Throws s3::Error (missing or unreadable file, unsupported component) or s3::DataCorruption
+  // Throws s3::Error (missing or unreadable file, not a regular file, larger than
+  // kMaxTokenizerJsonBytes, unsupported component) or s3::DataCorruption
   // (not JSON, no "model") with a one-line message that names the file.
   static Tokenizer from_file(const std::filesystem::path& tokenizer_json);
   // The same from the JSON text itself; `origin` names it in error messages.

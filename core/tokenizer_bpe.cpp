@@ -51,6 +51,7 @@ Bpe::Bpe(const json& model) {
       bad_field(kWhere, "vocab", "has a non-integer or negative id for token '" + token + "'");
     }
     vocab_.emplace(token, static_cast<int32_t>(id.get<int64_t>()));
+    longest_token_ = std::max(longest_token_, token.size());
   }
 
   unk_token_ = get_string(model, "unk_token", "", kWhere);
@@ -173,6 +174,19 @@ void Bpe::merge_cached(std::string_view word, std::vector<ModelToken>& out) cons
   std::lock_guard<std::mutex> lock(cache_mutex_);
   if (cache_.size() >= kCacheCapacity) cache_.clear();
   cache_.emplace(std::string(word), std::move(tokens));
+}
+
+bool Bpe::can_cut(std::string_view word, size_t pos) const {
+  if (inner_pairs_.empty() || pos == 0 || pos >= word.size()) return false;
+  size_t begin = pos - 1;  // start of the code point that ends at pos
+  while (begin > 0 && (static_cast<unsigned char>(word[begin]) & 0xC0) == 0x80)
+    --begin;
+  size_t len = 0, next_len = 0;
+  const char32_t a = unicode::decode_utf8(word, begin, &len);
+  const char32_t b = unicode::decode_utf8(word, pos, &next_len);
+  return vocab_.find(word.substr(begin, pos - begin)) != vocab_.end() &&
+         vocab_.find(word.substr(pos, next_len)) != vocab_.end() &&
+         !inner_pairs_.count((static_cast<uint64_t>(a) << 32) | b);
 }
 
 std::vector<size_t> Bpe::safe_cuts(std::string_view word) const {

@@ -26,6 +26,13 @@ class Bpe final : public Model {
   void tokenize(std::string_view word, std::vector<ModelToken>& out) const override;
   const Vocab& vocab() const override { return vocab_; }
 
+  // Whether no merge can join word[0, pos) and word[pos, ...) (pos on a code point boundary
+  // inside the word): the two code points there are vocabulary tokens and never adjacent inside
+  // one. The tokens of the word are then those of its two sides.
+  bool can_cut(std::string_view word, size_t pos) const;
+  // Bytes of the longest vocabulary string.
+  size_t longest_token() const { return longest_token_; }
+
  private:
   void merge_word(std::string_view word, std::vector<ModelToken>& out) const;
   // merge_word through the cache (words up to kCacheMaxWordBytes).
@@ -48,6 +55,7 @@ class Bpe final : public Model {
   // Every pair of adjacent code points inside some vocabulary token (a << 32 | b); empty when
   // words are never cut (a continuing_subword_prefix or end_of_word_suffix is set).
   std::unordered_set<uint64_t> inner_pairs_;
+  size_t longest_token_ = 0;
 
   // Words seen before and their tokens; cleared when it grows past kCacheCapacity.
   static constexpr size_t kCacheCapacity = 1 << 17;

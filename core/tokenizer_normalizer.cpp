@@ -99,7 +99,7 @@ class Bert final : public Normalizer {
   Bert(bool clean_text, bool chinese, bool strip_accents, bool lowercase)
       : clean_(clean_text), chinese_(chinese), strip_(strip_accents), lower_(lowercase) {}
 
-  void normalize(Piece& p) const override {
+  void normalize(Piece& p, bool) const override {
     if (is_ascii(p.text)) {
       normalize_ascii(p);
       return;
@@ -116,6 +116,9 @@ class Bert final : public Normalizer {
     }
     if (lower_) lowercase(p);
   }
+  // Every step maps or removes one code point at a time, or (NFD) reorders marks after a
+  // starter: none acts across a space.
+  bool local() const override { return true; }
 
  private:
   // The same steps on ASCII text, byte by byte (no Chinese characters, nothing to decompose).
@@ -159,38 +162,48 @@ class Bert final : public Normalizer {
   bool clean_, chinese_, strip_, lower_;
 };
 
+// A space is a starter with no decomposition: NFD never acts across one.
 class Nfd final : public Normalizer {
  public:
-  void normalize(Piece& p) const override { nfd(p); }
+  void normalize(Piece& p, bool) const override { nfd(p); }
+  bool local() const override { return true; }
 };
 
 class Lowercase final : public Normalizer {
  public:
-  void normalize(Piece& p) const override { lowercase(p); }
+  void normalize(Piece& p, bool) const override { lowercase(p); }
+  bool local() const override { return true; }  // one code point at a time
 };
 
 // tokenizers' StripAccents: every combining mark removed (its NFD is left to the user).
 class StripAccents final : public Normalizer {
  public:
-  void normalize(Piece& p) const override {
+  void normalize(Piece& p, bool) const override {
     filter_map(
         p, [](char32_t c) { return !unicode::bert::is_combining_mark(c); },
         [](char32_t c) { return c; });
   }
+  bool local() const override { return true; }  // one code point at a time
 };
+
+// A space is a starter that composes with nothing: NFC never acts across one.
 
 class Nfc final : public Normalizer {
  public:
-  void normalize(Piece& p) const override {
+  void normalize(Piece& p, bool) const override {
     std::vector<unicode::CharChange> changes;
     if (unicode::nfc_with_changes(p.text, changes)) transform(p, changes);
   }
+  bool local() const override { return true; }
 };
 
 class Prepend final : public Normalizer {
  public:
   explicit Prepend(std::string s) : s_(std::move(s)) {}
-  void normalize(Piece& p) const override { prepend(p, s_); }
+  void normalize(Piece& p, bool continued) const override {
+    if (!continued) prepend(p, s_);
+  }
+  bool local() const override { return true; }
 
  private:
   std::string s_;
@@ -200,11 +213,13 @@ class Replace final : public Normalizer {
  public:
   Replace(Pattern pattern, std::string content)
       : pattern_(std::move(pattern)), content_(std::move(content)) {}
-  void normalize(Piece& p) const override {
+  void normalize(Piece& p, bool) const override {
     Matches m;
     pattern_.find_all(p.text, m);
     replace(p, m, content_);
   }
+  // A literal's matches are as long as the literal; a regex's may be any length.
+  bool local() const override { return pattern_.is_literal(); }
 
  private:
   Pattern pattern_;
@@ -214,9 +229,14 @@ class Replace final : public Normalizer {
 class Sequence final : public Normalizer {
  public:
   explicit Sequence(std::vector<std::unique_ptr<Normalizer>> steps) : steps_(std::move(steps)) {}
-  void normalize(Piece& p) const override {
+  void normalize(Piece& p, bool continued) const override {
     for (const auto& s : steps_)
-      s->normalize(p);
+      s->normalize(p, continued);
+  }
+  bool local() const override {
+    for (const auto& s : steps_)
+      if (!s->local()) return false;
+    return true;
   }
 
  private:

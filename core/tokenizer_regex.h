@@ -47,6 +47,7 @@ class Pattern {
   static Pattern literal(std::string s);
   static Pattern regex(std::string_view oniguruma_pattern);
   void find_all(std::string_view subject, Matches& out) const;
+  bool is_literal() const { return !regex_; }
 
  private:
   std::string literal_;

@@ -10,8 +10,6 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 #include <vector>
 
 #include "core/error.h"
@@ -130,14 +128,6 @@ void write_file_atomic(const fs::path& path, std::string_view content, bool fsyn
     throw Error("cannot rename " + tmp.string() + " to " + path.string() + ": " + os_error(e));
   }
   if (fsync) fsync_path(path.parent_path().empty() ? fs::path(".") : path.parent_path());
-}
-
-std::string read_small_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("cannot read " + path.string());
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 DirectoryLock::DirectoryLock(const fs::path& dir) {

@@ -35,9 +35,6 @@ void remove_tree_quietly(const std::filesystem::path& path) noexcept;
 // the directory: readers see either the old file or the new one.
 void write_file_atomic(const std::filesystem::path& path, std::string_view content, bool fsync);
 
-// Reads a whole (small) file. Throws s3::Error if it cannot be read.
-std::string read_small_file(const std::filesystem::path& path);
-
 // An exclusive advisory lock (flock) on `<dir>/.lock`, held for the object's lifetime. Throws
 // s3::Error when another process holds it.
 class DirectoryLock {

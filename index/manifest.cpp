@@ -1,8 +1,13 @@
 #include "index/manifest.h"
 
+#include <optional>
+#include <set>
 #include <system_error>
+#include <type_traits>
 
 #include "core/error.h"
+#include "core/file_read.h"
+#include "core/json_fields.h"
 #include "index/checksum.h"
 #include "index/fs_util.h"
 
@@ -67,16 +72,32 @@ json Manifest::to_json() const {
 }
 
 namespace {
+
+// A field of `j`. Integers must be JSON integers that fit T (nlohmann would read 2^40 documents as
+// 0 in a uint32_t, and 3.5 as 3), lists of integers likewise.
 template <class T>
 T get(const json& j, const char* key, const std::string& path) {
   auto it = j.find(key);
   if (it == j.end()) throw DataCorruption(path, std::string("missing field '") + key + "'");
-  try {
-    return it->get<T>();
-  } catch (const json::exception&) {
-    throw DataCorruption(path, std::string("field '") + key + "' has the wrong type");
+  if constexpr (std::is_integral_v<T>) {
+    if (const std::optional<T> v = json_integer<T>(*it)) return *v;
+    throw DataCorruption(
+        path, std::string("field '") + key + "' is not an integer in " + range_text<T>());
+  } else if constexpr (std::is_same_v<T, std::vector<int>> ||
+                       std::is_same_v<T, std::vector<uint64_t>>) {
+    using E = typename T::value_type;
+    if (const std::optional<T> v = json_integers<E>(*it)) return *v;
+    throw DataCorruption(
+        path, std::string("field '") + key + "' is not a list of integers in " + range_text<E>());
+  } else {
+    try {
+      return it->get<T>();
+    } catch (const json::exception&) {
+      throw DataCorruption(path, std::string("field '") + key + "' has the wrong type");
+    }
   }
 }
+
 }  // namespace
 
 Manifest Manifest::from_json(const json& j_in, const std::string& path) {
@@ -148,8 +169,17 @@ Manifest Manifest::from_json(const json& j_in, const std::string& path) {
   }
   // Structural consistency.
   if (m.layers.empty()) throw DataCorruption(path, "no layers");
+  for (size_t i = 0; i < m.layers.size(); ++i) {
+    if (m.layers[i] < 0)
+      throw DataCorruption(path, "layer " + std::to_string(m.layers[i]) + " is negative");
+    for (size_t k = 0; k < i; ++k)
+      if (m.layers[k] == m.layers[i])
+        throw DataCorruption(path, "layer " + std::to_string(m.layers[i]) + " is listed twice");
+  }
+  if (m.d_latent == 0) throw DataCorruption(path, "d_latent is 0");
   if (m.segments.empty()) throw DataCorruption(path, "no segments");
-  uint32_t docs = 0, tokens = 0, passages = 0;
+  uint64_t docs = 0, tokens = 0, passages = 0;  // 64 bits: a sum of 32-bit counts must not wrap
+  std::set<std::string> dirs;
   for (const SegmentEntry& s : m.segments) {
     if (s.doc_base != docs || s.token_base != tokens || s.passage_base != passages) {
       throw DataCorruption(path, "segment " + s.dir + " bases do not follow the previous segment");
@@ -157,14 +187,18 @@ Manifest Manifest::from_json(const json& j_in, const std::string& path) {
     if (s.postings.size() != m.layers.size() || s.postings_bytes.size() != m.layers.size()) {
       throw DataCorruption(path, "segment " + s.dir + " does not list every layer");
     }
-    if (s.dir.find('/') != std::string::npos || s.dir.find("..") != std::string::npos) {
+    if (s.dir.empty() || s.dir == "." || s.dir.find('/') != std::string::npos ||
+        s.dir.find("..") != std::string::npos) {
       throw DataCorruption(path, "segment directory name '" + s.dir + "' is not a plain name");
     }
-    if (uint64_t{tokens} + s.n_tokens > kMaxTokens)
-      throw DataCorruption(path, "token count overflow");
+    if (!dirs.insert(s.dir).second)
+      throw DataCorruption(path, "segment " + s.dir + " is listed twice");
     docs += s.n_docs;
     tokens += s.n_tokens;
     passages += s.n_passages;
+    if (tokens > kMaxTokens) throw DataCorruption(path, "token count overflow");
+    if (docs >= UINT32_MAX || passages >= UINT32_MAX)
+      throw DataCorruption(path, "document or passage count overflow");
   }
   return m;
 }
@@ -180,9 +214,9 @@ Manifest Manifest::load(const fs::path& dir) {
   }
   std::string text;
   try {
-    text = read_small_file(p);
-  } catch (const Error& e) {
-    throw DataCorruption(p.string(), e.what());
+    text = read_regular_file(p, kMaxManifestBytes, "manifest");
+  } catch (const FileError& e) {
+    throw DataCorruption(p.string(), e.reason() + "; rebuild the index with --overwrite");
   }
   json j;
   try {

@@ -19,6 +19,8 @@ namespace s3::index {
 
 inline constexpr const char* kManifestFile = "manifest.json";
 inline constexpr const char* kFormatName = "s3attn-index";
+// A manifest larger than this is refused before it is parsed (a real one is a few KiB per segment).
+inline constexpr uint64_t kMaxManifestBytes = uint64_t{64} << 20;
 
 struct SegmentEntry {
   std::string dir;  // "seg-000000", relative to the index directory

@@ -16,7 +16,8 @@ namespace s3::index {
 MappedFile MappedFile::open(const std::filesystem::path& path) {
   MappedFile m;
   m.path_ = path.string();
-  int fd = ::open(m.path_.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: open(2) of a FIFO would wait for a writer (regular files ignore the flag).
+  int fd = ::open(m.path_.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) {
     int e = errno;
     if (e == ENOENT) {

@@ -61,14 +61,18 @@ void EncoderOptions::validate() const {
 }
 
 void TrainerOptions::validate() const {
-  if (latents < 1) usage("--latents must be at least 1, not " + std::to_string(latents));
+  if (latents < 1 || latents > kMaxLatents)
+    usage("--latents must be between 1 and " + std::to_string(kMaxLatents) + ", not " +
+          std::to_string(latents));
   if (k < 1) usage("--k must be at least 1, not " + std::to_string(k));
   if (k > latents) {
     usage("--k " + std::to_string(k) + " is larger than --latents " + std::to_string(latents) +
           ": a vector can not have more active latents than there are");
   }
   if (steps < 1) usage("--steps must be at least 1, not " + std::to_string(steps));
-  if (batch < 1) usage("--batch must be at least 1, not " + std::to_string(batch));
+  if (batch < 1 || batch > kMaxBatch)
+    usage("--batch must be between 1 and " + std::to_string(kMaxBatch) + ", not " +
+          std::to_string(batch));
   if (!(lr > 0) || !std::isfinite(lr)) usage("--lr must be a positive number, not " + num(lr));
   if (!(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1)) {
     usage("Adam betas must be in [0, 1)");

@@ -66,6 +66,14 @@ struct EncoderOptions {
   void validate() const;
 };
 
+// The most latents an SAE may have (trained here or read from sae.json): 64x the paper's 16,384.
+// W_enc, W_dec and their Adam moments alone take 24 GiB in float32 at d_in 1,024.
+inline constexpr int64_t kMaxLatents = int64_t{1} << 20;
+// The widest SAE input (head_dim, or n_kv_heads * head_dim in concat mode).
+inline constexpr int64_t kMaxSaeInput = int64_t{1} << 16;
+// The most vectors per training step.
+inline constexpr int64_t kMaxBatch = int64_t{1} << 20;
+
 // Top-K SAE training (OpenAI "Scaling and evaluating sparse autoencoders", 2024). Defaults and
 // the reasons for them: docs/sae.md.
 struct TrainerOptions {

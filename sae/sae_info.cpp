@@ -1,11 +1,12 @@
 #include "sae/sae_info.h"
 
 #include <algorithm>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
+#include <system_error>
 
 #include "core/error.h"
+#include "core/file_read.h"
+#include "core/json_fields.h"
 #include "sae/safetensors.h"
 
 namespace s3::sae {
@@ -31,8 +32,10 @@ void SaeInfo::validate(const std::string& path) const {
     if (layers[i] < 0) bad("layer " + std::to_string(layers[i]) + " is negative");
     if (i > 0 && layers[i] <= layers[i - 1]) bad("layers must be distinct and ascending");
   }
-  if (d_in < 1) bad("d_in must be >= 1");
-  if (d_latent < 1) bad("d_latent must be >= 1");
+  if (d_in < 1 || d_in > kMaxSaeInput)
+    bad("d_in must be between 1 and " + std::to_string(kMaxSaeInput));
+  if (d_latent < 1 || d_latent > kMaxLatents)
+    bad("d_latent must be between 1 and " + std::to_string(kMaxLatents));
   if (k < 1) bad("k must be >= 1");
   if (k > d_latent) {
     bad("k " + std::to_string(k) + " is larger than d_latent " + std::to_string(d_latent));
@@ -86,15 +89,13 @@ void write_sae_info(const std::filesystem::path& file, const SaeInfo& info) {
 
 SaeInfo read_sae_info(const std::filesystem::path& file) {
   const std::string path = file.string();
-  std::ifstream in(file, std::ios::binary);
-  if (!in) {
+  std::error_code ec;
+  if (!std::filesystem::exists(file, ec))
     throw Error(path + ": cannot open (is this an SAE directory? it must hold sae.json)");
-  }
-  std::stringstream ss;
-  ss << in.rdbuf();
+  const std::string text = read_regular_file(file, kMaxSaeJsonBytes, "sae.json");
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(ss.str());
+    j = nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
     throw DataCorruption(path, std::string("not valid JSON (") + e.what() + ")");
   }
@@ -105,16 +106,26 @@ SaeInfo read_sae_info(const std::filesystem::path& file) {
           path,
           std::string("not an s3attn SAE description (\"format\" is not \"") + kFormatName + "\")");
     }
-    info.format_version = j.at("format_version").get<int>();
-    if (info.format_version > SaeInfo::kFormatVersion) {
-      throw DataCorruption(path, "format_version " + std::to_string(info.format_version) +
+    // Integers strictly: nlohmann's get<int>() would read 3.5 as 3 and 2^40 as 0.
+    auto integer = [&](const char* key) {
+      const std::optional<int64_t> v = json_integer<int64_t>(j.at(key));
+      if (!v) throw DataCorruption(path, std::string("field '") + key + "' is not an integer");
+      return *v;
+    };
+    const int64_t version = integer("format_version");
+    if (version < 1) throw DataCorruption(path, "format_version must be >= 1");
+    if (version > SaeInfo::kFormatVersion) {
+      throw DataCorruption(path, "format_version " + std::to_string(version) +
                                      " is newer than this s3attn reads (" +
                                      std::to_string(SaeInfo::kFormatVersion) + "): upgrade s3attn");
     }
-    info.layers = j.at("layers").get<std::vector<int>>();
-    info.d_in = j.at("d_in").get<int64_t>();
-    info.d_latent = j.at("d_latent").get<int64_t>();
-    info.k = j.at("k").get<int64_t>();
+    info.format_version = static_cast<int>(version);
+    const std::optional<std::vector<int>> layers = json_integers<int>(j.at("layers"));
+    if (!layers) throw DataCorruption(path, "field 'layers' is not a list of integers");
+    info.layers = *layers;
+    info.d_in = integer("d_in");
+    info.d_latent = integer("d_latent");
+    info.k = integer("k");
     const std::string mode = j.at("head_mode").get<std::string>();
     if (mode == "per-head") {
       info.head_mode = HeadMode::kPerHead;

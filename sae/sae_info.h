@@ -21,6 +21,9 @@ struct LayerStats {
   std::optional<double> dead_fraction;  // latents dead at the end of training
 };
 
+// sae.json files larger than this are refused before they are parsed (a real one is a few KiB).
+inline constexpr uint64_t kMaxSaeJsonBytes = uint64_t{16} << 20;
+
 struct SaeInfo {
   static constexpr int kFormatVersion = 1;
 

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/file_read.h"
 #include "sae/device.h"
 #include "sae/safetensors.h"
 #include "sae/tensor_io.h"
@@ -88,6 +89,13 @@ SaeWeights load_layer(const std::filesystem::path& file, int64_t d_in, int64_t d
   } catch (const Error& e) {
     throw DataCorruption(path, e.what());
   }
+  // NaN or infinite weights would turn every code into NaN and every top-k into noise.
+  const at::Tensor* tensors[] = {&w.W_enc, &w.b_enc, &w.W_dec, &w.b_dec};
+  for (int i = 0; i < 4; ++i) {
+    if (!at::isfinite(*tensors[i]).all().item<bool>())
+      throw DataCorruption(
+          path, std::string(kTensorNames[i]) + " holds NaN or infinite values; retrain the SAE");
+  }
   if (d_latent > 0 && w.d_latent() != d_latent) {
     throw DataCorruption(path, "has " + std::to_string(w.d_latent()) +
                                    " latents but sae.json says d_latent " +
@@ -139,7 +147,7 @@ Sae load_sae(const std::filesystem::path& dir, const SaeExpect& expect) {
   XXH3_state_t* state = XXH3_createState();
   XXH3_128bits_reset(state);
   auto hash_file = [&](const std::filesystem::path& f) {
-    std::ifstream in(f, std::ios::binary);
+    std::ifstream in = open_regular_file(f, "SAE file");
     std::vector<char> buf(1 << 20);
     while (in) {
       in.read(buf.data(), static_cast<std::streamsize>(buf.size()));

@@ -44,6 +44,28 @@ def assert_one_line_error(proc, code: int, *needles: str) -> None:
         assert needle in err, err
 
 
+def xxh3_64_hex(data: bytes) -> str:
+    """XXH3-64 (seed 0) as 16 hex digits, from the system's libxxhash (the library s3attn links)."""
+    import ctypes
+    import ctypes.util
+    lib = ctypes.CDLL(ctypes.util.find_library("xxhash") or "libxxhash.so.0")
+    lib.XXH3_64bits.restype = ctypes.c_uint64
+    lib.XXH3_64bits.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+    return f"{lib.XXH3_64bits(data, len(data)):016x}"
+
+
+def rewrite_manifest(index_dir: Path, edit) -> None:
+    """Edits an index's manifest.json with `edit(dict)` and recomputes its checksum (the XXH3-64 of the
+    compact, key-sorted dump without it: docs/index-format.md), so that only the edit is wrong."""
+    path = Path(index_dir) / "manifest.json"
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    edit(manifest)
+    manifest.pop("checksum", None)
+    compact = json.dumps(manifest, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    manifest["checksum"] = xxh3_64_hex(compact.encode("utf-8"))
+    path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
 def export_model(hf_dir: Path, out: Path, dtype: str = "float32") -> Path:
     """Exports a Hugging Face checkpoint with scripts/export_model.py; returns the model dir."""
     subprocess.run([sys.executable, str(REPO / "scripts" / "export_model.py"), "--hf", str(hf_dir), "--out", str(out),

@@ -121,14 +121,19 @@ def test_clean_up_tokenization_spaces(tmp_path):
     assert_one_line_error(proc, 1, "tokenizer_config.json", "clean_up_tokenization_spaces")
 
 
+def random_sae(model: Path, out: Path) -> Path:
+    """A random SAE on the model's default taps (64 latents, k 4), as the context index's SAE."""
+    layers = ",".join(map(str, json.loads((model / "model.json").read_text())["default_taps"]))
+    subprocess.run([sys.executable, str(REPO / "scripts" / "make_random_sae.py"), "--model", str(model), "--layers",
+                    layers, "--latents", "64", "--k", "4", "--dtype", "float32", "--out", str(out)],
+                   check=True, capture_output=True)
+    return out
+
+
 def test_scan_flags_reach_the_context_index(windows, tmp_path):
     """`longbench` takes the scan flags of `index`; the manifest records the scan they made."""
     model = windows[4096]
-    sae = tmp_path / "sae"
-    layers = ",".join(map(str, json.loads((model / "model.json").read_text())["default_taps"]))
-    subprocess.run([sys.executable, str(REPO / "scripts" / "make_random_sae.py"), "--model", str(model), "--layers",
-                    layers, "--latents", "64", "--k", "4", "--dtype", "float32", "--out", str(sae)],
-                   check=True, capture_output=True)
+    sae = random_sae(model, tmp_path / "sae")
     row = dict(ROW, context="A long context. " * 200)
     config, data = task_files(tmp_path, "mytask", [row])
     longbench(model, config, data, "mytask", tmp_path / "run", "--method", "s3-hybrid", "--sae", sae, "--budget", "64",
@@ -145,11 +150,7 @@ def test_record_evidence(windows, tmp_path):
     """--record-evidence writes the question and the evidence each retrieval method handed the model
     into its row: pieces of the sample's own context, joined by the separator."""
     model = windows[4096]
-    sae = tmp_path / "sae"
-    layers = ",".join(map(str, json.loads((model / "model.json").read_text())["default_taps"]))
-    subprocess.run([sys.executable, str(REPO / "scripts" / "make_random_sae.py"), "--model", str(model), "--layers",
-                    layers, "--latents", "64", "--k", "4", "--dtype", "float32", "--out", str(sae)],
-                   check=True, capture_output=True)
+    sae = random_sae(model, tmp_path / "sae")
     context = " ".join(f"Sentence number {i} talks about the harbor." for i in range(150))
     config, data = task_files(tmp_path, "mytask", [dict(ROW, context=context)])
     for method in ("bm25", "s3-hybrid", "full"):

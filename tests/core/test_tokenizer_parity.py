@@ -16,6 +16,7 @@ import json
 import os
 import random
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -235,6 +236,72 @@ def test_component_variants_match_tokenizers(variant, base_files, tmp_path):
     extra = [("added_flags", "Hello world <mask> worlds world! user   x<mask>y ZZz caf\u00e9 cafe\u0301 "
                              "\u00e9t\u00e9 e\u0301te\u0301s foo \u2581foo bar xbar bar. a<q>b <r> <q>")]
     compare(file, text_set() + extra, tmp_path)
+
+
+# --- long inputs: tokenized in pieces, cut where the pipeline cannot join the two sides -------------
+
+def long_lines(data: Path, small: bool = False) -> list[tuple[str, str]]:
+    """Single-line texts several times the tokenizer's 64 KiB piece, so that each is cut several times:
+    English prose, the multilingual text set, random text over FUZZ_POOL (combining marks, exotic
+    spaces, special-token strings next to spaces) and CJK with few spaces. `small`: the first and the
+    third, shorter."""
+    essays = " ".join(json.loads((data / "haystack" / "PaulGrahamEssays.json").read_text())["text"].split())
+    rng = random.Random(7)
+    fuzz = "".join(rng.choice(FUZZ_POOL + [" "] * 12) for _ in range(60_000 if small else 120_000))
+    if small:
+        return [("essays_one_line", essays[:200_000]), ("fuzz_one_line", fuzz)]
+    multilingual = " ".join(t for _, t in text_set() if t)
+    cjk = "".join(rng.choice(["\u4e2d\u6587", "\u6587\u5b57", "\u3002", " ", "\u3042\u308a", "abc", "\uff0c"])
+                  for _ in range(100_000))
+    return [("essays_one_line", essays[:400_000]), ("multilingual_one_line", (multilingual + " ") * 10),
+            ("fuzz_one_line", fuzz), ("cjk_one_line", cjk)]
+
+
+def variant_file(variant: str, base_files: dict, tmp_path: Path) -> Path:
+    base, fields, extra_tokens = VARIANTS[variant]
+    config = {**base_files[base], **fields, "added_tokens": base_files[base]["added_tokens"] + extra_tokens}
+    file = tmp_path / "tokenizer.json"
+    file.write_text(json.dumps(config), encoding="utf-8")
+    return file
+
+
+@pytest.mark.parametrize("name", list(REAL) + list(VARIANTS))
+def test_long_lines_match_tokenizers(name, tokenizers_dir, base_files, tmp_path):
+    """Long inputs are tokenized in pieces (core/tokenizer_cuts.h): the ids and offsets must be those
+    of the whole text, for every real tokenizer and every component variant."""
+    real = name in REAL
+    file = tokenizers_dir / name / "tokenizer.json" if real else variant_file(name, base_files, tmp_path)
+    compare(file, long_lines(tokenizers_dir.parent, small=not real), tmp_path)
+
+
+def peak_rss_bytes(command: list[str]) -> int:
+    """Peak resident memory of `command`, run alone under a fresh Python process."""
+    probe = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
+             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    out = subprocess.run([sys.executable, "-c", probe, *command], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    return int(out.stdout) * 1024
+
+
+@pytest.mark.parametrize("name", REAL)
+def test_long_line_memory_does_not_grow_with_the_line(name, tokenizers_dir, tmp_path):
+    """A 16 MiB one-line document: the tokenizer's working memory is bounded by its pieces. The whole
+    text cost ~55 bytes of memory per byte before; what remains is the text itself and the output
+    (ids and offsets: ~12 bytes per token, ~3 per byte, twice that while a vector grows)."""
+    data = tokenizers_dir.parent
+    essays = " ".join(json.loads((data / "haystack" / "PaulGrahamEssays.json").read_text())["text"].split())
+    size = 16 << 20
+    text = tmp_path / "line.txt"
+    text.write_text((essays + " ") * (size // len(essays) + 1), encoding="utf-8")
+    with open(text, "r+b") as f:  # cut on a character boundary near 16 MiB
+        f.truncate(len(text.read_bytes()[:size].decode("utf-8", errors="ignore").encode("utf-8")))
+    tiny = tmp_path / "tiny.txt"
+    tiny.write_text("hello world", encoding="utf-8")
+    file = str(tokenizers_dir / name / "tokenizer.json")
+    base = peak_rss_bytes([str(tool()), file, "--bench", str(tiny), "1"])
+    peak = peak_rss_bytes([str(tool()), file, "--bench", str(text), "1"])
+    per_byte = (peak - base) / text.stat().st_size
+    assert per_byte < 10, f"{name}: {per_byte:.1f} bytes of memory per input byte ({peak >> 20} MiB peak)"
 
 
 # --- the s3attn binary ----------------------------------------------------------------------------

@@ -14,13 +14,12 @@
 // Offsets are byte offsets into the text. Errors: one line on stderr, exit code 1.
 #include <algorithm>
 #include <chrono>
-#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
 
 #include "core/error.h"
+#include "core/file_read.h"
 #include "core/tokenizer.h"
 
 namespace {
@@ -29,11 +28,7 @@ using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
 std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw s3::Error(path + ": cannot open");
-  std::ostringstream buf;
-  buf << in.rdbuf();
-  return buf.str();
+  return s3::read_regular_file(path, s3::kGiB * 4, "text file");
 }
 
 double seconds_since(Clock::time_point t0) {

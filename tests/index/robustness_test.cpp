@@ -2,16 +2,21 @@
 // previous index intact (fork + SIGKILL at every commit stage and at random moments).
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <functional>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "core/error.h"
 #include "index/checksum.h"
 #include "index/index_reader.h"
 #include "index/index_writer.h"
+#include "index/manifest.h"
 #include "reference_check.h"
 #include "test_util.h"
 
@@ -166,6 +171,75 @@ TEST(IndexCorruption, WrongFormatVersionIsRefused) {
   // Not JSON at all.
   expect_refused(tmp / "idx", tmp / "bad", "manifest.json",
                  [](const fs::path& p) { write_file(p, "{\"format\": \"s3attn-in"); });
+}
+
+// Manifests whose checksum is right but whose numbers are not: nlohmann would read 2^40 documents
+// as 0 and 3.5 as 3; a segment listed twice would be read twice.
+TEST(IndexCorruption, ManifestNumbersMustFit) {
+  TempDir tmp;
+  build_into(tmp / "idx", WriteMode::kCreate, 6, 2);
+  const std::vector<std::pair<std::function<void(json&)>, std::string>> edits = {
+      {[](json& j) { j["segments"][0]["n_docs"] = uint64_t{1} << 40; },
+       "'n_docs' is not an integer in [0, 4294967295]"},
+      {[](json& j) { j["segments"][0]["n_docs"] = -1; }, "'n_docs'"},
+      {[](json& j) { j["segments"][0]["n_tokens"] = 3.5; }, "'n_tokens' is not an integer"},
+      {[](json& j) { j["segments"][0]["n_passages"] = true; }, "'n_passages' is not an integer"},
+      {[](json& j) { j["segments"][0]["token_base"] = "0"; }, "'token_base' is not an integer"},
+      {[](json& j) { j["d_latent"] = 300.0; }, "'d_latent' is not an integer"},
+      {[](json& j) {
+         j["layers"] = json::array({0, 1.5});
+       },
+       "'layers' is not a list of integers"},
+      {[](json& j) {
+         j["layers"] = json::array({3, 3});
+       },
+       "listed twice"},
+      {[](json& j) { j["segments"][0]["postings"][0] = -5; }, "'postings'"},
+      {[](json& j) { j["segments"][0]["files"]["docs.bin"]["bytes"] = 1e3; },
+       "'bytes' is not an integer"},
+      {[](json& j) { j["segments"][0]["dir"] = "."; }, "not a plain name"},
+      {[](json& j) {
+         json second = j["segments"][0];  // the same directory again, bases following the first
+         second["doc_base"] = j["segments"][0]["n_docs"];
+         second["token_base"] = j["segments"][0]["n_tokens"];
+         second["passage_base"] = j["segments"][0]["n_passages"];
+         j["segments"].push_back(second);
+       },
+       "seg-000000 is listed twice"},
+  };
+  for (const auto& [edit, needle] : edits) {
+    expect_refused(
+        tmp / "idx", tmp / "bad", "manifest.json",
+        [&](const fs::path& p) { edit_manifest(p.parent_path(), edit); }, needle);
+  }
+}
+
+// Index files that are not regular files are refused at once (a FIFO would block open(2), a device
+// would be read forever), and a manifest too large to be one is refused before it is read.
+TEST(IndexCorruption, NonRegularAndOversizedFilesAreRefused) {
+  TempDir tmp;
+  build_into(tmp / "idx", WriteMode::kCreate, 7, 2);
+  const auto fifo = [](const fs::path& p) {
+    fs::remove(p);
+    ASSERT_EQ(::mkfifo(p.c_str(), 0600), 0);
+  };
+  const auto t0 = std::chrono::steady_clock::now();
+  expect_refused(tmp / "idx", tmp / "bad", "manifest.json", fifo, "named pipe");
+  expect_refused(tmp / "idx", tmp / "bad", "seg-000000/docs.bin", fifo, "not a regular file");
+  expect_refused(tmp / "idx", tmp / "bad", "seg-000000/postings-l000.bin", fifo,
+                 "not a regular file");
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(30));
+  expect_refused(
+      tmp / "idx", tmp / "bad", "manifest.json",
+      [](const fs::path& p) {
+        fs::remove(p);
+        fs::create_symlink("/dev/zero", p);
+      },
+      "character device");
+  expect_refused(
+      tmp / "idx", tmp / "bad", "manifest.json",
+      [](const fs::path& p) { fs::resize_file(p, kMaxManifestBytes + 1); },
+      "larger than the limit of 64 MiB");
 }
 
 TEST(IndexCorruption, UncheckedOpenStillValidatesStructure) {

@@ -191,6 +191,12 @@ def test_bad_embedding_dirs_fail_with_one_line(tiny, tmp_path):
     (broken / "embedding.json").write_text(json.dumps(info))
     proc = run_s3attn("embed", "--model", broken, "--text", "x", check=False)
     assert_one_line_error(proc, 1, "embedding.json", "format_version 7")
+    info["format_version"] = 1
+    (broken / "model.ts").write_bytes((emb / "model.ts").read_bytes())
+    info["pad_token_id"] = 1_000_000
+    (broken / "embedding.json").write_text(json.dumps(info))
+    proc = run_s3attn("embed", "--model", broken, "--text", "x", check=False)
+    assert_one_line_error(proc, 1, "embedding.json", "pad_token_id 1000000 is outside the tokenizer's vocabulary")
 
 
 # --- the real all-MiniLM-L6-v2, when installed --------------------------------------------------------
