@@ -143,8 +143,8 @@ def test_more_ranks_than_chunks(tiny_export, sae, tmp_path):
     """Ranks without a chunk of their own write a part without postings; the merge is still exact."""
     source = tmp_path / "short.txt"
     source.write_text(make_text(5, 4))
-    run_single(index_args(tiny_export, sae, source, tmp_path / "single", chunk=512))
-    summaries = run_job(index_args(tiny_export, sae, source, tmp_path / "index", chunk=512), 4)
+    run_single(index_args(tiny_export, sae, source, tmp_path / "single", chunk=255))
+    summaries = run_job(index_args(tiny_export, sae, source, tmp_path / "index", chunk=255), 4)
     assert [s["tokens"] for s in summaries].count(0) == 3
     assert_same_index(tmp_path / "index", tmp_path / "single")
 
