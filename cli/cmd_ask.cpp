@@ -141,11 +141,13 @@ Command add_ask(CLI::App& root) {
     setup.index = a->index;
     if (!a->model.empty()) setup.model = a->model;
     if (!a->sae.empty()) setup.sae = a->sae;
+    if (!a->retrieval.dense_model.empty()) setup.dense_model = a->retrieval.dense_model;
     if (!a->answer_model.empty()) setup.answer_model = a->answer_model;
     setup.device = DeviceSpec::parse(a->device);
     if (!a->dtype.empty()) setup.dtype = validate_dtype(a->dtype);
 
-    const Asker asker(setup, method_needs_sae(a->ask.retrieval.method));
+    const retrieval::Method method = a->ask.retrieval.method;
+    const Asker asker(setup, method_needs_sae(method), method_needs_dense(method));
     for (size_t i = 0; i < asked.size(); ++i) {
       if (asked.size() > 1 && !a->json) std::cout << (i ? "\n" : "") << "Q: " << asked[i] << "\n";
       print_answer(asked[i], asker.ask(asked[i], a->ask), a->ask, a->json);

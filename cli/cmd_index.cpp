@@ -11,17 +11,20 @@
 #include "cli/command.h"
 #include "cli/progress.h"
 #include "cli/scan_flags.h"
+#include "core/dense_model.h"
 #include "core/documents.h"
 #include "core/error.h"
 #include "core/index_shard.h"
 #include "core/launch.h"
 #include "core/model.h"
+#include "core/passage_embeddings.h"
 #include "core/scan.h"
 #include "index/fs_util.h"
 #include "index/index_merge.h"
 #include "index/index_part.h"
 #include "index/index_reader.h"
 #include "index/index_writer.h"
+#include "index/segment_format.h"
 
 namespace s3::cli {
 
@@ -193,7 +196,7 @@ int run_shard(const LaunchEnvironment& launch, const ShardFlags& flags, bool jso
 
 Command add_index(CLI::App& root) {
   struct Args {
-    std::string model, sae, out, device = "cpu", dtype, codec = "varint-delta";
+    std::string model, sae, out, device = "cpu", dtype, codec = "varint-delta", dense_model;
     DocumentSource source;
     ScanFlags scan;
     ShardFlags shard;
@@ -217,6 +220,9 @@ Command add_index(CLI::App& root) {
   app->add_option("--dtype", a->dtype, "model dtype (default: the exported one)");
   app->add_option("--codec", a->codec, "posting codec: varint-delta | streamvbyte-delta")
       ->capture_default_str();
+  app->add_option("--dense-model", a->dense_model,
+                  "also embed every BM25 passage with this sentence-embedding model (for --method "
+                  "dense, s3-dense)");
   app->add_option("--out", a->out, "index directory")->required();
   auto* overwrite =
       app->add_flag("--overwrite", a->overwrite, "replace an existing index (atomically)");
@@ -229,6 +235,11 @@ Command add_index(CLI::App& root) {
     a->scan.scan.validate();
     a->source.validate();
     const LaunchEnvironment launch = LaunchEnvironment::from_environment();
+    if (!a->dense_model.empty() && launch.sharded()) {
+      throw UsageError(
+          "--dense-model is not supported in sharded builds (torchrun, srun) yet: build an index "
+          "with dense passage embeddings in one process");
+    }
     if (!a->overwrite && !a->append && std::filesystem::exists(a->out))
       throw Error(a->out +
                   " already exists; pass --overwrite to replace it or --append to add to it");
@@ -242,6 +253,8 @@ Command add_index(CLI::App& root) {
     // The default chunk is lowered to fit the model's window; a --chunk that does not fit is refused.
     if (app->get_option("--chunk")->count() == 0) a->scan.scan.fit_chunk_to_window(model.info());
     const Scanner scanner(model, a->sae, a->scan.scan);
+    std::optional<DenseEncoder> dense;
+    if (!a->dense_model.empty()) dense.emplace(DenseEncoder::load(a->dense_model, load.device));
 
     index::IndexWriterOptions w;
     w.out = a->out;
@@ -252,22 +265,40 @@ Command add_index(CLI::App& root) {
     w.d_latent = static_cast<uint32_t>(scanner.d_latent());
     w.codec = a->codec;
     w.metadata = scanner.metadata();
-    w.append_ignore_metadata_keys = {"model_dir", "sae_dir"};
+    w.append_ignore_metadata_keys = {"model_dir", "sae_dir", kDenseModelDirKey};
     w.lexical.target_words = a->scan.passage_words;
+    if (dense) {
+      add_dense_metadata(w.metadata, *dense);
+      w.dense_dim = static_cast<uint32_t>(dense->info().dim);
+    }
     w.validate();
     if (launch.sharded()) {
       return run_shard(launch, a->shard, a->json, scanner, model.device().name, docs, w, w.mode);
     }
 
     index::IndexWriter writer(w);
+    const uint32_t first_doc = writer.doc_base();
     ScanProgressBar bar("index");
     const ScanStats stats = scanner.scan(writer, docs, std::ref(bar));
     bar.finish();
+    DenseStats dense_stats;
+    if (dense) dense_stats = embed_passages(*dense, writer, first_doc, docs);
     const index::CommitStats commit = writer.commit();
     nlohmann::json summary = scan_summary(stats, commit);
     summary["index"] = a->out;
     summary["layers"] = scanner.layers();
     summary["device"] = model.device().name;
+    if (dense) {
+      std::error_code ec;
+      const auto bytes =
+          std::filesystem::file_size(commit.index_dir / commit.segment / index::kDenseFile, ec);
+      summary["dense"] = {
+          {"model", dense->info().name},    {"passages", dense_stats.texts},
+          {"tokens", dense_stats.tokens},   {"truncated", dense_stats.truncated},
+          {"batches", dense_stats.batches}, {"embed_s", dense_stats.seconds},
+          {"file_bytes", ec ? 0 : bytes},
+      };
+    }
     if (a->json) {
       std::cout << summary.dump() << "\n";
     } else {

@@ -2,12 +2,15 @@
 // distribution, configuration and fingerprints.
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
+#include "core/passage_embeddings.h"
 #include "index/index_reader.h"
+#include "index/segment_format.h"
 
 namespace s3::cli {
 namespace {
@@ -57,6 +60,20 @@ Command add_inspect(CLI::App& root) {
     for (const index::SegmentSummary& s : reader.segments())
       segments.push_back({{"dir", s.dir}, {"documents", s.n_docs}, {"tokens", s.n_tokens}, {"passages", s.n_passages},
                           {"file_bytes", s.file_bytes}});
+    nlohmann::json dense = nullptr;
+    if (const index::DenseIndex* d = reader.dense()) {
+      uint64_t bytes = 0;  // dense.bin of every segment
+      for (const index::SegmentSummary& s : reader.segments()) {
+        std::error_code ec;
+        const auto size = std::filesystem::file_size(reader.dir() / s.dir / index::kDenseFile, ec);
+        bytes += ec ? 0 : size;
+      }
+      dense = {{"passages", d->n_passages()},
+               {"dim", d->dim()},
+               {"dtype", "float16"},
+               {"file_bytes", bytes},
+               {"model", reader.metadata().value(kDenseModelKey, nlohmann::json())}};
+    }
     const nlohmann::json out = {{"index", a->index},
                                 {"documents", reader.n_documents()},
                                 {"tokens", reader.n_tokens()},
@@ -66,6 +83,7 @@ Command add_inspect(CLI::App& root) {
                                 {"d_latent", reader.d_latent()},
                                 {"codec", std::string(reader.codec().name())},
                                 {"layers", layers},
+                                {"dense", dense},
                                 {"segments", segments},
                                 {"configuration", reader.metadata()},
                                 {"document_list", docs}};
@@ -91,6 +109,15 @@ Command add_inspect(CLI::App& root) {
                   static_cast<unsigned long long>(l["posting_bytes"].get<uint64_t>()), l["bytes_per_posting"].get<double>(),
                   l["postings_per_token"].get<double>(), l["df"]["median"].get<uint32_t>(), l["df"]["p99"].get<uint32_t>(),
                   l["df"]["never_active"].get<size_t>());
+    if (dense.is_null()) {
+      std::printf("dense passage embeddings: none (index --dense-model)\n");
+    } else {
+      std::printf(
+          "dense passage embeddings: %u vectors of %u float16 values, %llu bytes, model %s\n",
+          dense["passages"].get<uint32_t>(), dense["dim"].get<uint32_t>(),
+          static_cast<unsigned long long>(dense["file_bytes"].get<uint64_t>()),
+          dense["model"].dump(-1, ' ', false, kReplace).c_str());
+    }
     std::printf("configuration: %s\n", reader.metadata().dump(-1, ' ', false, kReplace).c_str());
     for (const auto& d : docs)
       std::printf("  doc %u: %s (%u tokens)\n", d["id"].get<uint32_t>(),

@@ -70,6 +70,7 @@ Command add_longbench(CLI::App& root) {
     o.tasks = a->tasks;
     o.model = a->model;
     if (!a->sae.empty()) o.sae = a->sae;
+    if (!a->retrieval.dense_model.empty()) o.dense_model = a->retrieval.dense_model;
     if (!a->answer_model.empty()) o.answer_model = a->answer_model;
     o.out = a->out;
     o.retrieval = a->retrieval.options;

@@ -31,6 +31,7 @@ Command add_index(CLI::App& root);
 Command add_ask(CLI::App& root);
 Command add_longbench(CLI::App& root);
 Command add_inspect(CLI::App& root);
+Command add_embed(CLI::App& root);
 Command add_merge(CLI::App& root);
 // `sae` has subcommands of its own (train, eval); each is one Command.
 std::vector<Command> add_sae(CLI::App& root);

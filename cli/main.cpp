@@ -45,6 +45,7 @@ int main(int argc, char** argv) {
       s3::cli::add_ask(app),
       s3::cli::add_longbench(app),
       s3::cli::add_inspect(app),
+      s3::cli::add_embed(app),
       s3::cli::add_merge(app),
   };
   for (auto& command : s3::cli::add_sae(app)) commands.push_back(std::move(command));

@@ -7,11 +7,16 @@ namespace s3::cli {
 void add_retrieval_flags(CLI::App& app, RetrievalFlags& f) {
   auto& o = f.options;
   const char* group = "Retrieval (docs/retrieval.md)";
-  app.add_option("--method", f.method, "s3-hybrid | s3 | bm25 | full")->capture_default_str()->group(group);
+  app.add_option("--method", f.method, "s3-hybrid | s3 | bm25 | dense | s3-dense | full")
+      ->capture_default_str()
+      ->group(group);
   app.add_option("--budget", o.budget.budget, "evidence tokens handed to the model")->capture_default_str()->group(group);
   app.add_option("--lead", o.budget.lead_tokens, "first tokens of the document (s3-hybrid)")->capture_default_str()->group(group);
   app.add_option("--tail", o.budget.tail_tokens, "last tokens of the document (s3-hybrid)")->capture_default_str()->group(group);
-  app.add_option("--bm25-share", o.budget.bm25_share, "BM25's share of the budget (s3-hybrid)")->capture_default_str()->group(group);
+  app.add_option("--bm25-share", o.budget.bm25_share,
+                 "BM25's (s3-dense: dense) share of the budget (s3-hybrid)")
+      ->capture_default_str()
+      ->group(group);
   app.add_option("--lead-tail-max-share", o.budget.lead_tail_max_share, "cap of lead + tail as a share of the budget")
       ->capture_default_str()->group(group);
   app.add_option("--aggregate", f.aggregate, "sum | max over the question's tokens and heads")->capture_default_str()->group(group);
@@ -39,6 +44,13 @@ void add_retrieval_flags(CLI::App& app, RetrievalFlags& f) {
   app.add_option("--bm25-b", o.bm25.b, "BM25 b")->capture_default_str()->group(group);
   app.add_flag("--bm25-unique-terms", f.bm25_unique_terms, "count a repeated question term once")->group(group);
   app.add_option("--bm25-max-passages", o.bm25.max_passages, "best N passages only (0 = all)")->group(group);
+  app.add_option("--dense-max-passages", o.dense.max_passages,
+                 "most similar N passages only (dense, s3-dense; 0 = all)")
+      ->group(group);
+  app.add_option("--dense-model", f.dense_model,
+                 "sentence-embedding model directory of dense / s3-dense (ask: default the "
+                 "index's; longbench: required)")
+      ->group(group);
   app.add_option("--separator", o.context.separator, "text between non-adjacent evidence ranges")->group(group);
   app.add_option("--document-header", o.context.document_header,
                  "heading of each document's evidence when the index holds several ({name}: its name)")

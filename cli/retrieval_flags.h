@@ -21,6 +21,7 @@ struct RetrievalFlags {
       std::string(retrieval::score_centering_name(retrieval::ScoreOptions{}.score_centering));
   uint32_t nms_radius = 0;  // 0 = the default (max span / 2)
   bool bm25_unique_terms = false;
+  std::string dense_model;  // --dense-model: the sentence encoder of the dense methods
 
   // Turns the string flags into enums and validates everything (UsageError naming the flag).
   void finish();

@@ -4,11 +4,13 @@
 #include <chrono>
 #include <optional>
 
+#include "core/dense_model.h"
 #include "core/error.h"
 #include "core/evidence.h"
 #include "core/generation.h"
 #include "core/index_sources.h"
 #include "core/model.h"
+#include "core/passage_embeddings.h"
 #include "core/prompt.h"
 #include "core/scan.h"
 #include "core/scan_record.h"
@@ -57,6 +59,8 @@ struct Asker::Impl {
   std::unique_ptr<Scanner> scanner;
   IndexPostingSource postings{reader};
   IndexLexicalSource lexical{reader.lexical()};
+  std::optional<DenseEncoder> dense_encoder;     // dense methods only
+  std::optional<IndexDenseSource> dense_source;  // dense methods only
   double open_s = 0;
   double load_s = 0;
   double warmup_s =
@@ -68,13 +72,42 @@ struct Asker::Impl {
 
 namespace {
 
+// The dense model of an index (methods dense / s3-dense): the one it was built with unless
+// --dense-model names another copy of it; refused when the index has no embeddings or the model
+// differs from the one that made them.
+DenseEncoder load_dense_model(const AskSetup& setup, const index::IndexReader& reader) {
+  const std::string where = "the index " + setup.index.string();
+  if (reader.dense() == nullptr)
+    throw Error(
+        where +
+        " has no dense passage embeddings (it was built without --dense-model); rebuild it with "
+        "s3attn index --dense-model DIR --overwrite");
+  const nlohmann::json& meta = reader.metadata();
+  const std::string built = metadata_string(meta, kDenseModelDirKey);
+  const std::filesystem::path dir =
+      setup.dense_model ? *setup.dense_model : std::filesystem::path(built);
+  if (dir.empty()) throw Error(where + " does not record its dense model; pass --dense-model");
+  DenseEncoder encoder = DenseEncoder::load(dir, setup.device);
+  const std::string want =
+      meta.value(kDenseModelKey, nlohmann::json::object()).value("fingerprint", "");
+  if (want != encoder.info().fingerprint)
+    throw Error(where + " was embedded with another dense model (fingerprint " +
+                want.substr(0, 12) + ", " + dir.string() + " has " +
+                encoder.info().fingerprint.substr(0, 12) +
+                "); use the model it was built with or rebuild the index");
+  if (static_cast<uint32_t>(encoder.info().dim) != reader.dense()->dim())
+    throw Error(where + " holds dense vectors of " + std::to_string(reader.dense()->dim()) +
+                " values, " + dir.string() + " makes " + std::to_string(encoder.info().dim));
+  return encoder;
+}
+
 nlohmann::json model_json(const Model& m) {
   return {{"path", m.info().dir.string()}, {"fingerprint", m.info().fingerprint}};
 }
 
 }  // namespace
 
-Asker::Asker(const AskSetup& setup, bool need_sae) {
+Asker::Asker(const AskSetup& setup, bool need_sae, bool need_dense) {
   auto t0 = Clock::now();
   auto impl = std::make_unique<Impl>(index::IndexReader::open(setup.index));
   const double open_s = seconds_since(t0);
@@ -122,6 +155,10 @@ Asker::Asker(const AskSetup& setup, bool need_sae) {
     if (!want_sae.empty() && want_sae != impl->scanner->sae_fingerprint())
       throw Error("the index " + setup.index.string() + " was built with another SAE than " +
                   sae_dir.string() + "; use the SAE it was built with or rebuild the index");
+  }
+  if (need_dense) {
+    impl->dense_encoder.emplace(load_dense_model(setup, impl->reader));
+    impl->dense_source.emplace(*impl->reader.dense(), impl->reader.lexical());
   }
   impl->open_s = open_s;
   impl->load_s = seconds_since(t0);
@@ -211,12 +248,15 @@ AskResult Asker::ask(const std::string& question, const AskOptions& options) con
   result.budget = ropt.budget.budget;
 
   const retrieval::TokenRange doc = s.resolve_doc(options.doc);
-  const QuestionRetrieval q =
-      retrieve_for_question(s.scanner.get(), s.reader, s.postings, s.lexical, question, doc, ropt);
+  const DenseRetrieval dense{s.dense_encoder ? &*s.dense_encoder : nullptr,
+                             s.dense_source ? &*s.dense_source : nullptr};
+  const QuestionRetrieval q = retrieve_for_question(s.scanner.get(), s.reader, s.postings,
+                                                    s.lexical, question, doc, ropt, dense);
   const retrieval::QueryFeatures& query = q.query;
   const std::vector<std::string>& terms = q.terms;
   const retrieval::RetrievalResult& retrieved = q.result;
   timings["encode_query_s"] = q.encode_query_s;
+  if (method_needs_dense(method)) timings["embed_question_s"] = q.embed_question_s;
   timings["retrieval"] = retrieved.timings;
 
   // Evidence searched over several documents is shown per document, under a header naming each.
@@ -271,6 +311,13 @@ AskResult Asker::ask(const std::string& question, const AskOptions& options) con
         e.explain = retrieval::explain_range(s.postings, query, r.range, ropt.score, 10);
       else if (r.source == retrieval::Source::kBm25)
         e.explain = {{"bm25_terms", nlohmann::json::array()}};
+      else if (r.source == retrieval::Source::kDense)
+        for (const retrieval::ScoredPassage& p :
+             retrieved.dense_passages)  // the passage it starts in
+          if (p.range.begin <= r.range.begin && r.range.begin < p.range.end) {
+            e.explain = {{"passage", p.passage}, {"cosine", p.score}};
+            break;
+          }
     }
     result.evidence.push_back(std::move(e));
   }

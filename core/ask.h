@@ -27,6 +27,8 @@ struct AskSetup {
   std::filesystem::path index;
   std::optional<std::filesystem::path> model;  // default: the model the index was built with
   std::optional<std::filesystem::path> sae;    // default: the SAE the index was built with
+  // The dense model of dense / s3-dense; default: the one the index was built with.
+  std::optional<std::filesystem::path> dense_model;
   // The model that reads the evidence and answers (--answer-model); default: the index's model.
   // Retrieval still uses the index's model and SAE; the prompt, the budget's tokens and the
   // answer are the answer model's.
@@ -53,7 +55,7 @@ struct Evidence {
   uint32_t start = 0;  // token range [start, end) within the document
   uint32_t end = 0;
   std::string text;    // exact original text of the range
-  std::string source;  // "s3" | "bm25" | "lead" | "tail"
+  std::string source;  // "s3" | "bm25" | "dense" | "lead" | "tail"
   float score = 0;
   nlohmann::json explain;  // filled with --explain
 };
@@ -74,10 +76,11 @@ struct AskResult {
   nlohmann::json models;  // {"index": {path, fingerprint}, "answer": {path, fingerprint}}
 };
 
-// Loads the index, the model and (for s3 methods) the SAE once; answers many questions.
+// Loads the index, the model, (for s3 methods) the SAE and (for dense methods) the dense model
+// once; answers many questions.
 class Asker {
  public:
-  Asker(const AskSetup& setup, bool need_sae);
+  Asker(const AskSetup& setup, bool need_sae, bool need_dense = false);
   ~Asker();
   Asker(const Asker&) = delete;
   Asker& operator=(const Asker&) = delete;

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <optional>
 
+#include "core/dense_model.h"
 #include "core/error.h"
 #include "core/scan.h"
 #include "core/scan_record.h"
@@ -13,14 +14,19 @@
 namespace s3 {
 
 bool method_needs_sae(retrieval::Method method) {
-  return method == retrieval::Method::kS3 || method == retrieval::Method::kS3Hybrid;
+  return retrieval::method_uses_s3(method);
+}
+
+bool method_needs_dense(retrieval::Method method) {
+  return retrieval::method_uses_dense(method);
 }
 
 QuestionRetrieval retrieve_for_question(const Scanner* scanner, const index::IndexReader& reader,
                                         const retrieval::PostingSource& postings,
                                         const retrieval::LexicalSource& lexical,
                                         const std::string& question, retrieval::TokenRange doc,
-                                        const retrieval::RetrievalOptions& options) {
+                                        const retrieval::RetrievalOptions& options,
+                                        const DenseRetrieval& dense) {
   QuestionRetrieval out;
   const retrieval::Method method = options.method;
   if (method_needs_sae(method)) {
@@ -36,6 +42,17 @@ QuestionRetrieval retrieve_for_question(const Scanner* scanner, const index::Ind
         features.push_back({feature, weight});
     }
     out.encode_query_s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+  }
+  std::vector<float> question_vector;
+  if (method_needs_dense(method)) {
+    if (!dense.encoder || !dense.source)
+      throw Error("method " + std::string(retrieval::method_name(method)) +
+                  " needs a dense model and dense passage embeddings");
+    const auto t = std::chrono::steady_clock::now();
+    const std::string_view text = question;
+    question_vector = dense.encoder->embed(std::span<const std::string_view>(&text, 1));
+    out.embed_question_s =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
   }
   // The index's own analyzer (stemmer state is per instance, so one per question).
@@ -57,6 +74,8 @@ QuestionRetrieval retrieve_for_question(const Scanner* scanner, const index::Ind
   in.query = &out.query;
   in.lexical = &lexical;
   in.query_terms = out.terms;
+  in.dense = dense.source;
+  in.query_vector = question_vector;
   out.result = retrieval::retrieve(in, options);
   return out;
 }
@@ -88,6 +107,8 @@ retrieval::Selection fit_selection(const retrieval::RetrievalResult& retrieved,
                                    uint32_t answer_budget, const EvidenceMeasure& measure) {
   const std::vector<retrieval::Candidate> passages =
       retrieval::passages_to_candidates(retrieved.passages);
+  const std::vector<retrieval::Candidate> dense =
+      retrieval::passages_to_candidates(retrieved.dense_passages);
   retrieval::Selection selection = retrieved.selection;  // packed with options.budget
   const uint32_t max_budget = std::max(max_index_budget, options.budget);
   std::optional<retrieval::Selection> best;
@@ -122,7 +143,8 @@ retrieval::Selection fit_selection(const retrieval::RetrievalResult& retrieved,
     next = std::clamp<uint64_t>(next, feasible + 1, infeasible - 1);
     if (next <= feasible || next >= infeasible || next == budget) break;
     options.budget = static_cast<uint32_t>(next);
-    selection = retrieval::select_ranges(method, doc, retrieved.s3_spans, passages, options);
+    selection = retrieval::select_ranges(
+        method, doc, retrieval::CandidateSets{retrieved.s3_spans, passages, dense}, options);
   }
   if (!best)
     throw Error("the evidence does not fit: " + std::to_string(cost.answer_tokens) +

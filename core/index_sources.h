@@ -1,4 +1,4 @@
-// Adapters from the on-disk index reader to the two views retrieval/ scores against
+// Adapters from the on-disk index reader to the views retrieval/ scores against
 // (retrieval/sources.h). Thin and allocation-free per call; no LibTorch.
 #pragma once
 
@@ -42,6 +42,23 @@ class IndexLexicalSource final : public retrieval::LexicalSource {
   }
 
  private:
+  const index::LexicalIndex& lexical_;
+};
+
+class IndexDenseSource final : public retrieval::DenseSource {
+ public:
+  IndexDenseSource(const index::DenseIndex& dense, const index::LexicalIndex& lexical)
+      : dense_(dense), lexical_(lexical) {}
+  uint32_t n_passages() const override { return dense_.n_passages(); }
+  uint32_t dim() const override { return dense_.dim(); }
+  retrieval::TokenRange passage_tokens(uint32_t p) const override {
+    const index::Passage passage = lexical_.passage(p);
+    return {passage.token_begin, passage.token_end};
+  }
+  void passage_vector(uint32_t p, std::span<float> out) const override { dense_.vector(p, out); }
+
+ private:
+  const index::DenseIndex& dense_;
   const index::LexicalIndex& lexical_;
 };
 

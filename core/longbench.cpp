@@ -14,6 +14,7 @@
 #include <set>
 #include <span>
 
+#include "core/dense_model.h"
 #include "core/device.h"
 #include "core/error.h"
 #include "core/file_hash.h"
@@ -21,6 +22,7 @@
 #include "core/generation.h"
 #include "core/index_sources.h"
 #include "core/model.h"
+#include "core/passage_embeddings.h"
 #include "core/prompt.h"
 #include "core/scan.h"
 #include "core/version.h"
@@ -236,11 +238,14 @@ struct ContextIndex {
   index::IndexReader reader;
   IndexPostingSource postings{reader};
   IndexLexicalSource lexical{reader.lexical()};
+  std::optional<IndexDenseSource> dense;  // with a dense model
   double index_s = 0;
 };
 
-std::unique_ptr<ContextIndex> index_context(const Scanner& scanner, const fs::path& tmp_parent,
-                                            const std::string& context, uint32_t passage_words) {
+// `dense`: also embed the passages (dense methods).
+std::unique_ptr<ContextIndex> index_context(const Scanner& scanner, const DenseEncoder* dense,
+                                            const fs::path& tmp_parent, const std::string& context,
+                                            uint32_t passage_words) {
   const auto t = Clock::now();
   TempDir guard{index::make_temp_dir(tmp_parent, "lb-" + std::to_string(::getpid()) + "-")};
   index::IndexWriterOptions w;
@@ -250,17 +255,23 @@ std::unique_ptr<ContextIndex> index_context(const Scanner& scanner, const fs::pa
   w.metadata = scanner.metadata();
   w.lexical.target_words = passage_words;
   w.fsync = false;  // a throwaway index
+  if (dense) {
+    add_dense_metadata(w.metadata, *dense);
+    w.dense_dim = static_cast<uint32_t>(dense->info().dim);
+  }
   w.validate();
   {
     index::IndexWriter writer(w);
     const std::vector<Document> docs = {Document{"context", context}};
     scanner.scan(writer, docs);
+    if (dense) embed_passages(*dense, writer, 0, docs);
     writer.commit();
   }
   index::IndexReader reader = index::IndexReader::open(w.out);
   fs::path dir = guard.path;
   guard.path.clear();  // owned by the ContextIndex from here
   auto out = std::make_unique<ContextIndex>(std::move(dir), std::move(reader));
+  if (out->reader.dense()) out->dense.emplace(*out->reader.dense(), out->reader.lexical());
   out->index_s = seconds_since(t);
   return out;
 }
@@ -274,13 +285,15 @@ struct EvidenceResult {
 };
 
 // `answer_tokenizer`: with --answer-model, the budget counts that model's tokens (fit_selection).
-EvidenceResult select_evidence(const Scanner& scanner, const ContextIndex& ci,
-                               const std::string& question, const retrieval::RetrievalOptions& ropt,
+EvidenceResult select_evidence(const Scanner& scanner, const DenseEncoder* dense,
+                               const ContextIndex& ci, const std::string& question,
+                               const retrieval::RetrievalOptions& ropt,
                                const Tokenizer* answer_tokenizer) {
   const auto t = Clock::now();
   const retrieval::TokenRange doc{0, ci.reader.n_tokens()};
-  const QuestionRetrieval q =
-      retrieve_for_question(&scanner, ci.reader, ci.postings, ci.lexical, question, doc, ropt);
+  const DenseRetrieval dense_side{dense, ci.dense ? &*ci.dense : nullptr};
+  const QuestionRetrieval q = retrieve_for_question(&scanner, ci.reader, ci.postings, ci.lexical,
+                                                    question, doc, ropt, dense_side);
   retrieval::Selection selection = q.result.selection;
   EvidenceResult r;
   if (answer_tokenizer) {
@@ -481,6 +494,11 @@ nlohmann::json run_longbench(const LongBenchOptions& o, const LongBenchCallbacks
     if (o.limit && plan.samples.size() > static_cast<size_t>(*o.limit))
       plan.samples.resize(static_cast<size_t>(*o.limit));
   }
+  const bool need_dense = method_needs_dense(method);
+  if (need_dense && !o.dense_model)
+    throw UsageError("method " + std::string(retrieval::method_name(method)) +
+                     " embeds each context's passages: pass --dense-model DIR "
+                     "(scripts/get_model.sh all-minilm-l6-v2)");
   fs::path sae_dir;
   if (retrieve) {
     sae_dir = o.sae ? *o.sae : o.model / "sae";
@@ -519,6 +537,8 @@ nlohmann::json run_longbench(const LongBenchOptions& o, const LongBenchCallbacks
     if (o.fit_chunk_to_window) scan.fit_chunk_to_window(index_model->info());
     scanner = std::make_unique<Scanner>(*index_model, sae_dir, scan);
   }
+  std::optional<DenseEncoder> dense;
+  if (need_dense) dense.emplace(DenseEncoder::load(*o.dense_model, o.device));
   const MaxLength rule = longbench_max_length(info.max_position_embeddings);
   const int max_length = o.max_length ? *o.max_length : rule.max_length;
   // A prompt cut to max_length, plus the chat template (and a few tokens where the two halves are
@@ -606,14 +626,15 @@ nlohmann::json run_longbench(const LongBenchOptions& o, const LongBenchCallbacks
     manifest["retrieval_question"] =
         "the sample's input; the template's instruction text when the input is empty";
   }
+  if (dense) manifest["dense_model"] = dense->info().identity();
   if (!o.label.empty()) manifest["label"] = o.label;
   nlohmann::json task_meta = nlohmann::json::object();
   const fs::path manifest_path = o.out / "manifest.json";
   if (fs::exists(manifest_path)) {
     const nlohmann::json old = read_json_file(manifest_path);
     for (const char* key :
-         {"suite", "method", "sae", "index_model", "max_length", "max_new_tokens_cap", "budget",
-          "passage_words", "retrieval", "world_size"}) {
+         {"suite", "method", "sae", "index_model", "dense_model", "max_length",
+          "max_new_tokens_cap", "budget", "passage_words", "retrieval", "world_size"}) {
       nlohmann::json a = old.value(key, nlohmann::json()),
                      b = manifest.value(key, nlohmann::json());
       // Runs from before a key was recorded used its default.
@@ -732,12 +753,14 @@ nlohmann::json run_longbench(const LongBenchOptions& o, const LongBenchCallbacks
         if (!s->context.empty()) {
           if (!cached || cached_doc != s->doc) {
             cached.reset();  // remove the previous document's index first
-            cached = index_context(*scanner, tmp_parent, s->context, o.passage_words);
+            cached = index_context(*scanner, dense ? &*dense : nullptr, tmp_parent, s->context,
+                                   o.passage_words);
             cached_doc = s->doc;
             p.index_s = cached->index_s;
           }
-          const EvidenceResult ev = select_evidence(*scanner, *cached, question, o.retrieval,
-                                                    answer_model ? &tok : nullptr);
+          const EvidenceResult ev =
+              select_evidence(*scanner, dense ? &*dense : nullptr, *cached, question, o.retrieval,
+                              answer_model ? &tok : nullptr);
           context = ev.text;
           if (o.record_evidence) p.evidence = ev.text;
           p.evidence_tokens =
@@ -757,8 +780,9 @@ nlohmann::json run_longbench(const LongBenchOptions& o, const LongBenchCallbacks
         p.evidence_recall = needle_recall(fitted.prompt, bare, s->needles);
         // `cached` is this sample's index when its context is not empty.
         if (retrieve && !s->context.empty() && !s->control_question.empty()) {
-          const EvidenceResult control = select_evidence(
-              *scanner, *cached, s->control_question, o.retrieval, answer_model ? &tok : nullptr);
+          const EvidenceResult control =
+              select_evidence(*scanner, dense ? &*dense : nullptr, *cached, s->control_question,
+                              o.retrieval, answer_model ? &tok : nullptr);
           const Fitted c = fit_prompt(format_longbench_prompt(templ, control.text, s->input));
           p.control_evidence_recall = needle_recall(c.prompt, bare, s->needles);
         }

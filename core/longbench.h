@@ -31,6 +31,8 @@ struct LongBenchOptions {
   std::vector<std::string> tasks;  // task names (L-Eval: leval_<file stem> or the stem), or {"all"}
   std::filesystem::path model;
   std::optional<std::filesystem::path> sae;  // default: <model>/sae (bm25 / s3 / s3-hybrid)
+  // Sentence encoder of dense / s3-dense (required there): each context's passages are embedded.
+  std::optional<std::filesystem::path> dense_model;
   // --answer-model: `model` (and the SAE) index and retrieve, this model is prompted and answers;
   // the budget, max length and chat template are its own.
   std::optional<std::filesystem::path> answer_model;

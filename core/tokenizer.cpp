@@ -2,7 +2,7 @@
 //   1. added tokens with normalized=false are cut out of the original text;
 //   2. every other piece is normalized, then added tokens with normalized=true are cut out of it;
 //   3. the pre-tokenizer splits the remaining pieces into words;
-//   4. the BPE model turns each word into tokens.
+//   4. the model (BPE or WordPiece) turns each word into tokens.
 // Each piece keeps the original byte range of each of its bytes, which gives the token offsets.
 // Steps 2-4 run on pieces of at most ~64 KiB of a long text, cut where they cannot change the
 // tokens (tokenizer_cuts.h), so memory does not grow with the length of a text or of a line.
@@ -22,6 +22,7 @@
 #include "core/tokenizer_decoder.h"
 #include "core/tokenizer_normalizer.h"
 #include "core/tokenizer_pretokenizer.h"
+#include "core/tokenizer_wordpiece.h"
 #include "core/unicode.h"
 
 namespace s3 {
@@ -31,7 +32,7 @@ using tok::json;
 struct Tokenizer::Impl {
   std::unique_ptr<tok::Normalizer> normalizer;
   std::unique_ptr<tok::PreTokenizer> pre_tokenizer;
-  std::unique_ptr<tok::Bpe> model;
+  std::unique_ptr<tok::Model> model;
   std::unique_ptr<tok::Decoder> decoder;
   tok::AddedMatcher raw_added;         // added tokens matched in the original text
   tok::AddedMatcher normalized_added;  // added tokens matched in the normalized text
@@ -139,16 +140,19 @@ std::unique_ptr<Tokenizer::Impl> build(const json& doc) {
   const json& model = doc.at("model");
   if (!model.is_object()) tok::bad_field("tokenizer", "model", "must be an object");
   const std::string model_type = tok::type_of(model);
-  if (!(model_type == "BPE" || (model_type.empty() && model.contains("merges")))) {
-    tok::unsupported("model", model_type.empty() ? "(none)" : model_type, "BPE");
-  }
   auto impl = std::make_unique<Tokenizer::Impl>();
+  if (model_type == "BPE" || (model_type.empty() && model.contains("merges"))) {
+    impl->model = std::make_unique<tok::Bpe>(model);
+  } else if (model_type == "WordPiece") {
+    impl->model = std::make_unique<tok::WordPiece>(model);
+  } else {
+    tok::unsupported("model", model_type.empty() ? "(none)" : model_type, "BPE, WordPiece");
+  }
   auto component = [&](const char* key) -> const json& {
     static const json null_json;
     auto it = doc.find(key);
     return it == doc.end() ? null_json : *it;
   };
-  impl->model = std::make_unique<tok::Bpe>(model);
   impl->normalizer = tok::make_normalizer(component("normalizer"));
   impl->pre_tokenizer = tok::make_pre_tokenizer(component("pre_tokenizer"));
   impl->decoder = tok::make_decoder(component("decoder"));
@@ -192,8 +196,11 @@ std::unique_ptr<Tokenizer::Impl> build(const json& doc) {
     }
   }
   // Long texts are cut only where every step is known to act locally (tokenizer_cuts.h).
-  impl->streamed = (!impl->normalizer || impl->normalizer->local()) &&
-                   impl->model->longest_token() < tok::kStreamMinPieceBytes;
+  // Only BPE models: the cuts rely on what BPE can merge (tok::Bpe::can_cut); WordPiece
+  // tokenizers (sentence encoders, which read passages) tokenize a text in one go.
+  const auto* bpe = dynamic_cast<const tok::Bpe*>(impl->model.get());
+  impl->streamed = bpe != nullptr && (!impl->normalizer || impl->normalizer->local()) &&
+                   bpe->longest_token() < tok::kStreamMinPieceBytes;
   // tokenizers skips a token in decode(skip_special_tokens) when its string is the content of a
   // special token (so a normalized special token whose string the normalizer changed is kept).
   for (size_t id = 0; id < size; ++id) {
@@ -232,7 +239,7 @@ void Tokenizer::Impl::encode_text(std::string_view text, size_t b, size_t e,
   if (streamed && e - b >= tok::kStreamPieceBytes + tok::kStreamMinPieceBytes) {
     cutter.emplace(
         [this](std::string_view t, size_t wb, size_t we) { return words(t, wb, we, true); },
-        *model);
+        static_cast<const tok::Bpe&>(*model));
   }
   for (size_t start = b; start < e;) {
     const size_t stop = cutter ? cutter->next_cut(text, start, e) : e;
@@ -266,7 +273,7 @@ std::vector<tok::Piece> Tokenizer::Impl::words(std::string_view text, size_t b, 
 
 void Tokenizer::Impl::model_tokens(const std::vector<tok::Piece>& words, std::vector<int32_t>& ids,
                                    std::vector<tok::Span>* offsets) const {
-  std::vector<tok::BpeToken> word;
+  std::vector<tok::ModelToken> word;
   for (const tok::Piece& p : words) {
     if (p.is_token()) {
       ids.push_back(p.token_id);
@@ -275,11 +282,29 @@ void Tokenizer::Impl::model_tokens(const std::vector<tok::Piece>& words, std::ve
     }
     word.clear();
     model->tokenize(p.text, word);
-    for (const tok::BpeToken& t : word) {
+    for (const tok::ModelToken& t : word) {
       ids.push_back(t.id);
       if (offsets) offsets->push_back(p.original(t.b, t.e));
     }
   }
+}
+
+std::string Tokenizer::normalize(std::string_view text) const {
+  if (unicode::first_invalid_utf8(text) != text.size()) throw Error("text is not valid UTF-8");
+  tok::Piece p = tok::make_piece(text, 0);
+  if (impl_->normalizer) impl_->normalizer->normalize(p);
+  return p.text;
+}
+
+std::vector<std::string> Tokenizer::pre_tokenize(std::string_view text) const {
+  if (unicode::first_invalid_utf8(text) != text.size()) throw Error("text is not valid UTF-8");
+  std::vector<tok::Piece> pieces;
+  if (!text.empty()) pieces.push_back(tok::make_piece(text, 0));
+  if (impl_->pre_tokenizer) impl_->pre_tokenizer->pre_tokenize(pieces);
+  std::vector<std::string> words;
+  for (const tok::Piece& p : pieces)
+    words.push_back(p.text);
+  return words;
 }
 
 Tokenizer::Tokenizer(std::unique_ptr<const Impl> impl) : impl_(std::move(impl)) {}

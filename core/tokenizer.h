@@ -1,7 +1,8 @@
 // s3::Tokenizer: reads a Hugging Face tokenizer.json and encodes / decodes exactly as the Python
 // `tokenizers` library does (Tokenizer.encode(text, add_special_tokens=False)): same ids, same
 // offsets, same decoded text. Supported: BPE models (byte-level as in GPT-2 / Llama-3 / Qwen /
-// SmolLM2, SentencePiece-style with byte fallback as in Llama-2 / Mistral), the normalizers,
+// SmolLM2, SentencePiece-style with byte fallback as in Llama-2 / Mistral), WordPiece models with
+// BERT's normalizer and pre-tokenizer (BERT, MiniLM sentence encoders), the normalizers,
 // pre-tokenizers and decoders those use, and added tokens. Anything else is refused at load with
 // an error naming the component. See core/README.md, section "Tokenizer".
 //
@@ -67,6 +68,12 @@ class Tokenizer {
   int32_t vocab_size() const;
   // Whether `id` is an added token marked "special".
   bool is_special(int32_t id) const;
+
+  // Diagnostics, as tokenizers' normalizer.normalize_str and pre_tokenizer.pre_tokenize_str: the
+  // normalized text (unchanged without a normalizer), and the words the pre-tokenizer cuts `text`
+  // into (one word, the text, without a pre-tokenizer). Throw s3::Error for invalid UTF-8.
+  std::string normalize(std::string_view text) const;
+  std::vector<std::string> pre_tokenize(std::string_view text) const;
 
   struct Impl;  // opaque
 

@@ -130,7 +130,7 @@ std::optional<int32_t> Bpe::find(std::string_view s) const {
   return it->second;
 }
 
-void Bpe::tokenize(std::string_view word, std::vector<BpeToken>& out) const {
+void Bpe::tokenize(std::string_view word, std::vector<ModelToken>& out) const {
   if (word.empty()) return;
   if (ignore_merges_) {
     if (auto id = find(word)) {
@@ -156,7 +156,7 @@ void Bpe::tokenize(std::string_view word, std::vector<BpeToken>& out) const {
   }
 }
 
-void Bpe::merge_cached(std::string_view word, std::vector<BpeToken>& out) const {
+void Bpe::merge_cached(std::string_view word, std::vector<ModelToken>& out) const {
   if (word.size() > kCacheMaxWordBytes) {
     merge_word(word, out);
     return;
@@ -170,7 +170,7 @@ void Bpe::merge_cached(std::string_view word, std::vector<BpeToken>& out) const 
   }
   const size_t first = out.size();
   merge_word(word, out);
-  std::vector<BpeToken> tokens(out.begin() + static_cast<std::ptrdiff_t>(first), out.end());
+  std::vector<ModelToken> tokens(out.begin() + static_cast<std::ptrdiff_t>(first), out.end());
   std::lock_guard<std::mutex> lock(cache_mutex_);
   if (cache_.size() >= kCacheCapacity) cache_.clear();
   cache_.emplace(std::string(word), std::move(tokens));
@@ -211,7 +211,7 @@ std::vector<size_t> Bpe::safe_cuts(std::string_view word) const {
   return cuts;
 }
 
-void Bpe::merge_word(std::string_view word, std::vector<BpeToken>& out) const {
+void Bpe::merge_word(std::string_view word, std::vector<ModelToken>& out) const {
   std::vector<Symbol> symbols;
   symbols.reserve(word.size());
   auto add = [&](int32_t id, size_t len) {

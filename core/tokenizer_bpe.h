@@ -5,7 +5,6 @@
 
 #include <array>
 #include <cstdint>
-#include <functional>
 #include <mutex>
 #include <nlohmann/json_fwd.hpp>
 #include <optional>
@@ -15,29 +14,17 @@
 #include <unordered_set>
 #include <vector>
 
+#include "core/tokenizer_model.h"
+
 namespace s3::tok {
 
-struct StringHash {
-  using is_transparent = void;
-  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-};
-using Vocab = std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>>;
-
-// One token of a word: id and byte range [b, e) in the word.
-struct BpeToken {
-  int32_t id;
-  uint32_t b, e;
-};
-
-class Bpe {
+class Bpe final : public Model {
  public:
   // Throws s3::Error for a malformed model (unknown merge tokens, bad merges, dropout).
   explicit Bpe(const nlohmann::json& model);
 
-  // Appends the tokens of one pre-tokenized word. Thread-safe.
-  void tokenize(std::string_view word, std::vector<BpeToken>& out) const;
-
-  const Vocab& vocab() const { return vocab_; }
+  void tokenize(std::string_view word, std::vector<ModelToken>& out) const override;
+  const Vocab& vocab() const override { return vocab_; }
 
   // Whether no merge can join word[0, pos) and word[pos, ...) (pos on a code point boundary
   // inside the word): the two code points there are vocabulary tokens and never adjacent inside
@@ -47,9 +34,9 @@ class Bpe {
   size_t longest_token() const { return longest_token_; }
 
  private:
-  void merge_word(std::string_view word, std::vector<BpeToken>& out) const;
+  void merge_word(std::string_view word, std::vector<ModelToken>& out) const;
   // merge_word through the cache (words up to kCacheMaxWordBytes).
-  void merge_cached(std::string_view word, std::vector<BpeToken>& out) const;
+  void merge_cached(std::string_view word, std::vector<ModelToken>& out) const;
   // Where a long word can be cut without changing its tokens (see bpe.cpp); empty when nowhere.
   std::vector<size_t> safe_cuts(std::string_view word) const;
   std::optional<int32_t> find(std::string_view s) const;
@@ -74,7 +61,7 @@ class Bpe {
   static constexpr size_t kCacheCapacity = 1 << 17;
   static constexpr size_t kCacheMaxWordBytes = 256;
   mutable std::mutex cache_mutex_;
-  mutable std::unordered_map<std::string, std::vector<BpeToken>, StringHash, std::equal_to<>>
+  mutable std::unordered_map<std::string, std::vector<ModelToken>, StringHash, std::equal_to<>>
       cache_;
 };
 

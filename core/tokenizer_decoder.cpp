@@ -173,6 +173,45 @@ class Metaspace final : public Decoder {
   bool prepend_;
 };
 
+std::string replace_all(std::string s, std::string_view from, std::string_view to) {
+  for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size()))
+    s.replace(at, from.size(), to);
+  return s;
+}
+
+// tokenizers' WordPiece decoder: a token after the first loses the prefix ("##") it starts with or
+// gains a leading space; with `cleanup`, the spaces BERT's tokenization put before punctuation
+// and English contractions are taken out again (per token, in tokenizers' order).
+class WordPieceDecoder final : public Decoder {
+ public:
+  WordPieceDecoder(std::string prefix, bool cleanup)
+      : prefix_(std::move(prefix)), cleanup_(cleanup) {}
+  void decode_chain(std::vector<std::string>& tokens) const override {
+    static constexpr std::pair<std::string_view, std::string_view> kCleanup[] = {
+        {" .", "."},   {" ?", "?"},     {" !", "!"},    {" ,", ","},
+        {" ' ", "'"},  {" n't", "n't"}, {" 'm", "'m"},  {" do not", " don't"},
+        {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"}};
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      std::string& t = tokens[i];
+      if (i != 0) {
+        if (t.compare(0, prefix_.size(), prefix_) == 0) {
+          t.erase(0, prefix_.size());
+        } else {
+          t.insert(0, " ");
+        }
+      }
+      if (cleanup_) {
+        for (const auto& [from, to] : kCleanup)
+          t = replace_all(std::move(t), from, to);
+      }
+    }
+  }
+
+ private:
+  std::string prefix_;
+  bool cleanup_;
+};
+
 class Sequence final : public Decoder {
  public:
   explicit Sequence(std::vector<std::unique_ptr<Decoder>> steps) : steps_(std::move(steps)) {}
@@ -212,6 +251,11 @@ std::unique_ptr<Decoder> make_decoder(const json& config) {
     if (!scheme.empty()) prepend = scheme != "never";
     return std::make_unique<Metaspace>(get_char(config, "replacement", U'\u2581', where), prepend);
   }
+  if (type == "WordPiece") {
+    const char* where = "decoder WordPiece";
+    return std::make_unique<WordPieceDecoder>(get_string(config, "prefix", "##", where),
+                                              get_bool(config, "cleanup", true, where));
+  }
   if (type == "Sequence") {
     auto it = config.find("decoders");
     if (it == config.end() || !it->is_array())
@@ -223,7 +267,7 @@ std::unique_ptr<Decoder> make_decoder(const json& config) {
     return std::make_unique<Sequence>(std::move(steps));
   }
   unsupported("decoder", type,
-              "ByteFallback, ByteLevel, Fuse, Metaspace, Replace, Sequence, Strip");
+              "ByteFallback, ByteLevel, Fuse, Metaspace, Replace, Sequence, Strip, WordPiece");
 }
 
 }  // namespace s3::tok

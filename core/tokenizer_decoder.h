@@ -1,4 +1,5 @@
-// tokenizer.json "decoder": ByteLevel, ByteFallback, Fuse, Metaspace, Replace, Strip and Sequence,
+// tokenizer.json "decoder": ByteLevel, ByteFallback, Fuse, Metaspace, Replace, Strip, WordPiece and
+// Sequence,
 // each a step over the list of token strings as in Hugging Face tokenizers' decode_chain. The
 // decoded text is the concatenation of the final list. Internal.
 #pragma once

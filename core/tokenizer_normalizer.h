@@ -1,4 +1,5 @@
-// tokenizer.json "normalizer": NFC, Prepend, Replace and Sequence of them. Internal.
+// tokenizer.json "normalizer": BertNormalizer, Lowercase, NFC, NFD, Prepend, Replace, StripAccents
+// and Sequence of them. Internal.
 #pragma once
 
 #include <memory>

@@ -40,7 +40,7 @@ Piece slice(const Piece& p, size_t b, size_t e) {
   return s;
 }
 
-void transform(Piece& p, const std::vector<unicode::CharChange>& changes) {
+void transform(Piece& p, const std::vector<unicode::CharChange>& changes, size_t initial_offset) {
   std::string text;
   std::vector<Span> align;
   text.reserve(p.text.size() + 8);
@@ -50,6 +50,8 @@ void transform(Piece& p, const std::vector<unicode::CharChange>& changes) {
     if (offset < p.text.size())
       offset += unicode::utf8_len(static_cast<unsigned char>(p.text[offset]));
   };
+  for (size_t k = 0; k < initial_offset; ++k)
+    skip_char();
   for (const auto& [c, change] : changes) {
     Span span;
     if (change > 0) {

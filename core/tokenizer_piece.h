@@ -37,8 +37,10 @@ Piece make_token_piece(int32_t id, Span span);
 Piece slice(const Piece& p, size_t b, size_t e);
 
 // Rewrites the whole text from a list of code points with changes (see unicode::CharChange),
-// updating the alignments exactly as tokenizers' NormalizedString::transform does.
-void transform(Piece& p, const std::vector<unicode::CharChange>& changes);
+// updating the alignments exactly as tokenizers' NormalizedString::transform does; the first
+// `initial_offset` code points of the old text are removed.
+void transform(Piece& p, const std::vector<unicode::CharChange>& changes,
+               size_t initial_offset = 0);
 
 // tokenizers' prepend: no-op on an empty piece; the new code points take the alignment of the
 // first code point.

@@ -4,6 +4,7 @@
 
 #include "core/tokenizer_config.h"
 #include "core/unicode.h"
+#include "core/unicode_bert.h"
 
 namespace s3::tok {
 
@@ -217,6 +218,35 @@ class Metaspace final : public PreTokenizer {
   bool split_;
 };
 
+// Matches of a character class: every code point of the class is a match of its own (tokenizers'
+// Pattern for a `Fn(char) -> bool`).
+template <typename Pred>
+void find_chars(const std::string& text, Pred&& pred, Matches& m) {
+  for (size_t pos = 0; pos < text.size();) {
+    size_t len = 0;
+    if (pred(unicode::decode_utf8(text, pos, &len))) m.emplace_back(pos, pos + len);
+    pos += len;
+  }
+}
+
+// tokenizers' BertPreTokenizer: whitespace removed, then every punctuation character isolated.
+class Bert final : public PreTokenizer {
+ public:
+  void pre_tokenize(std::vector<Piece>& pieces) const override {
+    Matches m;
+    for_each_text(pieces, [&](Piece& p, std::vector<Piece>& out) {
+      m.clear();
+      find_chars(p.text, unicode::bert::is_whitespace, m);
+      split_piece(p, cover(m, p.text.size(), false), Behavior::Removed, out);
+    });
+    for_each_text(pieces, [&](Piece& p, std::vector<Piece>& out) {
+      m.clear();
+      find_chars(p.text, unicode::bert::is_punctuation, m);
+      split_piece(p, cover(m, p.text.size(), false), Behavior::Isolated, out);
+    });
+  }
+};
+
 class Sequence final : public PreTokenizer {
  public:
   explicit Sequence(std::vector<std::unique_ptr<PreTokenizer>> steps) : steps_(std::move(steps)) {}
@@ -255,6 +285,7 @@ std::unique_ptr<PreTokenizer> make_pre_tokenizer(const json& config) {
     return std::make_unique<ByteLevel>(get_bool(config, "add_prefix_space", true, where),
                                        get_bool(config, "use_regex", true, where));
   }
+  if (type == "BertPreTokenizer") return std::make_unique<Bert>();
   if (type == "Digits") {
     return std::make_unique<Digits>(
         get_bool(config, "individual_digits", false, "pre_tokenizer Digits"));
@@ -277,7 +308,8 @@ std::unique_ptr<PreTokenizer> make_pre_tokenizer(const json& config) {
     }
     return std::make_unique<Metaspace>(replacement, scheme, get_bool(config, "split", true, where));
   }
-  unsupported("pre_tokenizer", type, "ByteLevel, Digits, Metaspace, Sequence, Split");
+  unsupported("pre_tokenizer", type,
+              "BertPreTokenizer, ByteLevel, Digits, Metaspace, Sequence, Split");
 }
 
 }  // namespace s3::tok

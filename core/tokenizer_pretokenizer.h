@@ -1,6 +1,6 @@
-// tokenizer.json "pre_tokenizer": Split, ByteLevel, Digits, Metaspace and Sequence of them. Each
-// one cuts every text piece into smaller pieces (and may rewrite them); added-token pieces pass
-// through untouched; empty pieces are dropped. Internal.
+// tokenizer.json "pre_tokenizer": Split, ByteLevel, BertPreTokenizer, Digits, Metaspace and
+// Sequence of them. Each one cuts every text piece into smaller pieces (and may rewrite them);
+// added-token pieces pass through untouched; empty pieces are dropped. Internal.
 #pragma once
 
 #include <memory>

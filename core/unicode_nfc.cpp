@@ -57,26 +57,30 @@ std::string nfc_string(std::string_view s) {
   return result;
 }
 
-// NFC of one segment, simulating decomposition, canonical reordering and composition while
-// carrying the change of every code point (decomposition: first part 0, the others +1;
-// composition: the composite takes starter.change + absorbed.change - 1).
-void segment_changes(const std::vector<char32_t>& input, std::vector<CharChange>& out) {
+// Canonical decomposition of `input` (first part change 0, the others +1), then canonical
+// ordering: a stable sort of every run of non-starters by combining class, each code point moving
+// with its change. Code points for which `tables.keep_whole` says so are not decomposed, and
+// those `tables.starter` names have combining class 0.
+std::vector<Cp> decompose_ordered(const std::vector<char32_t>& input,
+                                  const NormalizationTables& tables) {
+  auto keep_whole = tables.keep_whole;
   std::vector<Cp> d;
   for (char32_t c : input) {
     utf8proc_int32_t buf[32];
     int boundclass = 0;
-    utf8proc_ssize_t n = utf8proc_decompose_char(static_cast<utf8proc_int32_t>(c), buf, 32,
-                                                 UTF8PROC_DECOMPOSE, &boundclass);
+    utf8proc_ssize_t n = keep_whole && keep_whole(c)
+                             ? 0
+                             : utf8proc_decompose_char(static_cast<utf8proc_int32_t>(c), buf, 32,
+                                                       UTF8PROC_DECOMPOSE, &boundclass);
     if (n <= 0 || n > 32) {
       buf[0] = static_cast<utf8proc_int32_t>(c);
       n = 1;
     }
     for (utf8proc_ssize_t k = 0; k < n; ++k) {
       const auto cp = static_cast<char32_t>(buf[k]);
-      d.push_back({cp, k == 0 ? 0 : 1, ccc_of(cp)});
+      d.push_back({cp, k == 0 ? 0 : 1, tables.starter && tables.starter(cp) ? 0 : ccc_of(cp)});
     }
   }
-  // Canonical ordering: stable sort of every run of non-starters by combining class.
   for (size_t i = 0; i < d.size();) {
     if (d[i].ccc == 0) {
       ++i;
@@ -90,6 +94,14 @@ void segment_changes(const std::vector<char32_t>& input, std::vector<CharChange>
                      [](const Cp& x, const Cp& y) { return x.ccc < y.ccc; });
     i = j;
   }
+  return d;
+}
+
+// NFC of one segment, simulating decomposition, canonical reordering and composition while
+// carrying the change of every code point (decomposition: first part 0, the others +1;
+// composition: the composite takes starter.change + absorbed.change - 1).
+void segment_changes(const std::vector<char32_t>& input, std::vector<CharChange>& out) {
+  const std::vector<Cp> d = decompose_ordered(input, NormalizationTables{});
   // Canonical composition.
   std::vector<Cp> r;
   long starter = -1;  // index in r of the last starter
@@ -170,6 +182,27 @@ bool nfc_with_changes(std::string_view text, std::vector<CharChange>& out) {
   flush(text.size());
   if (!changed) return false;
   out.insert(out.end(), changes.begin(), changes.end());
+  return true;
+}
+
+bool nfd_with_changes(std::string_view text, std::vector<CharChange>& out,
+                      const NormalizationTables& tables) {
+  std::vector<char32_t> input;
+  bool ascii = true;
+  for (size_t pos = 0; pos < text.size();) {
+    size_t len = 0;
+    input.push_back(decode_utf8(text, pos, &len));
+    ascii = ascii && len == 1;
+    pos += len;
+  }
+  if (ascii) return false;  // ASCII is in NFD
+  const std::vector<Cp> d = decompose_ordered(input, tables);
+  bool changed = d.size() != input.size();
+  for (size_t i = 0; i < d.size() && !changed; ++i)
+    changed = d[i].c != input[i];
+  if (!changed) return false;
+  for (const Cp& x : d)
+    out.push_back({x.c, x.change});
   return true;
 }
 

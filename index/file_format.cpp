@@ -35,6 +35,8 @@ std::string_view kind_tag(FileKind kind) {
       return "POST";
     case FileKind::kLexical:
       return "LEXI";
+    case FileKind::kDense:
+      return "DENS";
   }
   return "????";
 }

@@ -1,7 +1,7 @@
 // The envelope every binary index file shares (docs/index-format.md, "Common envelope"):
 //
 //   offset 0   char[4]  magic "S3IX"
-//          4   char[4]  kind tag: "DOCS", "TEXT", "TOKS", "POST", "LEXI"
+//          4   char[4]  kind tag: "DOCS", "TEXT", "TOKS", "POST", "LEXI", "DENS"
 //          8   u32      format version (kFormatVersion)
 //         12   u32      reserved, 0
 //         16   ...      body (kind-specific, documented in docs/index-format.md)
@@ -32,7 +32,7 @@ inline constexpr uint32_t kFormatVersion = 1;
 inline constexpr size_t kHeaderBytes = 16;
 inline constexpr size_t kFooterBytes = 16;
 
-enum class FileKind : uint32_t { kDocs, kText, kTokens, kPostings, kLexical };
+enum class FileKind : uint32_t { kDocs, kText, kTokens, kPostings, kLexical, kDense };
 std::string_view kind_tag(FileKind kind);  // "DOCS", ...
 
 // Size and checksum of a finished file, as recorded in the manifest.

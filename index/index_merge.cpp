@@ -168,6 +168,16 @@ MergeStats merge_parts(std::span<const fs::path> paths, const MergeOptions& opti
   });
   stats.open_s = seconds_since(t0);
 
+  // Sharded builds make no dense passage embeddings (s3attn index refuses --dense-model there);
+  // a part with them would lose them here.
+  for (const Part& p : parts) {
+    if (p.manifest.dense) {
+      throw Error(p.path.string() +
+                  " holds dense passage embeddings, which merge does not carry over; build the "
+                  "index with --dense-model in one process");
+    }
+  }
+
   // 2. One build: the same settings and input, every rank once.
   std::sort(parts.begin(), parts.end(),
             [](const Part& a, const Part& b) { return a.record.rank < b.record.rank; });

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <optional>
 #include <stdexcept>
 
 #include "core/error.h"
@@ -55,6 +56,7 @@ struct IndexReader::Impl {
   std::vector<std::vector<uint32_t>> df;  // [slot][feature], summed over segments
   std::vector<LayerTotals> totals;
   LexicalIndex lexical;
+  std::optional<DenseIndex> dense;
   uint64_t file_bytes = 0;
 
   const SegmentView& segment_of_doc(uint32_t doc) const {
@@ -201,6 +203,7 @@ IndexReader IndexReader::open(const fs::path& dir, ReaderOptions options) {
   for (size_t l = 0; l < n_layers; ++l)
     m->totals[l].layer = man.layers[l];
   std::vector<LexicalSegment> lex_segments;
+  std::vector<DenseSegment> dense_segments;
   for (const SegmentEntry& e : man.segments) {
     SegmentView s;
     s.entry = e;
@@ -238,6 +241,17 @@ IndexReader IndexReader::open(const fs::path& dir, ReaderOptions options) {
       m->totals[l].postings_bytes += lv.header.data_bytes;
       m->totals[l].file_bytes += s.files[4 + l].file.size();
     }
+    if (man.dense) {
+      CheckedFile f = open_segment_file(sd, e, kDenseFile, FileKind::kDense, mpath, v);
+      DenseSegment d = DenseSegment::parse(f.body, f.file.path(), e.n_passages, man.dense->dim);
+      d.passage_base = e.passage_base;
+      dense_segments.push_back(d);
+      s.files.push_back(std::move(f));
+    } else if (e.files.count(kDenseFile)) {
+      throw DataCorruption(
+          mpath, "segment " + e.dir + " lists " + kDenseFile +
+                     " but the manifest has no dense section; rebuild the index with --overwrite");
+    }
     SegmentSummary sum{e.dir,      e.doc_base,     e.n_docs,     e.token_base,
                        e.n_tokens, e.passage_base, e.n_passages, 0};
     for (const CheckedFile& f : s.files)
@@ -247,6 +261,7 @@ IndexReader IndexReader::open(const fs::path& dir, ReaderOptions options) {
     m->segments.push_back(std::move(s));
   }
   m->lexical = LexicalIndex(man.lexical, std::move(lex_segments));
+  if (man.dense) m->dense.emplace(man.dense->dim, std::move(dense_segments));
   return IndexReader(std::move(m));
 }
 
@@ -424,6 +439,10 @@ uint64_t IndexReader::total_file_bytes() const {
 
 const LexicalIndex& IndexReader::lexical() const {
   return impl_->lexical;
+}
+
+const DenseIndex* IndexReader::dense() const {
+  return impl_->dense ? &*impl_->dense : nullptr;
 }
 
 }  // namespace s3::index

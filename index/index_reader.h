@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "index/codec.h"
+#include "index/dense_index.h"
 #include "index/lexical_index.h"
 #include "index/types.h"
 
@@ -82,12 +83,15 @@ class IndexReader {
   LayerTotals totals(uint32_t layer_slot) const;
   // Adds `weight` to acc[p - begin] for every position p of the feature's list in [begin, end)
   // (acc covers [begin, end)), decoding and adding in one pass; the same checks as postings().
-  void add_postings(uint32_t layer_slot, uint32_t feature, uint32_t begin, uint32_t end, float weight,
-                    float* acc) const;
+  void add_postings(uint32_t layer_slot, uint32_t feature, uint32_t begin, uint32_t end,
+                    float weight, float* acc) const;
   uint64_t total_postings() const;
   uint64_t total_file_bytes() const;  // every file of every segment (manifest.json excluded)
 
   const LexicalIndex& lexical() const;
+  // Dense passage embeddings (global passage ids, lexical()'s passages); null when the index was
+  // built without them.
+  const DenseIndex* dense() const;
 
  private:
   struct Impl;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <mutex>
 #include <set>
@@ -13,9 +14,11 @@
 #include "core/error.h"
 #include "index/file_format.h"
 #include "index/fs_util.h"
+#include "index/half.h"
 #include "index/json_diff.h"
 #include "index/manifest.h"
 #include "index/parallel.h"
+#include "index/passage_splitter.h"
 #include "index/posting_accumulator.h"
 #include "index/segment_writer.h"
 #include "index/utf8.h"
@@ -88,6 +91,7 @@ void IndexWriterOptions::validate() const {
   codec_by_name(codec);
   if (!metadata.is_object()) throw UsageError("index writer: metadata must be a JSON object");
   lexical.validate();
+  if (dense_dim > 65536) throw UsageError("index writer: dense vectors of more than 65536 values");
 }
 
 struct IndexWriter::Impl {
@@ -102,8 +106,10 @@ struct IndexWriter::Impl {
   // one thread per layer slot while the scan adds the next document.
   mutable std::shared_mutex content_mutex;
   std::vector<PostingAccumulator> layers;
-  bool done = false;              // committed, or failed in commit
-  std::vector<fs::path> cleanup;  // temporary paths to remove if we do not finish
+  std::vector<std::vector<uint16_t>> dense;  // per segment-local document: float16 rows, or empty
+  std::vector<uint8_t> has_dense;            // per segment-local document
+  bool done = false;                         // committed, or failed in commit
+  std::vector<fs::path> cleanup;             // temporary paths to remove if we do not finish
 
   uint32_t token_base() const { return base.n_tokens(); }
   uint32_t doc_base() const { return base.n_docs(); }
@@ -184,6 +190,18 @@ IndexWriter::IndexWriter(IndexWriterOptions options) : impl_(std::make_unique<Im
           throw Error(pre + "its postings use codec '" + b.codec + "', this run '" +
                       std::string(m.codec->name()) + "'" + fix);
         }
+        if (b.dense.has_value() != (m.opt.dense_dim > 0) ||
+            (b.dense && b.dense->dim != m.opt.dense_dim)) {
+          throw Error(
+              pre +
+              (b.dense ? "it holds dense passage embeddings of " + std::to_string(b.dense->dim) +
+                             " values; this run " +
+                             (m.opt.dense_dim ? "makes " + std::to_string(m.opt.dense_dim)
+                                              : std::string("has no --dense-model"))
+                       : std::string(
+                             "it has no dense passage embeddings; this run has a --dense-model")) +
+              fix);
+        }
         if (b.lexical.target_words != m.opt.lexical.target_words ||
             b.lexical.language != m.opt.lexical.language ||
             b.analyzer_version != kAnalyzerVersion) {
@@ -253,6 +271,8 @@ DocumentRange IndexWriter::add_document(std::string_view name, std::string_view 
   c.ids.insert(c.ids.end(), ids.begin(), ids.end());
   c.offsets.insert(c.offsets.end(), offsets.begin(), offsets.end());
   c.token_offsets.push_back(c.n_tokens());
+  m.dense.emplace_back();
+  m.has_dense.push_back(0);
   DocumentRange r;
   r.doc = m.doc_base() + c.n_docs() - 1;
   r.token_begin = m.token_base() + static_cast<uint32_t>(local_begin);
@@ -315,6 +335,51 @@ void IndexWriter::add_feature_ids(uint32_t layer_slot, uint32_t global_begin, ui
   m.layers[layer_slot].add_ids(global_begin - m.token_base(), n_tokens, n_slots, ids);
 }
 
+void IndexWriter::add_dense_vectors(uint32_t global_doc, std::span<const float> vectors) {
+  Impl& m = *impl_;
+  m.check_open();
+  const uint32_t dim = m.opt.dense_dim;
+  if (dim == 0)
+    throw Error("add_dense_vectors: this index writer makes no dense embeddings (dense_dim 0)");
+  std::string_view text;
+  uint32_t local = 0;
+  {
+    std::shared_lock content_lock(m.content_mutex);
+    if (global_doc < m.doc_base() || global_doc - m.doc_base() >= m.content.n_docs())
+      throw Error("add_dense_vectors: document " + std::to_string(global_doc) +
+                  " was not added to this writer");
+    local = global_doc - m.doc_base();
+    if (m.has_dense[local])
+      throw Error("add_dense_vectors: document " + std::to_string(global_doc) +
+                  " has its vectors already");
+    const SegmentContent& c = m.content;
+    text = std::string_view(c.texts).substr(c.text_offsets[local],
+                                            c.text_offsets[local + 1] - c.text_offsets[local]);
+    const size_t passages = document_passages(text, m.opt.lexical.target_words).size();
+    if (vectors.size() != passages * dim) {
+      throw Error("add_dense_vectors: document " + std::to_string(global_doc) + " has " +
+                  std::to_string(passages) + " passages of " + std::to_string(dim) +
+                  " values, got " + std::to_string(vectors.size()) + " values");
+    }
+  }
+  std::vector<uint16_t> rows(vectors.size());
+  for (size_t i = 0; i < vectors.size(); ++i) {
+    if (!std::isfinite(vectors[i]))
+      throw Error("add_dense_vectors: document " + std::to_string(global_doc) +
+                  " has a non-finite value");
+    rows[i] = float_to_half(vectors[i]);
+  }
+  std::unique_lock content_lock(m.content_mutex);
+  m.dense[local] = std::move(rows);
+  m.has_dense[local] = 1;
+}
+
+const IndexWriterOptions& IndexWriter::options() const {
+  return impl_->opt;
+}
+uint32_t IndexWriter::doc_base() const {
+  return impl_->doc_base();
+}
 void IndexWriter::add_feature_lists(uint32_t layer_slot, uint32_t global_begin, uint32_t n_tokens,
                                     const FeatureListFetch& fetch) {
   Impl& m = *impl_;
@@ -368,6 +433,14 @@ CommitStats IndexWriter::commit() {
     throw Error("nothing to index for " + m.out.string() +
                 ": no documents were added (empty input)");
   }
+  if (m.opt.dense_dim > 0) {
+    for (uint32_t d = 0; d < m.content.n_docs(); ++d) {
+      if (!m.has_dense[d]) {
+        throw Error("internal: document '" + m.content.names[d] +
+                    "' has no dense passage vectors (add_dense_vectors)");
+      }
+    }
+  }
   m.done = true;  // from here on the writer is spent, whatever happens
   const auto t0 = std::chrono::steady_clock::now();
   m.stage("begin");
@@ -413,8 +486,16 @@ CommitStats IndexWriter::commit() {
     if (ec) throw Error("cannot create " + seg_dir.string() + ": " + ec.message());
   }
 
+  DenseRows dense_rows;
+  if (m.opt.dense_dim > 0) {
+    dense_rows.dim = m.opt.dense_dim;
+    for (std::vector<uint16_t>& rows : m.dense) {
+      dense_rows.values.insert(dense_rows.values.end(), rows.begin(), rows.end());
+      std::vector<uint16_t>().swap(rows);
+    }
+  }
   SegmentWriteResult written = write_segment(seg_dir, m.content, m.layers, m.opt.layers, *m.codec,
-                                             m.opt.lexical, threads, fsync);
+                                             m.opt.lexical, dense_rows, threads, fsync);
   if (fsync) fsync_path(seg_dir);
 
   // A new index starts from an empty manifest, an append from the existing one.
@@ -428,6 +509,7 @@ CommitStats IndexWriter::commit() {
     manifest.lexical = m.opt.lexical;
     manifest.analyzer_version = kAnalyzerVersion;
     manifest.metadata = m.opt.metadata;
+    if (m.opt.dense_dim > 0) manifest.dense = DenseInfo{m.opt.dense_dim, "float16"};
   }
   SegmentEntry seg;
   seg.dir = seg_name;

@@ -51,7 +51,10 @@ struct IndexWriterOptions {
   // Top-level metadata keys an append does not compare (e.g. where the model directory lives). The
   // manifest keeps the values of the first build.
   std::vector<std::string> append_ignore_metadata_keys;
-  LexicalOptions lexical;       // BM25 passages and analyzer
+  LexicalOptions lexical;  // BM25 passages and analyzer
+  // Values per dense passage embedding (dense.bin); 0 = none. When set, every document added gets
+  // its passages' vectors through add_dense_vectors before commit.
+  uint32_t dense_dim = 0;
   unsigned commit_threads = 0;  // threads for commit (0 = min(8, hardware threads))
   bool fsync = true;            // fsync files and directories before publishing (durability)
   // Testing hook: called with the name of each commit stage ("begin", "staged", "exchanged",
@@ -111,10 +114,18 @@ class IndexWriter {
   // sharded run's part range, index_part.h). When appending it must still match the index's.
   void set_metadata(nlohmann::json metadata);
 
+  // The unit-length embeddings of the BM25 passages of document `global_doc` (added to this
+  // writer): document_passages(text, lexical.target_words) gives the passages, in order; `vectors`
+  // holds one row of dense_dim floats per passage (stored as float16). Once per document; may run
+  // beside add_feature_* calls.
+  void add_dense_vectors(uint32_t global_doc, std::span<const float> vectors);
+
   // Builds the lexical index, writes every file with checksums and publishes atomically. Throws
   // s3::Error (nothing published) on failure, e.g. when no document was added.
   CommitStats commit();
 
+  const IndexWriterOptions& options() const;
+  uint32_t doc_base() const;                       // global id of this writer's first document
   uint32_t n_documents() const;                    // added by this writer
   uint32_t token_end() const;                      // global position after the last token added
   uint64_t n_postings(uint32_t layer_slot) const;  // accumulated so far by this writer

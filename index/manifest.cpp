@@ -38,6 +38,7 @@ json Manifest::to_json() const {
                   {"language", lexical.language},
                   {"analyzer_version", analyzer_version}};
   j["metadata"] = metadata;
+  if (dense) j["dense"] = {{"dim", dense->dim}, {"dtype", dense->dtype}};
   json segs = json::array();
   std::vector<uint64_t> postings(layers.size(), 0), bytes(layers.size(), 0);
   for (const SegmentEntry& s : segments) {
@@ -134,6 +135,16 @@ Manifest Manifest::from_json(const json& j_in, const std::string& path) {
   m.lexical.language = get<std::string>(lex, "language", path);
   m.analyzer_version = get<uint32_t>(lex, "analyzer_version", path);
   m.metadata = get<json>(j, "metadata", path);
+  if (auto d = j.find("dense"); d != j.end()) {
+    DenseInfo info;
+    info.dim = get<uint32_t>(*d, "dim", path);
+    info.dtype = get<std::string>(*d, "dtype", path);
+    if (info.dim == 0 || info.dim > 65536) throw DataCorruption(path, "dense: dim out of range");
+    if (info.dtype != "float16")
+      throw DataCorruption(
+          path, "dense: dtype '" + info.dtype + "' is unknown to this build (it reads float16)");
+    m.dense = info;
+  }
   const json segments = get<json>(j, "segments", path);
   if (!segments.is_array()) throw DataCorruption(path, "field 'segments' is not an array");
   for (const json& s : segments) {

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,14 @@ struct SegmentEntry {
   std::map<std::string, FileDigest> files;  // file name -> size and XXH3-64
 };
 
+// Dense passage embeddings (dense.bin in every segment), present when the index was built with
+// them.
+struct DenseInfo {
+  uint32_t dim = 0;
+  std::string dtype = "float16";
+  friend bool operator==(const DenseInfo&, const DenseInfo&) = default;
+};
+
 struct Manifest {
   uint32_t format_version = kFormatVersion;
   std::string created_by;   // "s3attn-index <version>"
@@ -44,7 +53,8 @@ struct Manifest {
   LexicalOptions lexical;
   uint32_t analyzer_version = 0;
   nlohmann::json metadata =
-      nlohmann::json::object();  // caller's fingerprints and scan config, verbatim
+      nlohmann::json::object();    // caller's fingerprints and scan config, verbatim
+  std::optional<DenseInfo> dense;  // absent in indexes without dense embeddings
   std::vector<SegmentEntry> segments;
 
   uint32_t n_docs() const;

@@ -111,4 +111,10 @@ std::vector<PassageSpan> split_passages(std::string_view text, std::span<const W
   return out;
 }
 
+std::vector<PassageSpan> document_passages(std::string_view text, uint32_t target_words) {
+  std::vector<WordSpan> words;
+  TextAnalyzer::split_words(text, words);
+  return split_passages(text, words, target_words);
+}
+
 }  // namespace s3::index

@@ -31,4 +31,8 @@ bool is_sentence_break(std::string_view gap);
 std::vector<PassageSpan> split_passages(std::string_view text, std::span<const WordSpan> words,
                                         uint32_t target_words);
 
+// The passages of a whole document (its words found by TextAnalyzer::split_words): exactly those
+// LexicalBuilder stores for it, in order. Callers use their byte ranges to embed each passage.
+std::vector<PassageSpan> document_passages(std::string_view text, uint32_t target_words);
+
 }  // namespace s3::index

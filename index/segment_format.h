@@ -14,6 +14,8 @@ inline constexpr const char* kDocsFile = "docs.bin";
 inline constexpr const char* kTextFile = "text.bin";
 inline constexpr const char* kTokensFile = "tokens.bin";
 inline constexpr const char* kLexicalFile = "lexical.bin";
+inline constexpr const char* kDenseFile =
+    "dense.bin";                            // only in indexes built with dense embeddings
 std::string postings_file_name(int layer);  // "postings-l012.bin" (real layer number)
 
 // docs.bin body: DocsHeader, DocRecord[n_docs], names blob (UTF-8, concatenated).
@@ -73,7 +75,18 @@ struct PassageRecord {
   uint32_t length;  // number of terms
 };
 
+// dense.bin body: DenseHeader, then uint16 vectors[n_passages][dim] (IEEE binary16), one row per
+// passage of lexical.bin in its order: the unit-length embedding of the passage's text.
+inline constexpr uint32_t kDenseFloat16 = 1;  // DenseHeader::dtype
+struct DenseHeader {
+  uint32_t n_passages;  // equals lexical.bin's
+  uint32_t dim;
+  uint32_t dtype;  // kDenseFloat16
+  uint32_t reserved;
+};
+
 static_assert(sizeof(DocsHeader) == 16 && sizeof(DocRecord) == 40);
+static_assert(sizeof(DenseHeader) == 16);
 static_assert(sizeof(TokensHeader) == 8);
 static_assert(sizeof(PostingsHeader) == 40);
 static_assert(sizeof(LexicalHeader) == 32 && sizeof(PassageRecord) == 24);

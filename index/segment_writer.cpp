@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <mutex>
 
+#include "index/dense_index.h"
 #include "index/parallel.h"
 #include "index/segment_format.h"
 
@@ -96,7 +97,8 @@ FileDigest write_postings(const fs::path& path, const PostingAccumulator& acc,
 SegmentWriteResult write_segment(const fs::path& dir, const SegmentContent& content,
                                  std::vector<PostingAccumulator>& layers,
                                  const std::vector<int>& layer_ids, const PostingCodec& codec,
-                                 const LexicalOptions& lexical, unsigned threads, bool fsync) {
+                                 const LexicalOptions& lexical, const DenseRows& dense,
+                                 unsigned threads, bool fsync) {
   // Transcoding is parallel over features inside each layer.
   for (PostingAccumulator& acc : layers)
     acc.transcode(codec, threads);
@@ -110,7 +112,8 @@ SegmentWriteResult write_segment(const fs::path& dir, const SegmentContent& cont
     std::lock_guard<std::mutex> lock(mu);
     res.files[name] = d;
   };
-  // Tasks: 0 = lexical (analysis + write), 1 = docs/text/tokens, 2.. = one postings file per layer.
+  // Tasks: 0 = lexical (analysis + write) and dense, 1 = docs/text/tokens, 2.. = one postings file
+  // per layer.
   parallel_for_each(2 + n_layers, threads, [&](size_t task) {
     if (task == 0) {
       LexicalBuilder lex(lexical);
@@ -122,8 +125,13 @@ SegmentWriteResult write_segment(const fs::path& dir, const SegmentContent& cont
                          std::span<const TokenOffset>(content.offsets).subspan(tb, te - tb), tb);
       }
       record(kLexicalFile, lex.write(dir / kLexicalFile, fsync));
+      const auto n_passages = static_cast<uint32_t>(lex.n_passages());
+      if (dense.dim > 0) {  // one row per passage; the caller cut the same passages
+        record(kDenseFile,
+               write_dense_file(dir / kDenseFile, dense.values, n_passages, dense.dim, fsync));
+      }
       std::lock_guard<std::mutex> lock(mu);
-      res.n_passages = static_cast<uint32_t>(lex.n_passages());
+      res.n_passages = n_passages;
     } else if (task == 1) {
       record(kDocsFile, write_docs(dir / kDocsFile, content, fsync));
       record(kTextFile, write_text(dir / kTextFile, content, fsync));

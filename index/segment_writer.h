@@ -1,5 +1,6 @@
-// Writes one segment directory (docs, text, tokens, postings per layer, lexical) from the writer's
-// in-memory content. Internal to IndexWriter; separate so the file layouts sit in one place.
+// Writes one segment directory (docs, text, tokens, postings per layer, lexical, dense) from the
+// writer's in-memory content. Internal to IndexWriter; separate so the file layouts sit in one
+// place.
 #pragma once
 
 #include <cstdint>
@@ -30,6 +31,12 @@ struct SegmentContent {
   uint32_t n_tokens() const { return static_cast<uint32_t>(ids.size()); }
 };
 
+// Dense passage vectors of the segment (float16, passage order); dim 0 = none.
+struct DenseRows {
+  uint32_t dim = 0;
+  std::vector<uint16_t> values;
+};
+
 struct SegmentWriteResult {
   std::map<std::string, FileDigest> files;
   std::vector<uint64_t> postings;        // per layer slot
@@ -42,6 +49,7 @@ struct SegmentWriteResult {
 SegmentWriteResult write_segment(const std::filesystem::path& dir, const SegmentContent& content,
                                  std::vector<PostingAccumulator>& layers,
                                  const std::vector<int>& layer_ids, const PostingCodec& codec,
-                                 const LexicalOptions& lexical, unsigned threads, bool fsync);
+                                 const LexicalOptions& lexical, const DenseRows& dense,
+                                 unsigned threads, bool fsync);
 
 }  // namespace s3::index

@@ -20,6 +20,8 @@ std::string_view source_name(Source s) {
       return "lead";
     case Source::kTail:
       return "tail";
+    case Source::kDense:
+      return "dense";
   }
   return "?";
 }
@@ -34,16 +36,31 @@ std::string_view method_name(Method m) {
       return "s3-hybrid";
     case Method::kFull:
       return "full";
+    case Method::kDense:
+      return "dense";
+    case Method::kS3Dense:
+      return "s3-dense";
   }
   return "?";
 }
 
 Method parse_method(std::string_view name) {
-  for (Method m : {Method::kS3, Method::kBm25, Method::kS3Hybrid, Method::kFull}) {
+  for (Method m : {Method::kS3, Method::kBm25, Method::kS3Hybrid, Method::kFull, Method::kDense,
+                   Method::kS3Dense}) {
     if (name == method_name(m)) return m;
   }
-  throw UsageError("--method must be s3, bm25, s3-hybrid or full (got '" + std::string(name) +
-                   "')");
+  throw UsageError("--method must be s3, bm25, s3-hybrid, full, dense or s3-dense (got '" +
+                   std::string(name) + "')");
+}
+
+bool method_uses_s3(Method m) {
+  return m == Method::kS3 || m == Method::kS3Hybrid || m == Method::kS3Dense;
+}
+bool method_uses_bm25(Method m) {
+  return m == Method::kBm25 || m == Method::kS3Hybrid;
+}
+bool method_uses_dense(Method m) {
+  return m == Method::kDense || m == Method::kS3Dense;
 }
 
 void BudgetOptions::validate() const {
@@ -74,7 +91,7 @@ void to_json(nlohmann::json& j, const Selection& s) {
                       {"score", r.score}});
   }
   nlohmann::json by_source = nlohmann::json::object();
-  for (Source src : {Source::kS3, Source::kBm25, Source::kLead, Source::kTail}) {
+  for (Source src : {Source::kS3, Source::kBm25, Source::kLead, Source::kTail, Source::kDense}) {
     by_source[std::string(source_name(src))] = s.tokens_by_source[static_cast<size_t>(src)];
   }
   j = nlohmann::json{{"n_tokens", s.n_tokens}, {"tokens_by_source", by_source}, {"ranges", ranges}};
@@ -262,14 +279,24 @@ class Stream {
 
 Selection select_ranges(Method method, TokenRange doc, std::span<const Candidate> s3_spans,
                         std::span<const Candidate> bm25_passages, const BudgetOptions& options) {
+  return select_ranges(method, doc, CandidateSets{s3_spans, bm25_passages, {}}, options);
+}
+
+Selection select_ranges(Method method, TokenRange doc, const CandidateSets& candidates,
+                        const BudgetOptions& options) {
   options.validate();
   if (method == Method::kFull) return select_full(doc, options.budget);
   const uint32_t target = std::min(options.budget, doc.size());
   Packer packer(doc, target);
-  Stream s3(method == Method::kBm25 ? std::span<const Candidate>{} : s3_spans, Source::kS3);
-  Stream bm25(method == Method::kS3 ? std::span<const Candidate>{} : bm25_passages, Source::kBm25);
+  Stream s3(method_uses_s3(method) ? candidates.s3 : std::span<const Candidate>{}, Source::kS3);
+  // The passage source: BM25's, or the dense one's (which takes BM25's place in the hybrid).
+  const bool dense = method_uses_dense(method);
+  Stream passages(dense                      ? candidates.dense
+                  : method_uses_bm25(method) ? candidates.bm25
+                                             : std::span<const Candidate>{},
+                  dense ? Source::kDense : Source::kBm25);
 
-  if (method == Method::kS3Hybrid) {
+  if (method == Method::kS3Hybrid || method == Method::kS3Dense) {
     const uint64_t asked = uint64_t{options.lead_tokens} + options.tail_tokens;
     const auto cap = static_cast<uint64_t>(std::floor(options.lead_tail_max_share * target));
     const uint64_t total = std::min(asked, cap);
@@ -277,12 +304,12 @@ Selection select_ranges(Method method, TokenRange doc, std::span<const Candidate
     const auto tail = static_cast<uint32_t>(total - lead);
     packer.add(lead_range(doc, lead), doc.begin, lead, Source::kLead, 0.0f);
     if (!doc.empty()) packer.add(tail_range(doc, tail), doc.end - 1, tail, Source::kTail, 0.0f);
-    bm25.fill(packer, static_cast<uint32_t>(std::floor(options.bm25_share * target)));
+    passages.fill(packer, static_cast<uint32_t>(std::floor(options.bm25_share * target)));
   }
-  // The rest to S3, then whatever S3 could not use to BM25, until both are exhausted.
+  // The rest to S3, then whatever S3 could not use to the passages, until both are exhausted.
   while (packer.remaining() > 0) {
     const uint32_t a = s3.fill(packer, packer.remaining());
-    const uint32_t b = bm25.fill(packer, packer.remaining());
+    const uint32_t b = passages.fill(packer, packer.remaining());
     if (a == 0 && b == 0) break;
   }
   packer.grow_lead_tail();

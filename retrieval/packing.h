@@ -9,7 +9,9 @@
 //   3. S3 spans until the union reaches the budget ("the rest S3")
 //   4. what is still missing (a source ran out of candidates) goes to S3, then BM25, again
 //   5. if every source is exhausted: the lead and tail grow, alternately one token each.
-// s3 and bm25 use only their own source for steps 2–4 (quota = the whole budget), then step 5.
+// s3-dense is s3-hybrid with dense passages in BM25's place (quota --bm25-share).
+// s3, bm25 and dense use only their own source for steps 2–4 (quota = the whole budget), then
+// step 5.
 // The union is a set union of positions: a candidate adds (and is charged for) only the positions
 // no earlier candidate took. A candidate that does not fit wholly is trimmed around its anchor (S3:
 // the peak; BM25: the passage start, so a passage keeps its beginning) to exactly what is left; a
@@ -33,7 +35,13 @@ enum class Method : uint8_t {
   kBm25 = 1,      // "bm25": BM25 passages only
   kS3Hybrid = 2,  // "s3-hybrid": spans ∪ passages ∪ lead ∪ tail (default)
   kFull = 3,      // "full": the whole document, middle-truncated to the budget
+  kDense = 4,     // "dense": passages by embedding similarity only
+  kS3Dense = 5,   // "s3-dense": spans ∪ dense passages ∪ lead ∪ tail
 };
+// Whether a method reads SAE spans / BM25 passages / dense passages.
+bool method_uses_s3(Method m);
+bool method_uses_bm25(Method m);
+bool method_uses_dense(Method m);
 std::string_view method_name(Method m);
 Method parse_method(std::string_view name);  // throws s3::UsageError naming --method
 
@@ -54,9 +62,9 @@ struct BudgetOptions {
 void to_json(nlohmann::json& j, const BudgetOptions& o);
 
 struct Selection {
-  std::vector<SelectedRange> ranges;           // document order, non-overlapping, merged per source
-  uint32_t n_tokens = 0;                       // Σ range sizes == min(budget, doc.size())
-  std::array<uint32_t, 4> tokens_by_source{};  // indexed by Source
+  std::vector<SelectedRange> ranges;  // document order, non-overlapping, merged per source
+  uint32_t n_tokens = 0;              // Σ range sizes == min(budget, doc.size())
+  std::array<uint32_t, kSourceCount> tokens_by_source{};  // indexed by Source
 };
 void to_json(nlohmann::json& j, const Selection& s);
 
@@ -69,10 +77,19 @@ TokenRange tail_range(TokenRange doc, uint32_t n);
 // max_tokens exact instead of one short). Sources "lead" and "tail".
 Selection select_full(TokenRange doc, uint32_t max_tokens);
 
-// Packs one method's selection. `s3_spans` and `bm25_passages` may be in any order (they are
-// ranked here by score descending, ties by earlier start); parts outside `doc` are ignored; the
-// source a method does not use may be empty. kFull ignores both and calls select_full with
-// options.budget.
+// Every method's candidates; a source the method does not use may be empty.
+struct CandidateSets {
+  std::span<const Candidate> s3;     // S3 spans
+  std::span<const Candidate> bm25;   // BM25 passages
+  std::span<const Candidate> dense;  // dense passages
+};
+
+// Packs one method's selection. Candidates may be in any order (they are ranked here by score
+// descending, ties by earlier start); parts outside `doc` are ignored. kFull ignores them and calls
+// select_full with options.budget.
+Selection select_ranges(Method method, TokenRange doc, const CandidateSets& candidates,
+                        const BudgetOptions& options);
+// The same without dense passages.
 Selection select_ranges(Method method, TokenRange doc, std::span<const Candidate> s3_spans,
                         std::span<const Candidate> bm25_passages, const BudgetOptions& options);
 

@@ -12,6 +12,7 @@ void RetrievalOptions::validate() const {
   score.validate();
   spans.validate();
   bm25.validate();
+  dense.validate();
   budget.validate();
   context.validate();
 }
@@ -21,6 +22,7 @@ void to_json(nlohmann::json& j, const RetrievalOptions& o) {
                      {"score", o.score},
                      {"spans", o.spans},
                      {"bm25", o.bm25},
+                     {"dense", o.dense},
                      {"budget", o.budget},
                      {"context", o.context}};
 }
@@ -29,6 +31,7 @@ void to_json(nlohmann::json& j, const RetrievalTimings& t) {
   j = nlohmann::json{{"score_ms", t.score_ms},
                      {"spans_ms", t.spans_ms},
                      {"bm25_ms", t.bm25_ms},
+                     {"dense_ms", t.dense_ms},
                      {"pack_ms", t.pack_ms}};
 }
 
@@ -45,9 +48,7 @@ RetrievalResult retrieve(const RetrievalInputs& in, const RetrievalOptions& opti
   options.validate();
   RetrievalResult r;
   const Method m = options.method;
-  const bool use_s3 = m == Method::kS3 || m == Method::kS3Hybrid;
-  const bool use_bm25 = m == Method::kBm25 || m == Method::kS3Hybrid;
-  if (use_s3) {
+  if (method_uses_s3(m)) {
     if (in.postings == nullptr || in.query == nullptr) {
       throw Error("method " + std::string(method_name(m)) + " needs feature postings and the " +
                   "question's features");
@@ -63,7 +64,7 @@ RetrievalResult retrieve(const RetrievalInputs& in, const RetrievalOptions& opti
     r.s3_spans = find_spans(scores, in.doc, options.spans);
     r.timings.spans_ms = ms_since(t0);
   }
-  if (use_bm25) {
+  if (method_uses_bm25(m)) {
     if (in.lexical == nullptr) {
       throw Error("method " + std::string(method_name(m)) + " needs the lexical index");
     }
@@ -71,9 +72,20 @@ RetrievalResult retrieve(const RetrievalInputs& in, const RetrievalOptions& opti
     r.passages = bm25_search(*in.lexical, in.query_terms, options.bm25, in.doc);
     r.timings.bm25_ms = ms_since(t0);
   }
+  if (method_uses_dense(m)) {
+    if (in.dense == nullptr) {
+      throw Error("method " + std::string(method_name(m)) +
+                  " needs the index's dense passage embeddings");
+    }
+    const auto t0 = Clock::now();
+    r.dense_passages = dense_search(*in.dense, in.query_vector, options.dense, in.doc);
+    r.timings.dense_ms = ms_since(t0);
+  }
   const auto t0 = Clock::now();
   const std::vector<Candidate> passages = passages_to_candidates(r.passages);
-  r.selection = select_ranges(m, in.doc, r.s3_spans, passages, options.budget);
+  const std::vector<Candidate> dense = passages_to_candidates(r.dense_passages);
+  r.selection =
+      select_ranges(m, in.doc, CandidateSets{r.s3_spans, passages, dense}, options.budget);
   r.timings.pack_ms = ms_since(t0);
   return r;
 }

@@ -10,6 +10,7 @@
 
 #include "retrieval/bm25.h"
 #include "retrieval/context.h"
+#include "retrieval/dense.h"
 #include "retrieval/packing.h"
 #include "retrieval/query.h"
 #include "retrieval/scorer.h"
@@ -25,6 +26,7 @@ struct RetrievalOptions {
   ScoreOptions score;
   SpanOptions spans;
   Bm25Options bm25;
+  DenseOptions dense;
   BudgetOptions budget;
   ContextOptions context;
 
@@ -41,6 +43,8 @@ struct RetrievalInputs {
   // How the scan saw each position (--score-centering context). Null: the document is one
   // chunk starting at doc.begin (ScanGeometry{} and no document starts).
   const PositionContext* positions = nullptr;
+  const DenseSource* dense = nullptr;     // needed by dense and s3-dense
+  std::span<const float> query_vector{};  // the question's embedding (dense, s3-dense)
 };
 
 struct RetrievalTimings {
@@ -48,14 +52,16 @@ struct RetrievalTimings {
                         // center_scores
   double spans_ms = 0;  // smoothing + NMS + growth
   double bm25_ms = 0;
+  double dense_ms = 0;  // similarity of every passage (the question's embedding is the caller's)
   double pack_ms = 0;
 };
 void to_json(nlohmann::json& j, const RetrievalTimings& t);
 
 struct RetrievalResult {
   Selection selection;
-  std::vector<Candidate> s3_spans;      // all spans found, best first (for --explain)
-  std::vector<ScoredPassage> passages;  // all BM25 passages found, best first
+  std::vector<Candidate> s3_spans;            // all spans found, best first (for --explain)
+  std::vector<ScoredPassage> passages;        // all BM25 passages found, best first
+  std::vector<ScoredPassage> dense_passages;  // all dense passages, most similar first
   RetrievalTimings timings;
 };
 

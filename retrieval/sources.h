@@ -1,10 +1,11 @@
-// The two read-only views of an index that retrieval/ needs. retrieval/ never includes index/
+// The read-only views of an index that retrieval/ needs. retrieval/ never includes index/
 // headers: the caller adapts its index reader to these interfaces (a thin wrapper), and tests use
 // in-memory implementations. Their methods are const and must be safe to call concurrently:
 // score_positions with ScoreOptions::threads > 1 reads postings of several layer slots at once.
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string_view>
 #include <vector>
 
@@ -55,6 +56,20 @@ class LexicalSource {
   // `tfs` with its frequency in each (same length, each >= 1). Unknown term: both left empty.
   virtual void term_postings(std::string_view term, std::vector<uint32_t>& passages,
                              std::vector<uint32_t>& tfs) const = 0;
+};
+
+// Dense passage embeddings: one vector per passage of the lexical index (same ids), computed at
+// index time by a sentence encoder and normalised to unit length (up to storage rounding).
+class DenseSource {
+ public:
+  virtual ~DenseSource() = default;
+
+  virtual uint32_t n_passages() const = 0;
+  virtual uint32_t dim() const = 0;
+  // [tb, te): the global token positions passage p covers.
+  virtual TokenRange passage_tokens(uint32_t p) const = 0;
+  // Writes passage p's vector to `out` (dim() values).
+  virtual void passage_vector(uint32_t p, std::span<float> out) const = 0;
 };
 
 }  // namespace s3::retrieval

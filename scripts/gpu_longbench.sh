@@ -12,7 +12,9 @@
 # "s3-paper=s3 --query-vectors queries --aggregate sum --score-centering none --max-query-features 0;
 # bm25@1024=bm25 --budget 1024"), each into OUT_DIR/<suite>/LABEL; RUN_SUITES: the suites RUNS apply
 # to (default: SUITES); ARGS: flags added to every run (e.g. --answer-model DIR); LEVAL_TASKS (all);
-# LIMIT and CAP (--limit, --max-new-tokens-cap) for smoke tests only.
+# LIMIT and CAP (--limit, --max-new-tokens-cap) for smoke tests only; DENSE_MODEL
+# (models/all-minilm-l6-v2, scripts/get_model.sh all-minilm-l6-v2): the --dense-model of the runs
+# whose method is dense or s3-dense (e.g. METHODS="full bm25 s3 s3-hybrid dense s3-dense").
 # Then, where the scorer's packages are installed (scripts/setup.sh):
 #   .venv/bin/python scripts/longbench_score.py OUT_DIR/longbench/* ; same for OUT_DIR/leval/*
 set -uo pipefail
@@ -21,6 +23,7 @@ model="$1"; data="$2"; out="$3"
 methods="${METHODS-full bm25 s3 s3-hybrid}"; tasks="${TASKS:-multi_news}"; suites="${SUITES:-longbench leval}"
 shards="${SHARDS:-2}"; batch="${BATCH:-16}"; budget="${BUDGET:-2048}"; dtype="${DTYPE:-bfloat16}"
 device="${DEVICE:-cuda}"
+dense_model="${DENSE_MODEL:-$root/models/all-minilm-l6-v2}"
 extra=()
 [ -n "${LIMIT:-}" ] && extra+=(--limit "$LIMIT")
 [ -n "${CAP:-}" ] && extra+=(--max-new-tokens-cap "$CAP")
@@ -29,6 +32,7 @@ extra+=("${common[@]}")
 mkdir -p "$out/logs"
 pids=()
 labels=()
+launch_failed=0
 # One (suite, label) run: SHARDS processes; "$@" = the method and its flags.
 launch() {
   local suite="$1" label="$2"; shift 2
@@ -39,6 +43,14 @@ launch() {
     args=(--data "$data/longbench/v1" --config "$data/longbench/config" --tasks "$tasks")
   fi
   [[ " $* " == *" --budget "* ]] || args+=(--budget "$budget")
+  if [[ "$1" == dense || "$1" == s3-dense ]] && [[ " $* ${extra[*]} " != *" --dense-model "* ]]; then
+    if [ ! -f "$dense_model/embedding.json" ]; then
+      echo "gpu_longbench: $suite/$label: no dense model at $dense_model (scripts/get_model.sh all-minilm-l6-v2, or set DENSE_MODEL)" >&2
+      launch_failed=1
+      return 0
+    fi
+    args+=(--dense-model "$dense_model")
+  fi
   for ((rank = 0; rank < shards; rank++)); do
     RANK=$rank WORLD_SIZE=$shards OMP_NUM_THREADS=1 "$root/build/s3attn" longbench "${args[@]}" \
       --model "$model" --batch "$batch" --device "$device" --dtype "$dtype" "${extra[@]}" \
@@ -60,7 +72,7 @@ for suite in ${RUN_SUITES:-$suites}; do
     launch "$suite" "${run%%=*}" "${spec[@]}"
   done
 done
-status=0
+status=$launch_failed
 for pid in "${pids[@]}"; do wait "$pid" || status=1; done
 for f in "$out"/logs/*.err; do
   if grep -q "error" "$f"; then echo "== $f"; tail -3 "$f"; fi

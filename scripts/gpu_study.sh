@@ -2,16 +2,18 @@
 # The quality study of docs/results.md for one model on one GPU: LongBench lcc (200 rows) and
 # multi_news (200) and the four L-Eval files (600 questions), with `full`, `bm25`, `s3` (today's
 # defaults), `s3-paper` (the paper's scoring: the question's queries, sum, no centering, no feature
-# cap) and `s3-hybrid` at the same budget (2,048), plus bm25 / s3 / s3-hybrid at 1,024 and 4,096 on
-# L-Eval QuALITY. Resumable (run it again after an interruption). Then score on any machine with
-# the scorer's packages (scripts/setup.sh):
+# cap), `s3-hybrid`, `dense` and `s3-dense` (all-MiniLM-L6-v2 passages, docs/dense.md) at the same
+# budget (2,048), plus bm25 / s3 / s3-hybrid / dense at 1,024 and 4,096 on L-Eval QuALITY.
+# Resumable (run it again after an interruption). Then score on any machine with the scorer's
+# packages (scripts/setup.sh):
 #   .venv/bin/python scripts/longbench_score.py OUT/longbench/* ; and OUT/leval/*, OUT/budgets/leval/*
 # Usage: scripts/gpu_study.sh MODEL_DIR DATA_DIR OUT_DIR
 # DATA_DIR has the layout of the project's data folder: longbench/v1/multi_news.jsonl,
 # longbench/lcc_waterbench200.jsonl (WaterBench's 200 lcc rows, read as LongBench rows), longbench/config,
 # leval/*.jsonl. Environment: SHARDS (1), BATCH (16), DTYPE (bfloat16), DEVICE (cuda), ARGS (flags for
-# every run, e.g. "--answer-model DIR"), METHODS (full bm25 s3 s3-hybrid), PAPER (yes: the s3-paper
-# run), PAPER_FLAGS (its flags), BUDGETS (yes: the QuALITY budget runs); LIMIT and CAP for smoke tests
+# every run, e.g. "--answer-model DIR"), METHODS (full bm25 s3 s3-hybrid dense s3-dense; the dense
+# ones read DENSE_MODEL, default models/all-minilm-l6-v2 from scripts/get_model.sh), PAPER (yes:
+# the s3-paper run), PAPER_FLAGS (its flags), BUDGETS (yes: the QuALITY budget runs); LIMIT and CAP for smoke tests
 # (scripts/gpu_longbench.sh).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -28,12 +30,12 @@ export SHARDS="${SHARDS:-1}"
 status=0
 runs=""
 [ "${PAPER:-yes}" = yes ] && runs="s3-paper=s3 $paper"
-TASKS="lcc,multi_news" METHODS="${METHODS-full bm25 s3 s3-hybrid}" RUNS="$runs" \
+TASKS="lcc,multi_news" METHODS="${METHODS-full bm25 s3 s3-hybrid dense s3-dense}" RUNS="$runs" \
   "$root/scripts/gpu_longbench.sh" "$model" "$staged" "$out" || status=1
 if [ "${BUDGETS:-yes}" = yes ]; then
   runs=""
   for b in 1024 4096; do
-    for m in bm25 s3 s3-hybrid; do runs+="$m@$b=$m --budget $b;"; done
+    for m in bm25 s3 s3-hybrid dense; do runs+="$m@$b=$m --budget $b;"; done
   done
   SUITES=leval LEVAL_TASKS=quality METHODS="" RUNS="$runs" \
     "$root/scripts/gpu_longbench.sh" "$model" "$staged" "$out/budgets" || status=1

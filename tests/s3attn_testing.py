@@ -73,6 +73,17 @@ def export_model(hf_dir: Path, out: Path, dtype: str = "float32") -> Path:
     return out
 
 
+def export_tiny_bert(root: Path, seed: int = 0) -> Path:
+    """A tiny random sentence-transformers BERT (tiny_models.make_tiny_bert) in root/st, exported by
+    scripts/export_embedding.py to root/emb; returns root/emb."""
+    from tiny_models import make_tiny_bert
+
+    src = make_tiny_bert(root / "st", seed=seed)
+    subprocess.run([sys.executable, str(REPO / "scripts" / "export_embedding.py"), "--hf", str(src), "--out",
+                    str(root / "emb")], check=True, capture_output=True, timeout=600)
+    return root / "emb"
+
+
 def read_postings(postings_file: Path) -> list[list[int]]:
     """Every feature's positions from one varint-delta postings-lNNN.bin (docs/index-format.md),
     read independently of the C++ reader."""

@@ -31,17 +31,6 @@ def make_text(seed: int, sentences: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def tiny_sae(tiny_export, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("sae") / "sae"
-    meta = json.loads((tiny_export / "model.json").read_text())
-    layers = ",".join(map(str, meta["default_taps"]))
-    subprocess.run([sys.executable, str(REPO / "scripts" / "make_random_sae.py"), "--model", str(tiny_export),
-                    "--layers", layers, "--latents", "256", "--k", "8", "--dtype", "float32", "--out", str(out)],
-                   check=True, capture_output=True)
-    return out
-
-
-@pytest.fixture(scope="module")
 def docs(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("docs")
     for i in range(2):

@@ -366,17 +366,20 @@ void expect_error(const json& config, const std::string& needle) {
 
 TEST(TokenizerErrors, UnsupportedComponentsAreNamed) {
   json c = byte_level_fixture();
-  c["model"]["type"] = "WordPiece";
-  expect_error(c, "unsupported model type 'WordPiece'");
+  c["model"]["type"] = "Unigram";
+  expect_error(c, "unsupported model type 'Unigram'");
   c = byte_level_fixture();
-  c["normalizer"] = {{"type", "Lowercase"}};
-  expect_error(c, "unsupported normalizer type 'Lowercase'");
+  c["model"]["type"] = "WordPiece";  // its unk_token "[UNK]" is not in this vocabulary
+  expect_error(c, "model WordPiece: field 'unk_token' '[UNK]' is not in the vocabulary");
+  c = byte_level_fixture();
+  c["normalizer"] = {{"type", "NFKC"}};
+  expect_error(c, "unsupported normalizer type 'NFKC'");
   c = byte_level_fixture();
   c["pre_tokenizer"] = {{"type", "Sequence"}, {"pretokenizers", {{{"type", "Whitespace"}}}}};
   expect_error(c, "unsupported pre_tokenizer type 'Whitespace'");
   c = byte_level_fixture();
-  c["decoder"] = {{"type", "WordPiece"}};
-  expect_error(c, "unsupported decoder type 'WordPiece'");
+  c["decoder"] = {{"type", "CTC"}};
+  expect_error(c, "unsupported decoder type 'CTC'");
   c = byte_level_fixture();
   c["model"]["merges"].push_back("Ġ zz");
   expect_error(c, "'zz' that is not in the vocab");

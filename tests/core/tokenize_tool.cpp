@@ -4,6 +4,10 @@
 //       {"ids": [...], "offsets": [[b, e], ...], "decoded": ..., "decoded_skip_special": ...}
 //   tokenize_tool TOKENIZER_JSON --batch TEXTS_JSON     (a JSON list of strings)
 //       a JSON list with one such object per text ({"error": ...} where encode throws)
+//   tokenize_tool TOKENIZER_JSON --normalize TEXTS_JSON
+//       a JSON list with the normalized text of each text (tokenizers' normalize_str)
+//   tokenize_tool TOKENIZER_JSON --pre-tokenize TEXTS_JSON
+//       a JSON list with the pre-tokenizer's words of each text (pre_tokenize_str, words only)
 //   tokenize_tool TOKENIZER_JSON --bench TEXT_FILE [REPEATS]
 //       {"bytes", "tokens", "load_s", "first_s", "best_s", "tokens_per_s"} (tokens_per_s: best run)
 //
@@ -44,8 +48,9 @@ json result(const s3::Tokenizer& tokenizer, const std::string& text) {
 
 int run(int argc, char** argv) {
   if (argc < 3) {
-    std::cerr << "usage: tokenize_tool TOKENIZER_JSON (TEXT_FILE | --batch TEXTS_JSON | --bench "
-                 "TEXT_FILE [N])\n";
+    std::cerr << "usage: tokenize_tool TOKENIZER_JSON (TEXT_FILE | --batch TEXTS_JSON | "
+                 "--normalize TEXTS_JSON "
+                 "| --pre-tokenize TEXTS_JSON | --bench TEXT_FILE [N])\n";
     return 2;
   }
   const std::string mode = argv[2];
@@ -64,6 +69,20 @@ int run(int argc, char** argv) {
         out.push_back(result(tokenizer, t.get<std::string>()));
       } catch (const s3::Error& e) {
         out.push_back({{"error", e.what()}});
+      }
+    }
+    std::cout << dump(out) << "\n";
+    return 0;
+  }
+  if ((mode == "--normalize" || mode == "--pre-tokenize") && argc == 4) {
+    const json texts = json::parse(read_file(argv[3]));
+    json out = json::array();
+    for (const auto& t : texts) {
+      const std::string text = t.get<std::string>();
+      if (mode == "--normalize") {
+        out.push_back(tokenizer.normalize(text));
+      } else {
+        out.push_back(tokenizer.pre_tokenize(text));
       }
     }
     std::cout << dump(out) << "\n";
@@ -91,8 +110,9 @@ int run(int argc, char** argv) {
     return 0;
   }
   if (argc != 3) {
-    std::cerr << "usage: tokenize_tool TOKENIZER_JSON (TEXT_FILE | --batch TEXTS_JSON | --bench "
-                 "TEXT_FILE [N])\n";
+    std::cerr << "usage: tokenize_tool TOKENIZER_JSON (TEXT_FILE | --batch TEXTS_JSON | "
+                 "--normalize TEXTS_JSON "
+                 "| --pre-tokenize TEXTS_JSON | --bench TEXT_FILE [N])\n";
     return 2;
   }
   std::cout << dump(result(tokenizer, read_file(mode))) << "\n";

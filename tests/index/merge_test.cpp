@@ -15,6 +15,7 @@
 #include "index/index_merge.h"
 #include "index/index_part.h"
 #include "index/index_writer.h"
+#include "index/passage_splitter.h"
 #include "test_util.h"
 
 namespace s3::index::test {
@@ -409,6 +410,37 @@ TEST(Merge, RefusesADamagedPartAndLeavesTheOutputAlone) {
   merge_parts(parts, m);
   build_whole(c, o, 1);
   EXPECT_EQ(snapshot(tmp / "out"), snapshot(tmp / "whole"));
+}
+
+TEST(Merge, RefusesPartsWithDenseEmbeddingsInsteadOfDroppingThem) {
+  // Sharded builds make no dense.bin (s3attn index refuses --dense-model there); a part that has
+  // one anyway is refused, not merged without it.
+  TempDir tmp;
+  IndexWriterOptions o = small_options(tmp / "unused");
+  const Corpus c = make_corpus(5, 4, o.layers.size(), o.d_latent);
+  o.dense_dim = 4;
+  PartRecord rec = input_record(c, 0, 1);
+  rec.begin = {0, 0};
+  rec.end = {c.docs.size() - 1, static_cast<uint32_t>(c.docs.back().ids.size())};
+  rec.doc_begin = 0;
+  rec.doc_end = c.docs.size();
+  o.out = part_path(tmp / "idx", 0, 1);
+  o.metadata[kPartKey] = rec.to_json();
+  {
+    std::mt19937_64 rng(9);
+    IndexWriter w(o);
+    for (size_t d = 0; d < c.docs.size(); ++d) {
+      const TestDoc& doc = c.docs[d];
+      const DocumentRange r = w.add_document(doc.name, doc.text, doc.ids, doc.offsets);
+      feed_features(w, c, d, r.token_begin, 0, static_cast<uint32_t>(doc.ids.size()), rng);
+      const size_t passages = document_passages(doc.text, o.lexical.target_words).size();
+      w.add_dense_vectors(r.doc, std::vector<float>(passages * o.dense_dim, 0.5f));
+    }
+    w.commit();
+  }
+  const std::vector<fs::path> parts = {o.out};
+  const std::string e = merge_error(parts, tmp / "idx");
+  EXPECT_NE(e.find("holds dense passage embeddings"), std::string::npos) << e;
 }
 
 TEST(Merge, WaitsForEveryPartOfThisBuild) {

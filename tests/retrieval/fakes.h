@@ -94,4 +94,27 @@ class MemoryLexical final : public LexicalSource {
   double avg_ = 0;
 };
 
+// Passage vectors and their token ranges, in memory.
+class MemoryDense final : public DenseSource {
+ public:
+  // `dim` is the vectors' size (needed when there are none).
+  MemoryDense(std::vector<std::vector<float>> vectors, std::vector<TokenRange> ranges,
+              uint32_t dim = 0)
+      : vectors_(std::move(vectors)),
+        ranges_(std::move(ranges)),
+        dim_(vectors_.empty() ? dim : static_cast<uint32_t>(vectors_[0].size())) {}
+
+  uint32_t n_passages() const override { return static_cast<uint32_t>(vectors_.size()); }
+  uint32_t dim() const override { return dim_; }
+  TokenRange passage_tokens(uint32_t p) const override { return ranges_[p]; }
+  void passage_vector(uint32_t p, std::span<float> out) const override {
+    std::copy(vectors_[p].begin(), vectors_[p].end(), out.begin());
+  }
+
+ private:
+  std::vector<std::vector<float>> vectors_;
+  std::vector<TokenRange> ranges_;
+  uint32_t dim_;
+};
+
 }  // namespace s3::retrieval::testing

@@ -14,13 +14,14 @@
 namespace s3::retrieval {
 namespace {
 
-constexpr Method kAll[] = {Method::kS3, Method::kBm25, Method::kS3Hybrid, Method::kFull};
+constexpr Method kAll[] = {Method::kS3,   Method::kBm25,  Method::kS3Hybrid,
+                           Method::kFull, Method::kDense, Method::kS3Dense};
 
 // Invariants of every selection: inside the document, sorted, non-overlapping, touching ranges of
 // one source merged, counts consistent, exactly min(budget, doc length) tokens.
 void expect_valid(const Selection& s, TokenRange doc, uint32_t budget) {
   uint32_t total = 0;
-  std::array<uint32_t, 4> by{};
+  std::array<uint32_t, kSourceCount> by{};
   for (size_t i = 0; i < s.ranges.size(); ++i) {
     const SelectedRange& r = s.ranges[i];
     EXPECT_FALSE(r.range.empty());
@@ -69,15 +70,21 @@ TEST(Packing, EveryMethodExactlyFillsMinOfBudgetAndDoc) {
         random_candidates(rng, {400, 600 + len}, static_cast<int>(rng() % 30), 300, false);
     const auto bm =
         random_candidates(rng, {400, 600 + len}, static_cast<int>(rng() % 30), 150, true);
+    const auto dense =
+        random_candidates(rng, {400, 600 + len}, static_cast<int>(rng() % 30), 150, true);
     for (Method m : kAll) {
-      const Selection s = select_ranges(m, doc, s3, bm, o);
+      const Selection s = select_ranges(m, doc, CandidateSets{s3, bm, dense}, o);
       SCOPED_TRACE(std::string(method_name(m)) + " trial " + std::to_string(trial));
       expect_valid(s, doc, o.budget);
-      if (m == Method::kS3) {
-        EXPECT_EQ(s.tokens_by_source[static_cast<size_t>(Source::kBm25)], 0u);
+      auto tokens = [&](Source src) { return s.tokens_by_source[static_cast<size_t>(src)]; };
+      if (!method_uses_bm25(m)) {
+        EXPECT_EQ(tokens(Source::kBm25), 0u);
       }
-      if (m == Method::kBm25) {
-        EXPECT_EQ(s.tokens_by_source[static_cast<size_t>(Source::kS3)], 0u);
+      if (!method_uses_s3(m)) {
+        EXPECT_EQ(tokens(Source::kS3), 0u);
+      }
+      if (!method_uses_dense(m)) {
+        EXPECT_EQ(tokens(Source::kDense), 0u);
       }
     }
   }
@@ -107,6 +114,44 @@ TEST(Packing, DefaultHybridSplit) {
   const nlohmann::json j = s;
   EXPECT_EQ(j.at("n_tokens"), 2048);
   EXPECT_EQ(j.at("tokens_by_source").at("bm25"), 512);
+}
+
+// dense packs like bm25 with its own candidates; s3-dense splits like s3-hybrid with dense
+// passages in BM25's quota. BM25 candidates given to either are ignored.
+TEST(Packing, DenseMethodsUseDensePassages) {
+  const TokenRange doc{0, 100000};
+  std::vector<Candidate> s3, bm, dense;
+  for (uint32_t i = 0; i < 50; ++i) {
+    const uint32_t b = 1000 + i * 1000;
+    s3.push_back({{b, b + 200}, b + 100, 100.0f - i});
+    bm.push_back({{b + 300, b + 400}, b + 300, 50.0f - i});
+    dense.push_back({{b + 500, b + 600}, b + 500, 0.9f - 0.01f * i});
+  }
+  const CandidateSets all{s3, bm, dense};
+  const Selection d = select_ranges(Method::kDense, doc, all, BudgetOptions{});
+  expect_valid(d, doc, 2048);
+  EXPECT_EQ(d.tokens_by_source[static_cast<size_t>(Source::kDense)], 2048u);
+  // The 20 most similar passages whole, then the prefix of the 21st.
+  EXPECT_EQ(d.ranges.front().range, (TokenRange{1500, 1600}));
+  EXPECT_EQ(d.ranges.back().range, (TokenRange{21500, 21548}));
+  EXPECT_FLOAT_EQ(d.ranges.front().score, 0.9f);
+  // bm25 and dense pick the same ranges from the same candidates, under their own names.
+  const Selection b =
+      select_ranges(Method::kBm25, doc, CandidateSets{s3, dense, bm}, BudgetOptions{});
+  ASSERT_EQ(b.ranges.size(), d.ranges.size());
+  for (size_t i = 0; i < b.ranges.size(); ++i) {
+    EXPECT_EQ(b.ranges[i].range, d.ranges[i].range);
+    EXPECT_EQ(b.ranges[i].source, Source::kBm25);
+  }
+  const Selection h = select_ranges(Method::kS3Dense, doc, all, BudgetOptions{});
+  expect_valid(h, doc, 2048);
+  EXPECT_EQ(h.tokens_by_source[static_cast<size_t>(Source::kLead)], 128u);
+  EXPECT_EQ(h.tokens_by_source[static_cast<size_t>(Source::kTail)], 128u);
+  EXPECT_EQ(h.tokens_by_source[static_cast<size_t>(Source::kDense)], 512u);
+  EXPECT_EQ(h.tokens_by_source[static_cast<size_t>(Source::kS3)], 2048u - 768u);
+  EXPECT_EQ(h.tokens_by_source[static_cast<size_t>(Source::kBm25)], 0u);
+  const nlohmann::json j = h;
+  EXPECT_EQ(j.at("tokens_by_source").at("dense"), 512);
 }
 
 TEST(Packing, NoS3SpansBudgetGoesToOtherSources) {
@@ -250,7 +295,7 @@ TEST(Packing, OptionsAndMethodNames) {
   for (Method m : kAll)
     EXPECT_EQ(parse_method(method_name(m)), m);
   try {
-    parse_method("dense");
+    parse_method("colbert");
     FAIL();
   } catch (const UsageError& e) {
     EXPECT_NE(std::string(e.what()).find("--method"), std::string::npos);

@@ -254,3 +254,57 @@ if __name__ == "__main__":
         sys.exit("usage: tiny_models.py OUT_DIR")
     for fam, path in make_all(Path(sys.argv[1])).items():
         print(fam, path)
+
+
+# ---------------------------------------------------------------- sentence encoders (dense retrieval)
+
+def make_bert_tokenizer(vocab_size: int = 400):
+    """A deterministic BERT WordPiece `tokenizers.Tokenizer` (BertNormalizer, BertPreTokenizer,
+    [CLS] $A [SEP]) trained on TEXT."""
+    from tokenizers import BertWordPieceTokenizer
+
+    tok = BertWordPieceTokenizer(clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=True)
+    tok.train_from_iterator([line for line in TEXT.splitlines() if line] * 4, vocab_size=vocab_size,
+                            min_frequency=1, show_progress=False)
+    return tok._tokenizer
+
+
+def make_tiny_bert(out_dir: Path, seed: int = 0, max_seq_length: int = 48, pooling: str = "mean",
+                   normalize: bool = True) -> Path:
+    """A tiny random sentence-transformers folder (BERT, 2 layers, hidden 32) in out_dir: config.json,
+    model.safetensors, tokenizer.json, modules.json, 1_Pooling/config.json, sentence_bert_config.json."""
+    from transformers import BertConfig, BertModel
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tok = make_bert_tokenizer()
+    config = BertConfig(vocab_size=tok.get_vocab_size(), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=64, max_position_embeddings=64, type_vocab_size=2)
+    torch.manual_seed(seed)
+    model = BertModel(config, add_pooling_layer=False)
+    # Random weights that keep tokens apart: LayerNorm weights near 1 and small biases (large ones
+    # would add one vector to every token and make all embeddings alike).
+    g = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "LayerNorm.weight" in name:
+                p.copy_(1.0 + 0.2 * torch.randn(p.shape, generator=g))
+            elif name.endswith("bias"):
+                p.copy_(0.05 * torch.randn(p.shape, generator=g))
+            else:
+                p.copy_(0.3 * torch.randn(p.shape, generator=g))
+    model.save_pretrained(out_dir)
+    tok.save(str(out_dir / "tokenizer.json"))
+    modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+               {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]
+    if normalize:
+        modules.append({"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"})
+    (out_dir / "modules.json").write_text(json.dumps(modules, indent=2))
+    (out_dir / "1_Pooling").mkdir(exist_ok=True)
+    (out_dir / "1_Pooling" / "config.json").write_text(json.dumps({
+        "word_embedding_dimension": 32, "pooling_mode_cls_token": pooling == "cls",
+        "pooling_mode_mean_tokens": pooling == "mean", "pooling_mode_max_tokens": pooling == "max",
+        "pooling_mode_mean_sqrt_len_tokens": False}, indent=2))
+    (out_dir / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": max_seq_length,
+                                                                   "do_lower_case": False}))
+    return out_dir
