@@ -6,9 +6,10 @@
 #include <vector>
 
 #include "cli/command.h"
+#include "cli/device_flags.h"
 #include "cli/retrieval_flags.h"
-#include "core/ask.h"
-#include "core/error.h"
+#include "core/base/error.h"
+#include "core/pipeline/ask.h"
 
 namespace s3::cli {
 namespace {
@@ -107,8 +108,8 @@ Command add_ask(CLI::App& root) {
   app->add_option("--answer-model", a->answer_model,
                   "model that reads the evidence and answers (default: the index's model); "
                   "--budget counts its tokens");
-  app->add_option("--device", a->device, "cpu, cuda or cuda:N")->capture_default_str();
-  app->add_option("--dtype", a->dtype, "model dtype (default: the exported one)");
+  add_device_option(*app, a->device);
+  add_model_dtype_option(*app, a->dtype);
   add_retrieval_flags(*app, a->retrieval);
   app->add_option("--max-new-tokens", a->ask.max_new_tokens, "at most this many answer tokens")
       ->capture_default_str();

@@ -7,9 +7,10 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
-#include "core/dense_model.h"
-#include "core/documents.h"
-#include "core/error.h"
+#include "cli/device_flags.h"
+#include "core/base/error.h"
+#include "core/pipeline/documents.h"
+#include "core/runtime/dense_model.h"
 
 namespace s3::cli {
 
@@ -27,7 +28,7 @@ Command add_embed(CLI::App& root) {
   auto* input = app->add_option("--input", a->input, "a JSON file holding a list of texts")
                     ->check(CLI::ExistingFile);
   text->excludes(input);
-  app->add_option("--device", a->device, "cpu, cuda or cuda:N")->capture_default_str();
+  add_device_option(*app, a->device);
   app->add_flag("--json", a->json, "print {\"embeddings\": [[...], ...], \"tokens\": [...], ...}");
 
   auto run = [a, text, input]() {

@@ -6,10 +6,11 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
-#include "core/error.h"
-#include "core/generation.h"
-#include "core/model.h"
-#include "core/prompt.h"
+#include "cli/device_flags.h"
+#include "core/base/error.h"
+#include "core/runtime/generation.h"
+#include "core/runtime/model.h"
+#include "core/runtime/prompt.h"
 
 namespace s3::cli {
 namespace {
@@ -39,9 +40,8 @@ Command add_generate(CLI::App& root) {
   app->add_flag("--chat", args->chat, "wrap the prompt in the model's chat template");
   app->add_option("--max-new-tokens", args->max_new_tokens, "at most this many new tokens")
       ->capture_default_str();
-  app->add_option("--device", args->device, "cpu, cuda or cuda:N")->capture_default_str();
-  app->add_option("--dtype", args->dtype,
-                  "float32, bfloat16 or float16 (default: the exported dtype)");
+  add_device_option(*app, args->device);
+  add_model_dtype_option(*app, args->dtype);
   app->add_flag("--ignore-stop", args->ignore_stop,
                 "generate exactly --max-new-tokens tokens (benchmarks)");
   app->add_option("--stop-ids", args->stop_ids,

@@ -9,17 +9,18 @@
 #include <optional>
 
 #include "cli/command.h"
+#include "cli/device_flags.h"
 #include "cli/progress.h"
 #include "cli/scan_flags.h"
-#include "core/dense_model.h"
-#include "core/documents.h"
-#include "core/error.h"
-#include "core/index_shard.h"
-#include "core/launch.h"
-#include "core/model.h"
-#include "core/passage_embeddings.h"
-#include "core/scan.h"
-#include "index/fs_util.h"
+#include "core/base/error.h"
+#include "core/base/fs_util.h"
+#include "core/pipeline/documents.h"
+#include "core/pipeline/index_shard.h"
+#include "core/pipeline/launch.h"
+#include "core/pipeline/passage_embeddings.h"
+#include "core/pipeline/scan.h"
+#include "core/runtime/dense_model.h"
+#include "core/runtime/model.h"
 #include "index/index_merge.h"
 #include "index/index_part.h"
 #include "index/index_reader.h"
@@ -178,7 +179,7 @@ int run_shard(const LaunchEnvironment& launch, const ShardFlags& flags, bool jso
   const index::MergeStats merged = index::merge_parts(parts, m);
   if (!flags.keep_parts) {
     for (const fs::path& p : parts)
-      index::remove_tree_quietly(p);
+      remove_tree_quietly(p);
   }
   summary["merge"] = merge_summary(merged);
   summary["index"] = out.string();
@@ -214,10 +215,8 @@ Command add_index(CLI::App& root) {
       ->capture_default_str();
   app->add_option("--name-field", a->source.name_field, "JSONL field naming each document");
   add_scan_flags(*app, a->scan);
-  app->add_option("--device", a->device,
-                  "cpu, cuda or cuda:N (under torchrun or srun, cuda is the local rank's GPU)")
-      ->capture_default_str();
-  app->add_option("--dtype", a->dtype, "model dtype (default: the exported one)");
+  add_device_option(*app, a->device, DeviceScope::kPerRank);
+  add_model_dtype_option(*app, a->dtype);
   app->add_option("--codec", a->codec, "posting codec: varint-delta | streamvbyte-delta")
       ->capture_default_str();
   app->add_option("--dense-model", a->dense_model,
@@ -250,7 +249,8 @@ Command add_index(CLI::App& root) {
     load.device.make_current();
     if (!a->dtype.empty()) load.dtype = validate_dtype(a->dtype);
     const Model model = Model::load(a->model, load);
-    // The default chunk is lowered to fit the model's window; a --chunk that does not fit is refused.
+    // The default chunk is lowered to fit the model's window; a --chunk that does not fit is
+    // refused.
     if (app->get_option("--chunk")->count() == 0) a->scan.scan.fit_chunk_to_window(model.info());
     const Scanner scanner(model, a->sae, a->scan.scan);
     std::optional<DenseEncoder> dense;

@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
-#include "core/passage_embeddings.h"
+#include "core/pipeline/passage_embeddings.h"
 #include "index/index_reader.h"
 #include "index/segment_format.h"
 
@@ -18,10 +18,17 @@ namespace {
 nlohmann::json df_distribution(std::span<const uint32_t> df) {
   std::vector<uint32_t> sorted(df.begin(), df.end());
   std::sort(sorted.begin(), sorted.end());
-  const auto at = [&](double q) { return sorted.empty() ? 0u : sorted[static_cast<size_t>(q * (sorted.size() - 1))]; };
+  const auto at = [&](double q) {
+    return sorted.empty() ? 0u : sorted[static_cast<size_t>(q * (sorted.size() - 1))];
+  };
   const auto zero = static_cast<size_t>(std::count(sorted.begin(), sorted.end(), 0u));
-  return {{"features", sorted.size()}, {"never_active", zero}, {"min", at(0)},     {"median", at(0.5)},
-          {"p90", at(0.9)},            {"p99", at(0.99)},      {"max", at(1.0)}};
+  return {{"features", sorted.size()},
+          {"never_active", zero},
+          {"min", at(0)},
+          {"median", at(0.5)},
+          {"p90", at(0.9)},
+          {"p99", at(0.99)},
+          {"max", at(1.0)}};
 }
 
 }  // namespace
@@ -40,25 +47,33 @@ Command add_inspect(CLI::App& root) {
   auto run = [a]() {
     const index::IndexReader reader = index::IndexReader::open(a->index);
     nlohmann::json docs = nlohmann::json::array();
-    const uint32_t shown = a->documents ? reader.n_documents() : std::min<uint32_t>(reader.n_documents(), 20);
+    const uint32_t shown =
+        a->documents ? reader.n_documents() : std::min<uint32_t>(reader.n_documents(), 20);
     for (uint32_t d = 0; d < shown; ++d) {
       const index::DocumentView v = reader.document(d);
-      docs.push_back({{"id", d}, {"name", v.name}, {"tokens", v.n_tokens()}, {"bytes", v.text.size()}});
+      docs.push_back(
+          {{"id", d}, {"name", v.name}, {"tokens", v.n_tokens()}, {"bytes", v.text.size()}});
     }
     nlohmann::json layers = nlohmann::json::array();
     for (uint32_t slot = 0; slot < reader.layers().size(); ++slot) {
       const index::LayerTotals t = reader.totals(slot);
-      layers.push_back({{"layer", t.layer},
-                        {"postings", t.postings},
-                        {"posting_bytes", t.postings_bytes},
-                        {"file_bytes", t.file_bytes},
-                        {"bytes_per_posting", t.postings ? static_cast<double>(t.postings_bytes) / t.postings : 0.0},
-                        {"postings_per_token", reader.n_tokens() ? static_cast<double>(t.postings) / reader.n_tokens() : 0.0},
-                        {"df", df_distribution(reader.df(slot))}});
+      layers.push_back(
+          {{"layer", t.layer},
+           {"postings", t.postings},
+           {"posting_bytes", t.postings_bytes},
+           {"file_bytes", t.file_bytes},
+           {"bytes_per_posting",
+            t.postings ? static_cast<double>(t.postings_bytes) / t.postings : 0.0},
+           {"postings_per_token",
+            reader.n_tokens() ? static_cast<double>(t.postings) / reader.n_tokens() : 0.0},
+           {"df", df_distribution(reader.df(slot))}});
     }
     nlohmann::json segments = nlohmann::json::array();
     for (const index::SegmentSummary& s : reader.segments())
-      segments.push_back({{"dir", s.dir}, {"documents", s.n_docs}, {"tokens", s.n_tokens}, {"passages", s.n_passages},
+      segments.push_back({{"dir", s.dir},
+                          {"documents", s.n_docs},
+                          {"tokens", s.n_tokens},
+                          {"passages", s.n_passages},
                           {"file_bytes", s.file_bytes}});
     nlohmann::json dense = nullptr;
     if (const index::DenseIndex* d = reader.dense()) {
@@ -99,15 +114,17 @@ Command add_inspect(CLI::App& root) {
         printable(a->index).c_str(), reader.n_documents(), reader.n_tokens(),
         reader.lexical().n_passages(), static_cast<unsigned long long>(reader.total_postings()),
         static_cast<unsigned long long>(reader.total_file_bytes()));
-    std::printf("codec %s, d_latent %u, %zu segment(s)\n", std::string(reader.codec().name()).c_str(), reader.d_latent(),
+    std::printf("codec %s, d_latent %u, %zu segment(s)\n",
+                std::string(reader.codec().name()).c_str(), reader.d_latent(),
                 reader.segments().size());
-    std::printf("%-6s %14s %14s %10s %10s %9s %9s %9s\n", "layer", "postings", "bytes", "B/posting", "per-token",
-                "df-med", "df-p99", "df=0");
+    std::printf("%-6s %14s %14s %10s %10s %9s %9s %9s\n", "layer", "postings", "bytes", "B/posting",
+                "per-token", "df-med", "df-p99", "df=0");
     for (const auto& l : layers)
       std::printf("%-6d %14llu %14llu %10.3f %10.1f %9u %9u %9zu\n", l["layer"].get<int>(),
                   static_cast<unsigned long long>(l["postings"].get<uint64_t>()),
-                  static_cast<unsigned long long>(l["posting_bytes"].get<uint64_t>()), l["bytes_per_posting"].get<double>(),
-                  l["postings_per_token"].get<double>(), l["df"]["median"].get<uint32_t>(), l["df"]["p99"].get<uint32_t>(),
+                  static_cast<unsigned long long>(l["posting_bytes"].get<uint64_t>()),
+                  l["bytes_per_posting"].get<double>(), l["postings_per_token"].get<double>(),
+                  l["df"]["median"].get<uint32_t>(), l["df"]["p99"].get<uint32_t>(),
                   l["df"]["never_active"].get<size_t>());
     if (dense.is_null()) {
       std::printf("dense passage embeddings: none (index --dense-model)\n");
@@ -122,7 +139,8 @@ Command add_inspect(CLI::App& root) {
     for (const auto& d : docs)
       std::printf("  doc %u: %s (%u tokens)\n", d["id"].get<uint32_t>(),
                   printable(d["name"].get<std::string>()).c_str(), d["tokens"].get<uint32_t>());
-    if (shown < reader.n_documents()) std::printf("  ... %u more (--documents)\n", reader.n_documents() - shown);
+    if (shown < reader.n_documents())
+      std::printf("  ... %u more (--documents)\n", reader.n_documents() - shown);
     return 0;
   };
   return {app, run};

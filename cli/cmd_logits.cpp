@@ -5,8 +5,9 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
-#include "core/diagnostics.h"
-#include "core/model.h"
+#include "cli/device_flags.h"
+#include "core/runtime/diagnostics.h"
+#include "core/runtime/model.h"
 
 namespace s3::cli {
 
@@ -16,11 +17,12 @@ Command add_logits(CLI::App& root) {
     std::vector<int32_t> ids;
   };
   auto args = std::make_shared<Args>();
-  CLI::App* app = root.add_subcommand("logits", "Print the logits of every position as JSON (diagnostic)");
+  CLI::App* app =
+      root.add_subcommand("logits", "Print the logits of every position as JSON (diagnostic)");
   app->add_option("--model", args->model, "model directory")->required();
   app->add_option("--ids", args->ids, "token ids, comma separated")->required()->delimiter(',');
-  app->add_option("--device", args->device, "cpu, cuda or cuda:N")->capture_default_str();
-  app->add_option("--dtype", args->dtype, "float32, bfloat16 or float16 (default: the exported dtype)");
+  add_device_option(*app, args->device);
+  add_model_dtype_option(*app, args->dtype);
 
   auto run = [args]() {
     ModelLoadOptions load;

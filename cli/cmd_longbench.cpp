@@ -5,12 +5,13 @@
 #include <optional>
 
 #include "cli/command.h"
+#include "cli/device_flags.h"
 #include "cli/progress.h"
 #include "cli/retrieval_flags.h"
 #include "cli/scan_flags.h"
-#include "core/error.h"
-#include "core/launch.h"
-#include "core/longbench.h"
+#include "core/base/error.h"
+#include "core/pipeline/launch.h"
+#include "core/pipeline/longbench.h"
 
 namespace s3::cli {
 
@@ -51,10 +52,8 @@ Command add_longbench(CLI::App& root) {
   app->add_option("--batch", a->batch, "samples generated together (one batched CUDA-graph decode)")
       ->capture_default_str()
       ->check(CLI::Range(1, 256));
-  app->add_option("--device", a->device,
-                  "cpu, cuda or cuda:N (under torchrun or srun, cuda is the local rank's GPU)")
-      ->capture_default_str();
-  app->add_option("--dtype", a->dtype, "model dtype (default: the exported one)");
+  add_device_option(*app, a->device, DeviceScope::kPerRank);
+  add_model_dtype_option(*app, a->dtype);
   app->add_flag("--record-evidence", a->record_evidence,
                 "write each sample's evidence text into its row (retrieval methods)");
   app->add_option("--label", a->label, "column label for the scorer's tables (manifest \"label\")");

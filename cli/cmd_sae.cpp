@@ -10,10 +10,11 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
+#include "cli/device_flags.h"
 #include "cli/progress.h"
-#include "core/error.h"
-#include "core/model.h"
-#include "core/sae_runs.h"
+#include "core/base/error.h"
+#include "core/pipeline/sae_runs.h"
+#include "core/runtime/model.h"
 
 namespace s3::cli {
 namespace {
@@ -101,13 +102,21 @@ Command add_train(CLI::App& parent) {
   app->add_option("--shuffle-buffer", o.shuffle_buffer,
                   "vectors per layer mixed before batches are drawn (0 = 32 x --batch)")
       ->capture_default_str();
-  app->add_option("--device", args->device, "cpu, cuda or cuda:N (model and SAE training)")
-      ->capture_default_str();
-  app->add_option("--model-dtype", args->model_dtype,
-                  "float32, bfloat16 or float16 for the model (default: the exported dtype)");
-  app->add_option("--dtype", o.dtype,
+  add_device_option(*app, args->device);
+  add_model_dtype_option(*app, args->model_dtype, "--model-dtype");
+  app->add_option("--save-dtype", o.dtype,
                   "dtype of the saved SAE weights: float32, bfloat16 or float16")
       ->capture_default_str();
+  // --dtype is the model's everywhere else: here, where two dtypes exist, it is refused by name.
+  app->add_option_function<std::string>(
+         "--dtype",
+         [](const std::string&) {
+           throw CLI::ValidationError("--dtype",
+                                      "ambiguous in sae train: use --save-dtype (the saved SAE "
+                                      "weights) or --model-dtype (the model)");
+         },
+         "refused: say --save-dtype or --model-dtype")
+      ->group("");
   app->add_option("--seed", t.seed, "seed of the initialisation, corpus order and batches")
       ->capture_default_str();
   app->add_option("--checkpoint-every", o.checkpoint_every,
@@ -200,9 +209,8 @@ Command add_eval(CLI::App& parent) {
   app->add_option("--max-tokens", args->options.max_tokens, "evaluate on this many corpus tokens")
       ->capture_default_str();
   app->add_option("--chunk", args->options.chunk, "tokens per model call")->capture_default_str();
-  app->add_option("--device", args->device, "cpu, cuda or cuda:N")->capture_default_str();
-  app->add_option("--model-dtype", args->model_dtype,
-                  "float32, bfloat16 or float16 for the model (default: the exported dtype)");
+  add_device_option(*app, args->device);
+  add_model_dtype_option(*app, args->model_dtype, "--model-dtype");
   app->add_option(
          "--sae-dtype", args->options.sae_dtype,
          "encoder compute dtype: auto (bfloat16 on CUDA, as the scan), float32, bfloat16, float16")

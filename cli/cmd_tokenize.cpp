@@ -4,9 +4,9 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
-#include "core/documents.h"
-#include "core/error.h"
-#include "core/tokenizer.h"
+#include "core/base/error.h"
+#include "core/pipeline/documents.h"
+#include "core/tokenizer/tokenizer.h"
 
 namespace s3::cli {
 
@@ -16,15 +16,20 @@ Command add_tokenize(CLI::App& root) {
     bool json = false;
   };
   auto args = std::make_shared<Args>();
-  CLI::App* app = root.add_subcommand("tokenize", "Tokenize text with a tokenizer.json (no special tokens added)");
-  app->add_option("--tokenizer", args->tokenizer, "tokenizer.json file")->required()->check(CLI::ExistingFile);
+  CLI::App* app = root.add_subcommand(
+      "tokenize", "Tokenize text with a tokenizer.json (no special tokens added)");
+  app->add_option("--tokenizer", args->tokenizer, "tokenizer.json file")
+      ->required()
+      ->check(CLI::ExistingFile);
   auto* text = app->add_option("--text", args->text, "text to tokenize");
-  auto* input = app->add_option("--input", args->input, "file whose content is tokenized")->check(CLI::ExistingFile);
+  auto* input = app->add_option("--input", args->input, "file whose content is tokenized")
+                    ->check(CLI::ExistingFile);
   text->excludes(input);
   app->add_flag("--json", args->json, "print {\"ids\": [...]}");
 
   auto run = [args, text, input]() {
-    if (text->count() == 0 && input->count() == 0) throw UsageError("tokenize needs --text or --input");
+    if (text->count() == 0 && input->count() == 0)
+      throw UsageError("tokenize needs --text or --input");
     const std::string content =
         input->count() ? read_text_file(args->input, kMaxDocumentBytes, "input file") : args->text;
     const Tokenizer tokenizer = Tokenizer::from_file(args->tokenizer);
@@ -32,7 +37,8 @@ Command add_tokenize(CLI::App& root) {
     if (args->json) {
       std::cout << nlohmann::json{{"ids", ids}}.dump() << "\n";
     } else {
-      for (size_t i = 0; i < ids.size(); ++i) std::cout << (i ? " " : "") << ids[i];
+      for (size_t i = 0; i < ids.size(); ++i)
+        std::cout << (i ? " " : "") << ids[i];
       std::cout << "\n";
     }
     return 0;

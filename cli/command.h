@@ -40,7 +40,7 @@ std::vector<Command> add_sae(CLI::App& root);
 nlohmann::json merge_summary(const index::MergeStats& stats);
 
 // Reads a whole text file given by a flag: a regular file of at most `max_bytes`
-// (core/file_read.h); throws s3::Error naming it and `what` when it cannot.
+// (core/base/file_read.h); throws s3::Error naming it and `what` when it cannot.
 std::string read_text_file(const std::string& path, uint64_t max_bytes, std::string_view what);
 
 // `s` as one line of terminal text: control characters (C0, DEL, C1, U+2028/9) and bytes that are

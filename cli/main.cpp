@@ -13,9 +13,9 @@
 #include <vector>
 
 #include "cli/command.h"
-#include "core/error.h"
-#include "core/error_text.h"
-#include "core/version.h"
+#include "core/base/error.h"
+#include "core/base/error_text.h"
+#include "core/base/version.h"
 
 namespace {
 
@@ -29,7 +29,8 @@ void setup_logging(const std::string& level) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"s3attn: long-context inference with the model's own attention as a retrieval index"};
+  CLI::App app{
+      "s3attn: long-context inference with the model's own attention as a retrieval index"};
   app.require_subcommand(1);
   app.set_version_flag("--version", s3::version_line());
   std::string log_level = "info";
@@ -38,17 +39,12 @@ int main(int argc, char** argv) {
       ->envname("S3ATTN_LOG_LEVEL");
 
   std::vector<s3::cli::Command> commands = {
-      s3::cli::add_tokenize(app),
-      s3::cli::add_generate(app),
-      s3::cli::add_logits(app),
-      s3::cli::add_index(app),
-      s3::cli::add_ask(app),
-      s3::cli::add_longbench(app),
-      s3::cli::add_inspect(app),
-      s3::cli::add_embed(app),
-      s3::cli::add_merge(app),
+      s3::cli::add_tokenize(app), s3::cli::add_generate(app), s3::cli::add_logits(app),
+      s3::cli::add_index(app),    s3::cli::add_ask(app),      s3::cli::add_longbench(app),
+      s3::cli::add_inspect(app),  s3::cli::add_embed(app),    s3::cli::add_merge(app),
   };
-  for (auto& command : s3::cli::add_sae(app)) commands.push_back(std::move(command));
+  for (auto& command : s3::cli::add_sae(app))
+    commands.push_back(std::move(command));
 
   try {
     app.parse(argc, argv);

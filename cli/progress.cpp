@@ -10,9 +10,12 @@ namespace {
 
 std::string human(double value) {
   char buf[32];
-  if (value >= 1e6) std::snprintf(buf, sizeof buf, "%.2fM", value / 1e6);
-  else if (value >= 1e3) std::snprintf(buf, sizeof buf, "%.1fK", value / 1e3);
-  else std::snprintf(buf, sizeof buf, "%.1f", value);
+  if (value >= 1e6)
+    std::snprintf(buf, sizeof buf, "%.2fM", value / 1e6);
+  else if (value >= 1e3)
+    std::snprintf(buf, sizeof buf, "%.1fK", value / 1e3);
+  else
+    std::snprintf(buf, sizeof buf, "%.1f", value);
   return buf;
 }
 
@@ -26,8 +29,12 @@ std::string clock(double seconds) {
 }  // namespace
 
 ProgressBar::ProgressBar(std::string label, uint64_t total, std::string unit)
-    : label_(std::move(label)), unit_(std::move(unit)), total_(total), tty_(::isatty(2) != 0),
-      start_(std::chrono::steady_clock::now()), last_draw_(start_) {}
+    : label_(std::move(label)),
+      unit_(std::move(unit)),
+      total_(total),
+      tty_(::isatty(2) != 0),
+      start_(std::chrono::steady_clock::now()),
+      last_draw_(start_) {}
 
 double ProgressBar::elapsed_s() const {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
@@ -39,13 +46,16 @@ void ProgressBar::update(uint64_t done, const std::string& extra) {
   const double elapsed = elapsed_s();
   const double rate = elapsed > 0 ? static_cast<double>(done) / elapsed : 0;
   const double eta = rate > 0 && total_ > done ? static_cast<double>(total_ - done) / rate : 0;
-  const std::string stats = human(static_cast<double>(done)) + "/" + human(static_cast<double>(total_)) + " " + unit_ +
-                            "  " + human(rate) + " " + unit_ + "/s  ETA " + clock(eta) + (extra.empty() ? "" : "  " + extra);
+  const std::string stats = human(static_cast<double>(done)) + "/" +
+                            human(static_cast<double>(total_)) + " " + unit_ + "  " + human(rate) +
+                            " " + unit_ + "/s  ETA " + clock(eta) +
+                            (extra.empty() ? "" : "  " + extra);
   if (!tty_) {
     const int decile = static_cast<int>(fraction * 10);
     if (decile != last_decile_) {
       last_decile_ = decile;
-      std::fprintf(stderr, "%s %3d%%  %s\n", label_.c_str(), static_cast<int>(fraction * 100), stats.c_str());
+      std::fprintf(stderr, "%s %3d%%  %s\n", label_.c_str(), static_cast<int>(fraction * 100),
+                   stats.c_str());
     }
     return;
   }
@@ -55,8 +65,8 @@ void ProgressBar::update(uint64_t done, const std::string& extra) {
   const int filled = static_cast<int>(fraction * kWidth);
   std::string bar(static_cast<size_t>(filled), '#');
   bar.resize(kWidth, '.');
-  std::fprintf(stderr, "\r%s [%s] %3d%%  %s\033[K", label_.c_str(), bar.c_str(), static_cast<int>(fraction * 100),
-               stats.c_str());
+  std::fprintf(stderr, "\r%s [%s] %3d%%  %s\033[K", label_.c_str(), bar.c_str(),
+               static_cast<int>(fraction * 100), stats.c_str());
   std::fflush(stderr);
   drawn_ = true;
 }

@@ -1,5 +1,5 @@
-// A progress bar on stderr: rate and ETA, redrawn at most 10 times a second, and quiet (one line per
-// 10%) when stderr is not a terminal, so logs stay readable.
+// A progress bar on stderr: rate and ETA, redrawn at most 10 times a second, and quiet (one line
+// per 10%) when stderr is not a terminal, so logs stay readable.
 #pragma once
 
 #include <chrono>

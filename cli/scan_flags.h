@@ -6,7 +6,7 @@
 
 #include <cstdint>
 
-#include "core/scan.h"
+#include "core/pipeline/scan.h"
 
 namespace s3::cli {
 

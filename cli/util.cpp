@@ -2,8 +2,8 @@
 #include <cstdio>
 
 #include "cli/command.h"
-#include "core/file_read.h"
-#include "core/unicode.h"
+#include "core/base/file_read.h"
+#include "core/tokenizer/unicode.h"
 
 namespace s3::cli {
 

@@ -2,7 +2,7 @@
 
 #include <memory>
 
-#include "core/error.h"
+#include "core/base/error.h"
 #include "index/streamvbyte_codec.h"
 #include "index/varint_codec.h"
 

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <stdexcept>
 
-#include "core/error.h"
+#include "core/base/error.h"
 #include "index/half.h"
 #include "index/segment_format.h"
 

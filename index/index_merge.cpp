@@ -6,7 +6,7 @@
 #include <optional>
 #include <thread>
 
-#include "core/error.h"
+#include "core/base/error.h"
 #include "index/index_part.h"
 #include "index/index_reader.h"
 #include "index/json_diff.h"

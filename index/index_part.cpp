@@ -1,6 +1,6 @@
 #include "index/index_part.h"
 
-#include "core/error.h"
+#include "core/base/error.h"
 
 namespace s3::index {
 

@@ -5,7 +5,7 @@
 #include <optional>
 #include <stdexcept>
 
-#include "core/error.h"
+#include "core/base/error.h"
 #include "index/codec_registry.h"
 #include "index/file_format.h"
 #include "index/manifest.h"

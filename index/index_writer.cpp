@@ -11,9 +11,9 @@
 
 #include <unistd.h>
 
-#include "core/error.h"
+#include "core/base/error.h"
+#include "core/base/fs_util.h"
 #include "index/file_format.h"
-#include "index/fs_util.h"
 #include "index/half.h"
 #include "index/json_diff.h"
 #include "index/manifest.h"

@@ -5,11 +5,11 @@
 #include <system_error>
 #include <type_traits>
 
-#include "core/error.h"
-#include "core/file_read.h"
-#include "core/json_fields.h"
+#include "core/base/error.h"
+#include "core/base/file_read.h"
+#include "core/base/fs_util.h"
+#include "core/base/json_fields.h"
 #include "index/checksum.h"
-#include "index/fs_util.h"
 
 namespace s3::index {
 

@@ -8,7 +8,7 @@
 #include <stdexcept>
 #include <utility>
 
-#include "core/error.h"
+#include "core/base/error.h"
 #include "index/parallel.h"
 #include "index/varint.h"
 #include "index/varint_codec.h"

@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <string>
 
-#include "core/error.h"
+#include "core/base/error.h"
 
 namespace s3::index {
 

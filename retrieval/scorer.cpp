@@ -10,7 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "core/error.h"
+#include "core/base/error.h"
 
 namespace s3::retrieval {
 
@@ -182,8 +182,8 @@ void accumulate_slot(const PostingSource& source, const PlannedFeature* first,
 
 }  // namespace
 
-void PostingSource::add_postings(int layer, uint32_t feature, TokenRange range, float weight, float* acc,
-                                 std::vector<uint32_t>& buf) const {
+void PostingSource::add_postings(int layer, uint32_t feature, TokenRange range, float weight,
+                                 float* acc, std::vector<uint32_t>& buf) const {
   postings(layer, feature, range, buf);
   auto [it, end] = clip(buf, range);  // the source may return positions outside the range
   const uint32_t base = range.begin;
@@ -220,7 +220,8 @@ void score_positions(const PostingSource& source, const QueryFeatures& query, To
   // state for the single-threaded path).
   thread_local std::vector<uint32_t> buf;
   thread_local std::vector<float> scratch;
-  const size_t wanted = options.threads > 0 ? options.threads : std::max(1u, std::thread::hardware_concurrency());
+  const size_t wanted =
+      options.threads > 0 ? options.threads : std::max(1u, std::thread::hardware_concurrency());
   const size_t n_threads = std::min<size_t>(wanted, slots.size());
   if (n_threads <= 1) {
     accumulate_slot(source, slots[0].first, slots[0].second, doc, scores.data(), buf);

@@ -2,7 +2,7 @@
 
 #include <torch/cuda.h>
 
-#include "core/error.h"
+#include "core/base/error.h"
 #include "sae/options.h"
 
 namespace s3::sae {

@@ -10,7 +10,7 @@
 #include "sae/topk_bitmap_kernel.h"
 #endif
 
-#include "core/error.h"
+#include "core/base/error.h"
 #include "sae/device.h"
 #include "sae/tensor_io.h"
 
@@ -37,7 +37,8 @@ bool use_fused_bitmap(const std::string& choice, const c10::Device& device, int6
   if (choice == "aten") return false;
   std::string why;
 #ifdef S3ATTN_HAVE_CUDA_KERNELS
-  if (!device.is_cuda()) why = "it runs on CUDA devices only";
+  if (!device.is_cuda())
+    why = "it runs on CUDA devices only";
   else if (d_latent > cuda_kernels::max_latents(static_cast<int>(value_bytes)))
     why = "the SAE has more latents than it takes (" +
           std::to_string(cuda_kernels::max_latents(static_cast<int>(value_bytes))) + ")";
@@ -61,7 +62,8 @@ at::Tensor sae_rows_from_keys(const at::Tensor& keys, HeadMode mode) {
 
 at::Tensor sae_rows_from_queries(const at::Tensor& queries, int64_t n_kv_heads, HeadMode mode) {
   if (queries.dim() != 3) {
-    throw Error("SAE input: queries must be [tokens, heads, head_dim], are " + tensor_shape(queries));
+    throw Error("SAE input: queries must be [tokens, heads, head_dim], are " +
+                tensor_shape(queries));
   }
   const int64_t t = queries.size(0), hq = queries.size(1), d = queries.size(2);
   if (n_kv_heads < 1 || hq % n_kv_heads != 0) {
@@ -146,8 +148,8 @@ at::Tensor Encoder::feature_bitmap(const at::Tensor& x_in, int64_t heads) const 
   at::Tensor x = x_in;
   if (x.dim() == 3) {
     if (x.size(1) != heads) {
-      throw Error("SAE bitmap: input " + tensor_shape(x) + " does not have " + std::to_string(heads) +
-                  " heads");
+      throw Error("SAE bitmap: input " + tensor_shape(x) + " does not have " +
+                  std::to_string(heads) + " heads");
     }
     x = x.reshape({-1, x.size(2)});
   }
@@ -180,10 +182,12 @@ at::Tensor Encoder::feature_bitmap(const at::Tensor& x_in, int64_t heads) const 
   return pack_mask(mask, d_latent_, words);
 }
 
-at::Tensor Encoder::feature_bitmap_fused(const at::Tensor& x, int64_t heads, int64_t tokens, int64_t words) const {
+at::Tensor Encoder::feature_bitmap_fused(const at::Tensor& x, int64_t heads, int64_t tokens,
+                                         int64_t words) const {
 #ifdef S3ATTN_HAVE_CUDA_KERNELS
   const auto dev = w_.W_enc.device();
-  at::Tensor bitmap = at::zeros({d_latent_, words}, at::TensorOptions().dtype(at::kLong).device(dev));
+  at::Tensor bitmap =
+      at::zeros({d_latent_, words}, at::TensorOptions().dtype(at::kLong).device(dev));
   const int64_t tokens_per_pass = std::max<int64_t>(1, max_rows_ / heads);
   for (int64_t t0 = 0; t0 < tokens; t0 += tokens_per_pass) {
     const int64_t nt = std::min(tokens_per_pass, tokens - t0);

@@ -79,7 +79,8 @@ class Encoder {
   // W_enc (xr - b_dec) + b_enc of rows already on the device in the compute dtype (prepare()).
   at::Tensor preactivations_of(const at::Tensor& xr) const;
   TopKResult select(const at::Tensor& x_rows, bool sorted) const;
-  at::Tensor feature_bitmap_fused(const at::Tensor& x, int64_t heads, int64_t tokens, int64_t words) const;
+  at::Tensor feature_bitmap_fused(const at::Tensor& x, int64_t heads, int64_t tokens,
+                                  int64_t words) const;
 
   SaeWeights w_;          // compute dtype, on device
   at::Tensor W_dec_f32_;  // for decode()

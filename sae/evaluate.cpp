@@ -4,7 +4,7 @@
 
 #include <limits>
 
-#include "core/error.h"
+#include "core/base/error.h"
 
 namespace s3::sae {
 

@@ -4,9 +4,10 @@
 #include <nlohmann/json.hpp>
 #include <system_error>
 
-#include "core/error.h"
-#include "core/file_read.h"
-#include "core/json_fields.h"
+#include "core/base/error.h"
+#include "core/base/file_read.h"
+#include "core/base/fs_util.h"
+#include "core/base/json_fields.h"
 #include "sae/safetensors.h"
 
 namespace s3::sae {
@@ -84,7 +85,7 @@ std::string sae_info_to_json_string(const SaeInfo& info) {
 void write_sae_info(const std::filesystem::path& file, const SaeInfo& info) {
   info.validate(file.string());
   const std::string text = sae_info_to_json_string(info);
-  write_file_atomically(file, std::as_bytes(std::span(text.data(), text.size())));
+  write_file_atomic(file, text, /*fsync=*/true);
 }
 
 SaeInfo read_sae_info(const std::filesystem::path& file) {

@@ -11,7 +11,8 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
-#include "core/error.h"
+#include "core/base/error.h"
+#include "core/base/fs_util.h"
 
 static_assert(std::endian::native == std::endian::little,
               "safetensors data is little-endian; a big-endian port must swap bytes");
@@ -350,42 +351,10 @@ std::vector<std::byte> SafetensorsWriter::serialize() const {
 }
 
 void SafetensorsWriter::write(const std::filesystem::path& path) const {
-  write_file_atomically(path, serialize());
-}
-
-void write_file_atomically(const std::filesystem::path& path, std::span<const std::byte> bytes) {
-  const std::filesystem::path tmp = path.string() + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    throw Error(tmp.string() + ": cannot create (" + std::strerror(errno) + ")");
-  }
-  size_t done = 0;
-  while (done < bytes.size()) {
-    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int err = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      throw Error(tmp.string() + ": write failed (" + std::strerror(err) + ")");
-    }
-    done += static_cast<size_t>(n);
-  }
-  int rc = ::fsync(fd);
-  int flush_err = errno;
-  if (::close(fd) != 0 && rc == 0) {
-    rc = -1;
-    flush_err = errno;
-  }
-  if (rc != 0) {
-    ::unlink(tmp.c_str());
-    throw Error(tmp.string() + ": cannot flush (" + std::strerror(flush_err) + ")");
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    int err = errno;
-    ::unlink(tmp.c_str());
-    throw Error(path.string() + ": cannot rename into place (" + std::strerror(err) + ")");
-  }
+  const std::vector<std::byte> bytes = serialize();
+  write_file_atomic(path,
+                    std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()),
+                    /*fsync=*/true);
 }
 
 }  // namespace s3::sae

@@ -114,7 +114,4 @@ class SafetensorsWriter {
   std::map<std::string, std::string> metadata_;
 };
 
-// Writes `bytes` to `path` through "<path>.tmp" + fsync + rename. Throws s3::Error.
-void write_file_atomically(const std::filesystem::path& path, std::span<const std::byte> bytes);
-
 }  // namespace s3::sae

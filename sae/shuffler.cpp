@@ -5,7 +5,7 @@
 #include <unordered_set>
 #include <vector>
 
-#include "core/error.h"
+#include "core/base/error.h"
 #include "sae/device.h"
 
 namespace s3::sae {

@@ -9,7 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "core/error.h"
+#include "core/base/error.h"
 #include "sae/device.h"
 #include "sae/safetensors.h"
 #include "sae/tensor_io.h"

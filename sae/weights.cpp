@@ -7,9 +7,9 @@
 #include <fstream>
 #include <sstream>
 
-#include "core/error.h"
-#include "core/file_hash.h"
-#include "core/file_read.h"
+#include "core/base/error.h"
+#include "core/base/file_hash.h"
+#include "core/base/file_read.h"
 #include "sae/device.h"
 #include "sae/safetensors.h"
 #include "sae/tensor_io.h"

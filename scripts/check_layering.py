@@ -39,7 +39,7 @@ MAY_INCLUDE = {
     "index-tool": {"base", "index", "index-tool"},
     "sae-tool": {"base", "sae", "sae-tool"},
     # A tool that scores a real on-disk index: it adapts the reader through the pipeline's adapters.
-    "retrieval-tool": {"base", "retrieval", "retrieval-tool", "index", "pipeline"},
+    "retrieval-tool": {"base", "retrieval", "retrieval-tool", "index", "index-tool", "pipeline"},
 }
 # Files that may include LibTorch (<torch/...>, <ATen/...>, <c10/...>): the .cpp files of the runtime, the
 # pipeline and s3_sae, the runtime's three LibTorch-facing headers, and sae/'s ATen-facing headers. The

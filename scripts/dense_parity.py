@@ -2,7 +2,7 @@
 """Parity of s3attn's dense model with the reference libraries on held-out text (docs/dense.md).
 
     scripts/dense_parity.py --model models/all-minilm-l6-v2 --st DIR --data DIR [--locale DIR]
-        [--per-group N] [--bin build/s3attn] [--tokenize-tool build/tests/core/tokenize_tool]
+        [--per-group N] [--bin build/s3attn] [--tokenize-tool build/tests/core/tokenizer/tokenize_tool]
         [--json OUT]
 
 Two checks, one JSON summary on stdout:
@@ -148,7 +148,7 @@ def main() -> int:
     p.add_argument("--locale", type=Path, default=Path("/usr/share/locale"))
     p.add_argument("--per-group", type=int, default=100)
     p.add_argument("--bin", type=Path, default=REPO / "build" / "s3attn")
-    p.add_argument("--tokenize-tool", type=Path, default=REPO / "build" / "tests" / "core" / "tokenize_tool")
+    p.add_argument("--tokenize-tool", type=Path, default=REPO / "build" / "tests" / "core" / "tokenizer" / "tokenize_tool")
     p.add_argument("--json", type=Path, default=None, help="also write the summary here")
     a = p.parse_args()
     locale = locale_texts(a.locale)

@@ -149,7 +149,7 @@ def measure(args: argparse.Namespace, cfg: dict, heldout: Path) -> dict:
                                   "--corpus", str(args.corpus), "--doc-field", args.doc_field,
                                   "--layers", ",".join(map(str, cfg["layers"])), "--latents", str(cfg["latents"]),
                                   "--k", str(cfg["k"]), "--steps", str(args.steps), "--batch", str(args.batch),
-                                  "--lr", str(args.lr), "--dtype", args.sae_dtype, "--device", args.device,
+                                  "--lr", str(args.lr), "--save-dtype", args.sae_dtype, "--device", args.device,
                                   "--checkpoint-every", "0", "--out", str(sae), "--json",
                                   *shlex.split(args.train_args)], commands)
     shutil.rmtree(sae / "checkpoint", ignore_errors=True)

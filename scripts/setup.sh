@@ -14,6 +14,8 @@ APT_PACKAGES=(
   # The fuzz build (scripts/fuzz.sh): clang, its runtimes (libFuzzer, ASan, UBSan) and
   # llvm-symbolizer for readable reports. Not needed on the GPU machine (not in gpu_bundle.sh).
   clang-14 libclang-rt-14-dev llvm-14
+  # .clang-format is checked with this version (scripts/check_format.py, run by the tests).
+  clang-format-14
 )
 
 missing=()

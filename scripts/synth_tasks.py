@@ -183,7 +183,7 @@ def length_name(tokens: int) -> str:
 
 
 def format_prompt(template: str, context: str, question: str) -> str:
-    """The runner's formatting (core/longbench.cpp): {context} and {input} replaced in one pass."""
+    """The runner's formatting (core/pipeline/longbench.cpp): {context} and {input} replaced in one pass."""
     return re.sub(r"\{(context|input)\}", lambda m: context if m.group(1) == "context" else question, template)
 
 

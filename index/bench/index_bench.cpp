@@ -27,7 +27,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
-#include "core/error.h"
+#include "core/base/error.h"
 #include "index/bench/feature_rates.h"
 #include "index/codec_registry.h"
 #include "index/index_reader.h"

@@ -1,7 +1,7 @@
 // index_score_bench: one question's S3 scoring + span selection against a real on-disk index of
 // the paper's size (a tool, not a test). Builds a synthetic index once with IndexWriter (or reuses
 // the one in --dir), opens it with IndexReader and scores through the same adapter `s3attn ask`
-// uses (core/index_sources.h), so the time includes the codec's decoding.
+// uses (core/pipeline/index_sources.h), so the time includes the codec's decoding.
 //
 //   index_score_bench [--dir /tmp/s3attn-score-bench] [--rebuild] [--tokens 131072] [--layers 4]
 //                     [--d-latent 16384] [--active 1000] [--dist uniform|lognormal]
@@ -22,7 +22,8 @@
 // features kept, postings read, and ms (median / min over --reps after one warm-up; `cpu`: the
 // calling thread's CPU time, steadier on a shared machine) of decoding alone (`decode_ms`: every
 // kept list into a buffer), score_positions (`score_ms`) and find_spans (`spans_ms`); for the
-// first --caps value also `first_call_score_spans_ms`, the first call of the process, as in `s3attn ask`.
+// first --caps value also `first_call_score_spans_ms`, the first call of the process, as in `s3attn
+// ask`.
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -40,8 +41,8 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
-#include "core/error.h"
-#include "core/index_sources.h"
+#include "core/base/error.h"
+#include "core/pipeline/index_sources.h"
 #include "index/bench/feature_rates.h"
 #include "index/codec_registry.h"
 #include "index/index_reader.h"
@@ -176,20 +177,23 @@ double ms(Clock::time_point a, Clock::time_point b) {
 
 int main(int argc, char** argv) try {
   Config c;
-  CLI::App app{"S3 scoring + spans against an on-disk index of the paper's size (see the top of the file)"};
+  CLI::App app{
+      "S3 scoring + spans against an on-disk index of the paper's size (see the top of the file)"};
   app.add_option("--dir", c.dir, "index directory (built once, reused)")->capture_default_str();
   app.add_flag("--rebuild", c.rebuild, "rebuild the index in --dir");
   app.add_option("--tokens", c.tokens)->capture_default_str();
   app.add_option("--layers", c.layers)->capture_default_str();
   app.add_option("--d-latent", c.d_latent)->capture_default_str();
-  app.add_option("--active", c.active, "mean distinct features per token and layer")->capture_default_str();
+  app.add_option("--active", c.active, "mean distinct features per token and layer")
+      ->capture_default_str();
   app.add_option("--sigma", c.sigma, "lognormal sigma of the feature rates")->capture_default_str();
   app.add_option("--dist", c.dist, "uniform | lognormal")->capture_default_str();
   app.add_option("--codec", c.codec)->capture_default_str();
   app.add_option("--question-rows", c.question_rows)->capture_default_str();
   app.add_option("--k", c.k)->capture_default_str();
   app.add_option("--caps", c.caps, "--max-query-features values (0 = all)")->delimiter(',');
-  app.add_option("--max-postings", c.max_postings, "--max-query-postings (0 = none)")->capture_default_str();
+  app.add_option("--max-postings", c.max_postings, "--max-query-postings (0 = none)")
+      ->capture_default_str();
   app.add_option("--threads", c.threads)->capture_default_str();
   app.add_option("--reps", c.reps)->capture_default_str();
   app.add_option("--seed", c.seed)->capture_default_str();
@@ -250,7 +254,8 @@ int main(int argc, char** argv) try {
       find_spans(scores, doc, SpanOptions{});
       first_ms = ms(t0, Clock::now());
       getrusage(RUSAGE_SELF, &r1);
-      std::fprintf(stderr, "first call: score %.2f ms, total %.2f ms, %ld minor faults\n", ms(t0, t1), first_ms, r1.ru_minflt - r0.ru_minflt);
+      std::fprintf(stderr, "first call: score %.2f ms, total %.2f ms, %ld minor faults\n",
+                   ms(t0, t1), first_ms, r1.ru_minflt - r0.ru_minflt);
     }
     for (int r = -1; r < reps; ++r) {
       const auto t0 = Clock::now();
@@ -274,27 +279,28 @@ int main(int argc, char** argv) try {
     for (size_t i = 0; i < total.size(); ++i)
       total[i] = t_score[i] + t_spans[i];
     const Stats tot = stats(total), cpu = stats(t_cpu);
-    nlohmann::json row = {{"bench", "index_score"},
-                          {"first_call_score_spans_ms", first_ms >= 0 ? nlohmann::json(first_ms) : nlohmann::json()},
-                          {"tokens", c.tokens},
-                          {"layers", c.layers},
-                          {"d_latent", c.d_latent},
-                          {"index_postings", reader.total_postings()},
-                          {"question_features", q_total},
-                          {"max_query_features", cap},
-                          {"max_query_postings", c.max_postings},
-                          {"threads", c.threads},
-                          {"features_kept", kept},
-                          {"postings_read", postings},
-                          {"spans", n_spans},
-                          {"reps", reps},
-                          {"decode_ms", {{"median", d.median}, {"min", d.min}}},
-                          {"score_ms", {{"median", s.median}, {"min", s.min}}},
-                          {"spans_ms", {{"median", p.median}, {"min", p.min}}},
-                          {"score_spans_ms", {{"median", tot.median}, {"min", tot.min}}},
-                          {"score_spans_cpu_ms", {{"median", cpu.median}, {"min", cpu.min}}},
-                          {"dist", c.dist},
-                          {"codec", c.codec}};
+    nlohmann::json row = {
+        {"bench", "index_score"},
+        {"first_call_score_spans_ms", first_ms >= 0 ? nlohmann::json(first_ms) : nlohmann::json()},
+        {"tokens", c.tokens},
+        {"layers", c.layers},
+        {"d_latent", c.d_latent},
+        {"index_postings", reader.total_postings()},
+        {"question_features", q_total},
+        {"max_query_features", cap},
+        {"max_query_postings", c.max_postings},
+        {"threads", c.threads},
+        {"features_kept", kept},
+        {"postings_read", postings},
+        {"spans", n_spans},
+        {"reps", reps},
+        {"decode_ms", {{"median", d.median}, {"min", d.min}}},
+        {"score_ms", {{"median", s.median}, {"min", s.min}}},
+        {"spans_ms", {{"median", p.median}, {"min", p.min}}},
+        {"score_spans_ms", {{"median", tot.median}, {"min", tot.min}}},
+        {"score_spans_cpu_ms", {{"median", cpu.median}, {"min", cpu.min}}},
+        {"dist", c.dist},
+        {"codec", c.codec}};
     std::cout << row.dump() << std::endl;
     std::fprintf(stderr,
                  "cap %5u: %6zu features, %10llu postings: decode %8.2f ms, score %8.2f ms, "

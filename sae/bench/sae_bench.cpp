@@ -22,7 +22,7 @@
 #include <string>
 #include <vector>
 
-#include "core/error.h"
+#include "core/base/error.h"
 #include "sae/device.h"
 #include "sae/encoder.h"
 #include "sae/topk.h"

@@ -87,3 +87,34 @@ def test_tokenize_needs_text_or_input(s3attn, tiny_export):
 def test_logits_rejects_out_of_vocab_ids(s3attn, tiny_export):
     proc = run_s3attn("logits", "--model", tiny_export, "--ids", "1,99999999", check=False)
     assert_one_line_error(proc, 2, "vocabulary")
+
+
+# Every command that loads a model declares --device and the model's dtype once (cli/device_flags.h):
+# the same check and the same words everywhere, at parse time, before any file is read.
+COMMANDS_WITH_A_DEVICE = {
+    "generate": ["generate", "--model", "M", "--prompt", "x"],
+    "logits": ["logits", "--model", "M", "--ids", "1"],
+    "index": ["index", "--model", "M", "--sae", "S", "--input", "I", "--out", "O"],
+    "ask": ["ask", "--index", "X", "--question", "q"],
+    "longbench": ["longbench", "--data", "D", "--config", "C", "--tasks", "t", "--model", "M", "--method", "full",
+                  "--out", "O"],
+    "embed": ["embed", "--model", "M", "--text", "x"],
+    "sae eval": ["sae", "eval", "--model", "M", "--sae", "S", "--corpus", "C"],
+}
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS_WITH_A_DEVICE))
+def test_device_is_checked_alike_everywhere(s3attn, tmp_path, command):
+    (tmp_path / "C").write_text("a corpus\n")  # sae eval checks --corpus exists while parsing
+    args = [str(tmp_path / a) if a in ("M", "S", "I", "O", "X", "D", "C") else a for a in COMMANDS_WITH_A_DEVICE[command]]
+    proc = run_s3attn(*args, "--device", "gpu0", check=False)
+    assert_one_line_error(proc, 2, "--device", "'gpu0' is not a device (use cpu, cuda or cuda:N)")
+
+
+@pytest.mark.parametrize("command", sorted(set(COMMANDS_WITH_A_DEVICE) - {"embed"}))
+def test_model_dtype_is_checked_alike_everywhere(s3attn, tmp_path, command):
+    (tmp_path / "C").write_text("a corpus\n")
+    args = [str(tmp_path / a) if a in ("M", "S", "I", "O", "X", "D", "C") else a for a in COMMANDS_WITH_A_DEVICE[command]]
+    flag = "--model-dtype" if command.startswith("sae") else "--dtype"
+    proc = run_s3attn(*args, flag, "float8", check=False)
+    assert_one_line_error(proc, 2, flag, "'float8' is not one of float32, bfloat16, float16")

@@ -1,4 +1,4 @@
-"""CUDA-graph decoding (core/decode_graph.h) against step-by-step decoding, on every tiny family, in
+"""CUDA-graph decoding (core/runtime/decode_graph.h) against step-by-step decoding, on every tiny family, in
 float32 (the step-by-step path is compared with transformers by tests/cli/test_parity.py; on the
 GPU, transformers' own generate can pick another token at near-ties of these random models' logits).
 Needs a CUDA device: skipped elsewhere (run on a GPU machine, docs/performance.md)."""

@@ -182,7 +182,7 @@ def test_concat_mode_and_half_precision(tiny_export, corpus, tmp_path):
     torch = pytest.importorskip("torch")
     from safetensors.torch import load_file
     out = tmp_path / "concat"
-    train(tiny_export, corpus, out, "--layers", "1", "--head-mode", "concat", "--steps", "20", "--dtype",
+    train(tiny_export, corpus, out, "--layers", "1", "--head-mode", "concat", "--steps", "20", "--save-dtype",
           "bfloat16", "--checkpoint-every", "0")
     info = json.loads((out / "sae.json").read_text())
     assert (info["head_mode"], info["d_in"], info["dtype"]) == ("concat", 32, "bfloat16")
@@ -206,7 +206,11 @@ def test_default_layers_are_the_models_taps(tiny_export, corpus, tmp_path):
     (["--latents", "4", "--k", "8"], 2, ["--k 8 is larger than --latents 4"]),
     (["--layers", "0,9"], 2, ["layer 9 does not exist", "4 layers"]),
     (["--chunk", "1000"], 2, ["--chunk 1000", "plus BOS", "the model's window of"]),
-    (["--dtype", "float64"], 2, ["--dtype"]),
+    (["--save-dtype", "float64"], 2, ["--save-dtype"]),
+    (["--model-dtype", "float64"], 2, ["--model-dtype", "float64", "float32, bfloat16, float16"]),
+    (["--device", "gpu"], 2, ["--device", "'gpu' is not a device"]),
+    # --dtype is the model's in every other command; here it is refused by name, never guessed.
+    (["--dtype", "bfloat16"], 2, ["--dtype", "ambiguous", "--save-dtype", "--model-dtype"]),
     (["--head-mode", "both"], 2, ["--head-mode"]),
 ])
 def test_bad_training_options(tiny_export, corpus, tmp_path, args, code, needles):

@@ -13,7 +13,7 @@
 #include <set>
 #include <sstream>
 
-#include "core/error.h"
+#include "core/base/error.h"
 #include "index/index_reader.h"
 #include "index/index_writer.h"
 #include "sae/safetensors.h"

@@ -6,8 +6,8 @@
 #include <cstdint>
 #include <string_view>
 
-#include "core/documents.h"
-#include "core/error.h"
+#include "core/base/error.h"
+#include "core/pipeline/documents.h"
 #include "tests/fuzz/fuzz_fixtures.h"
 
 namespace {

@@ -11,7 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <string_view>
 
-#include "core/error.h"
+#include "core/base/error.h"
 #include "index/checksum.h"
 #include "index/index_reader.h"
 #include "index/manifest.h"

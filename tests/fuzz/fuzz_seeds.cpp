@@ -9,7 +9,7 @@
 #include <exception>
 #include <string>
 
-#include "core/tokenizer.h"
+#include "core/tokenizer/tokenizer.h"
 #include "index/manifest.h"
 #include "tests/fuzz/fuzz_fixtures.h"
 

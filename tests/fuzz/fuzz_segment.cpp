@@ -14,7 +14,7 @@
 #include <string_view>
 #include <utility>
 
-#include "core/error.h"
+#include "core/base/error.h"
 #include "index/checksum.h"
 #include "index/file_format.h"
 #include "index/index_reader.h"

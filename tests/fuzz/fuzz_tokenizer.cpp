@@ -10,8 +10,8 @@
 #include <string_view>
 #include <vector>
 
-#include "core/error.h"
-#include "core/tokenizer.h"
+#include "core/base/error.h"
+#include "core/tokenizer/tokenizer.h"
 #include "tests/fuzz/fuzz_fixtures.h"
 
 namespace {

@@ -1,7 +1,7 @@
 // Text analyzer (words, lowercasing, Snowball stemming, CJK) and passage splitting.
 #include <gtest/gtest.h>
 
-#include "core/error.h"
+#include "core/base/error.h"
 #include "index/passage_splitter.h"
 #include "index/text_analyzer.h"
 

@@ -6,7 +6,7 @@
 #include <random>
 #include <set>
 
-#include "core/error.h"
+#include "core/base/error.h"
 #include "index/codec_registry.h"
 #include "index/posting_accumulator.h"
 
@@ -127,14 +127,16 @@ TEST_P(IndexCodec, DecodeAddMatchesDecode) {
         uint32_t last = 0xDEADBEEF;
         const PostingCodec::AddTarget target{got.data(), 1.5f, shift, lo, hi};
         ASSERT_EQ(codec.decode_add(buf, n, target, &last), written) << codec.name() << " n=" << n;
-        ASSERT_EQ(got, want) << codec.name() << " n=" << n << " kind=" << kind << " shift=" << shift;
+        ASSERT_EQ(got, want) << codec.name() << " n=" << n << " kind=" << kind
+                             << " shift=" << shift;
         ASSERT_EQ(last, n > 0 ? values.back() : 0xDEADBEEF);
       }
       if (n > 0) {
         std::vector<uint8_t> cut(buf.begin(), buf.end() - 1);
         std::vector<float> acc(top, 0.0f);
         uint32_t last = 0;
-        EXPECT_EQ(codec.decode_add(cut, n, {acc.data(), 1.0f, 0, 0, top}, &last), PostingCodec::kDecodeError)
+        EXPECT_EQ(codec.decode_add(cut, n, {acc.data(), 1.0f, 0, 0, top}, &last),
+                  PostingCodec::kDecodeError)
             << codec.name() << " n=" << n;
       }
     }

@@ -5,7 +5,7 @@
 #include <cmath>
 #include <limits>
 
-#include "core/error.h"
+#include "core/base/error.h"
 #include "index/checksum.h"
 #include "index/half.h"
 #include "index/index_reader.h"

@@ -5,7 +5,7 @@
 
 #include <functional>
 
-#include "core/error.h"
+#include "core/base/error.h"
 #include "index/checksum.h"
 #include "index/codec_registry.h"
 #include "index/index_reader.h"

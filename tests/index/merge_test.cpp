@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "core/error.h"
+#include "core/base/error.h"
 #include "index/index_merge.h"
 #include "index/index_part.h"
 #include "index/index_writer.h"

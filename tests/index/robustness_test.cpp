@@ -12,7 +12,7 @@
 #include <utility>
 #include <vector>
 
-#include "core/error.h"
+#include "core/base/error.h"
 #include "index/checksum.h"
 #include "index/index_reader.h"
 #include "index/index_writer.h"

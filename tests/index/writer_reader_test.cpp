@@ -2,7 +2,7 @@
 // and the writer's argument checks.
 #include <gtest/gtest.h>
 
-#include "core/error.h"
+#include "core/base/error.h"
 #include "index/index_reader.h"
 #include "index/index_writer.h"
 #include "index/manifest.h"

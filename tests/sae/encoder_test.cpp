@@ -10,7 +10,7 @@
 #include <set>
 #include <tuple>
 
-#include "core/error.h"
+#include "core/base/error.h"
 #include "sae/topk.h"
 #include "sae_test_util.h"
 
@@ -365,7 +365,8 @@ TEST(EncoderCuda, FusedBitmapCandidatePathMatchesAtenPath) {
         const Encoder fused(w, k, o);
         o.fused_candidates = false;
         const Encoder full(w, k, o);
-        const std::string what = dtype + " k=" + std::to_string(k) + " shift=" + std::to_string(shift);
+        const std::string what =
+            dtype + " k=" + std::to_string(k) + " shift=" + std::to_string(shift);
         const at::Tensor want = aten.feature_bitmap(x, h);
         EXPECT_TRUE(at::equal(fused.feature_bitmap(x, h), want)) << what;
         EXPECT_TRUE(at::equal(full.feature_bitmap(x, h), want)) << what;

@@ -7,10 +7,11 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
-#include "core/error.h"
+#include "core/base/error.h"
 
 namespace {
 
@@ -134,7 +135,10 @@ TEST(Safetensors, FileRoundTripAndAtomicWrite) {
   const std::vector<int32_t> v = {5, 6, 7, 8};
   w.add("v", Dtype::kI32, {2, 2}, as_bytes(v));
   w.write(path);
-  EXPECT_FALSE(std::filesystem::exists(path.string() + ".tmp"));
+  // Nothing but the published file is left (no temporary beside it).
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir.path()),
+                          std::filesystem::directory_iterator{}),
+            1);
   const auto f = SafetensorsFile::open(path);
   EXPECT_EQ(f.path(), path.string());
   auto d = f.data(f.at("v"));

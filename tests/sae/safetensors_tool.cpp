@@ -10,7 +10,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
-#include "core/error.h"
+#include "core/base/error.h"
 #include "sae/safetensors.h"
 #include "sae/tensor_io.h"
 #include "sae/weights.h"

@@ -10,7 +10,7 @@
 #include <chrono>
 #include <cstdio>
 
-#include "core/error.h"
+#include "core/base/error.h"
 #include "sae/evaluate.h"
 #include "sae/shuffler.h"
 #include "sae_test_util.h"

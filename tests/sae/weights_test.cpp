@@ -7,7 +7,7 @@
 
 #include <fstream>
 
-#include "core/error.h"
+#include "core/base/error.h"
 #include "sae/tensor_io.h"
 #include "sae_test_util.h"
 

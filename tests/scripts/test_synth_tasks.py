@@ -31,7 +31,7 @@ def test_lengths_parse_with_binary_suffixes():
 
 
 def test_prompt_formatting_is_one_pass_like_the_runner():
-    # A context holding "{input}" stays as it is (core/longbench.cpp formats in one pass).
+    # A context holding "{input}" stays as it is (core/pipeline/longbench.cpp formats in one pass).
     assert st.format_prompt("A {context} B {input} C", "x{input}y", "Q") == "A x{input}y B Q C"
     for task in st.TASKS.values():
         assert set(re.findall(r"\{[^}]*\}", task.template)) == {"{context}", "{input}"}

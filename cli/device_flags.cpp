@@ -1,0 +1,52 @@
+#include "cli/device_flags.h"
+
+#include "core/runtime/device.h"
+
+namespace s3::cli {
+namespace {
+
+// CLI11 validators return an error message, or "" for a valid value; CLI11 puts the option's name
+// in front, so the parser's own "--flag: " is dropped.
+std::string without_flag(const std::string& message) {
+  const size_t colon = message.find(": ");
+  return colon == std::string::npos ? message : message.substr(colon + 2);
+}
+
+std::string device_error(std::string& text) {
+  try {
+    DeviceSpec::parse(text);
+    return {};
+  } catch (const std::exception& e) {
+    return without_flag(e.what());
+  }
+}
+
+std::string dtype_error(std::string& text) {
+  try {
+    validate_dtype(text);
+    return {};
+  } catch (const std::exception& e) {
+    return without_flag(e.what());
+  }
+}
+
+}  // namespace
+
+CLI::Option* add_device_option(CLI::App& app, std::string& device, DeviceScope scope) {
+  const char* help =
+      scope == DeviceScope::kPerRank
+          ? "cpu, cuda or cuda:N (under torchrun or srun, cuda is the local rank's GPU)"
+          : "cpu, cuda or cuda:N";
+  return app.add_option("--device", device, help)
+      ->check(CLI::Validator(device_error, "DEVICE", "device"))
+      ->capture_default_str();
+}
+
+CLI::Option* add_model_dtype_option(CLI::App& app, std::string& dtype, const std::string& name) {
+  return app
+      .add_option(name, dtype,
+                  "the model's dtype: float32, bfloat16 or float16 (default: the exported one)")
+      ->check(CLI::Validator(dtype_error, "DTYPE", "dtype"));
+}
+
+}  // namespace s3::cli

@@ -1,0 +1,26 @@
+// --device and the model's --dtype, declared once for every command that loads a model (ask, embed,
+// generate, index, logits, longbench, sae train, sae eval): one spelling, one help text, checked
+// while the command line is parsed (exit 2).
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <string>
+
+namespace s3::cli {
+
+// Whether the command runs once per rank under torchrun / srun (index, longbench): "cuda" then
+// means the local rank's GPU.
+enum class DeviceScope { kOneProcess, kPerRank };
+
+// --device: cpu, cuda or cuda:N (default "cpu", the value `device` holds).
+CLI::Option* add_device_option(CLI::App& app, std::string& device,
+                               DeviceScope scope = DeviceScope::kOneProcess);
+
+// The model's dtype: float32, bfloat16 or float16; empty (the default) keeps the exported dtype.
+// Named --dtype everywhere except the sae commands, which have an SAE dtype too and say
+// --model-dtype.
+CLI::Option* add_model_dtype_option(CLI::App& app, std::string& dtype,
+                                    const std::string& name = "--dtype");
+
+}  // namespace s3::cli
