@@ -3,13 +3,11 @@
 #include <ATen/cuda/CUDAEvent.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
-#include <xxhash.h>
 
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
-#include <fstream>
 #include <future>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -17,7 +15,7 @@
 #include <thread>
 
 #include "core/error.h"
-#include "core/file_read.h"
+#include "core/lexical_scan.h"
 #include "core/model_torch.h"
 #include "core/scan_record.h"
 #include "core/torch_util.h"
@@ -53,20 +51,6 @@ void ScanOptions::fit_chunk_to_window(const ModelInfo& info) {
 }
 
 namespace {
-
-std::string file_fingerprint(const std::filesystem::path& path) {
-  std::ifstream in = open_regular_file(path, "tokenizer file");
-  XXH3_state_t* state = XXH3_createState();
-  XXH3_64bits_reset(state);
-  std::vector<char> buf(1 << 20);
-  while (in.read(buf.data(), static_cast<std::streamsize>(buf.size())) || in.gcount() > 0)
-    XXH3_64bits_update(state, buf.data(), static_cast<size_t>(in.gcount()));
-  const XXH64_hash_t h = XXH3_64bits_digest(state);
-  XXH3_freeState(state);
-  char hex[17];
-  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
-  return hex;
-}
 
 // An indexer thread: runs writer jobs in order while the main thread keeps the device busy.
 class Indexer {
@@ -219,8 +203,9 @@ Scanner::Scanner(const Model& model, const std::filesystem::path& sae_dir, ScanO
 
   const bool bos = options.chunk_bos == "always" || (options.chunk_bos == "auto" && info.add_bos_token);
   if (bos && !info.bos_token_id) throw Error("--chunk-bos: the model has no BOS token");
-  impl_ = std::make_unique<Impl>(Impl{model, std::move(options), std::move(sae), std::move(layers), std::move(encoders),
-                                      file_fingerprint(info.tokenizer_file()), bos});
+  impl_ = std::make_unique<Impl>(Impl{model, std::move(options), std::move(sae), std::move(layers),
+                                      std::move(encoders),
+                                      tokenizer_fingerprint(info.tokenizer_file()), bos});
 }
 
 Scanner::~Scanner() = default;
