@@ -148,7 +148,7 @@ Command add_ask(CLI::App& root) {
     if (!a->dtype.empty()) setup.dtype = validate_dtype(a->dtype);
 
     const retrieval::Method method = a->ask.retrieval.method;
-    const Asker asker(setup, method_needs_sae(method), method_needs_dense(method));
+    const Asker asker(setup, method);
     for (size_t i = 0; i < asked.size(); ++i) {
       if (asked.size() > 1 && !a->json) std::cout << (i ? "\n" : "") << "Q: " << asked[i] << "\n";
       print_answer(asked[i], asker.ask(asked[i], a->ask), a->ask, a->json);

@@ -17,6 +17,7 @@
 #include "core/pipeline/documents.h"
 #include "core/pipeline/index_shard.h"
 #include "core/pipeline/launch.h"
+#include "core/pipeline/lexical_scan.h"
 #include "core/pipeline/passage_embeddings.h"
 #include "core/pipeline/scan.h"
 #include "core/runtime/dense_model.h"
@@ -25,6 +26,7 @@
 #include "index/index_part.h"
 #include "index/index_reader.h"
 #include "index/index_writer.h"
+#include "index/manifest.h"
 #include "index/segment_format.h"
 
 namespace s3::cli {
@@ -85,9 +87,10 @@ nlohmann::json scan_summary(const ScanStats& stats, const index::CommitStats& co
 // The progress callback of a scan: a bar created once the total is known.
 class ScanProgressBar {
  public:
-  explicit ScanProgressBar(std::string label) : label_(std::move(label)) {}
+  explicit ScanProgressBar(std::string label, std::string unit = "tok")
+      : label_(std::move(label)), unit_(std::move(unit)) {}
   void operator()(uint64_t done, uint64_t total) {
-    if (!bar_) bar_.emplace(label_, total, "tok");
+    if (!bar_) bar_.emplace(label_, total, unit_);
     bar_->update(done);
   }
   void finish() {
@@ -96,8 +99,67 @@ class ScanProgressBar {
 
  private:
   std::string label_;
+  std::string unit_;
   std::optional<ProgressBar> bar_;
 };
+
+// The options of `s3attn index` that only the SAE scan reads: given without --sae (a lexical-only
+// build), they would silently do nothing.
+constexpr const char* kSaeScanOptions[] = {
+    "--chunk",      "--layers",    "--rope",           "--chunk-overlap", "--chunk-bos",
+    "--sae-bitmap", "--no-warmup", "--no-sae-overlap", "--codec",         "--dtype"};
+
+struct LexicalBuild {
+  std::filesystem::path model, out, dense_model;
+  index::WriteMode mode = index::WriteMode::kCreate;
+  uint32_t passage_words = 100;
+  std::string device;
+  bool json = false;
+};
+
+// `s3attn index` without --sae: a lexical-only index (BM25 passages, and dense vectors with
+// --dense-model) from the model's tokenizer alone. The model itself (model.ts) is never loaded.
+int build_lexical(const LexicalBuild& b, const std::vector<Document>& docs) {
+  const ModelInfo info = ModelInfo::load(b.model);
+  const Tokenizer tokenizer = Tokenizer::from_file(info.tokenizer_file());
+  std::optional<DenseEncoder> dense;
+  if (!b.dense_model.empty())
+    dense.emplace(DenseEncoder::load(b.dense_model, DeviceSpec::parse(b.device)));
+  index::IndexWriterOptions w = lexical_writer_options(b.out, info, b.passage_words);
+  w.mode = b.mode;
+  if (dense) {
+    add_dense_metadata(w.metadata, *dense);
+    w.dense_dim = static_cast<uint32_t>(dense->info().dim);
+    w.append_ignore_metadata_keys.push_back(kDenseModelDirKey);
+  }
+  w.validate();
+  index::IndexWriter writer(w);
+  const uint32_t first_doc = writer.doc_base();
+  ScanProgressBar bar("index (lexical)", "B");
+  const ScanStats stats = scan_lexical(tokenizer, writer, docs, std::ref(bar));
+  bar.finish();
+  DenseStats dense_stats;
+  if (dense) dense_stats = embed_passages(*dense, writer, first_doc, docs);
+  const index::CommitStats commit = writer.commit();
+  nlohmann::json summary = scan_summary(stats, commit);
+  summary["index"] = b.out.string();
+  summary["content"] = index::kLexicalOnlyContent;
+  summary["layers"] = nlohmann::json::array();
+  summary["device"] = dense ? nlohmann::json(b.device) : nlohmann::json();  // no model runs
+  if (dense) {
+    summary["dense"] = {{"model", dense->info().name},    {"passages", dense_stats.texts},
+                        {"tokens", dense_stats.tokens},   {"truncated", dense_stats.truncated},
+                        {"batches", dense_stats.batches}, {"embed_s", dense_stats.seconds}};
+  }
+  if (b.json) {
+    std::cout << summary.dump() << "\n";
+  } else {
+    std::cout << "indexed " << stats.documents << " documents, " << stats.tokens
+              << " tokens, lexical-only (no SAE), " << commit.file_bytes << " bytes in "
+              << stats.seconds + commit.seconds << " s -> " << b.out.string() << "\n";
+  }
+  return 0;
+}
 
 // One rank of a sharded run: scans its share into <out>.part-R-of-W (or finds it already there),
 // then rank 0 waits for the other parts and merges them into <out>.
@@ -207,7 +269,9 @@ Command add_index(CLI::App& root) {
   CLI::App* app =
       root.add_subcommand("index", "Index documents: chunked scan, SAE features, inverted index");
   app->add_option("--model", a->model, "model directory")->required();
-  app->add_option("--sae", a->sae, "SAE directory (s3attn sae train)")->required();
+  app->add_option("--sae", a->sae,
+                  "SAE directory (s3attn sae train); without it the index is lexical-only: "
+                  "tokenized, no model forward, for --method bm25, dense, full");
   app->add_option("--input", a->source.inputs, "text files, directories or JSONL files")
       ->required();
   app->add_option("--format", a->source.format, "auto | text | jsonl")->capture_default_str();
@@ -242,7 +306,31 @@ Command add_index(CLI::App& root) {
     if (!a->overwrite && !a->append && std::filesystem::exists(a->out))
       throw Error(a->out +
                   " already exists; pass --overwrite to replace it or --append to add to it");
+    if (a->sae.empty()) {
+      for (const char* name : kSaeScanOptions)
+        if (app->get_option(name)->count() > 0)
+          throw UsageError(std::string(name) +
+                           " applies to the SAE scan; without --sae the index is lexical-only "
+                           "(tokenized only)");
+      if (launch.sharded())
+        throw UsageError(
+            "a lexical-only index (no --sae) is built in one process: it only tokenizes; run "
+            "s3attn index without torchrun / srun");
+    }
     const std::vector<Document> docs = read_documents(a->source);
+    if (a->sae.empty()) {
+      LexicalBuild b;
+      b.model = a->model;
+      b.out = a->out;
+      b.dense_model = a->dense_model;
+      b.mode = a->overwrite ? index::WriteMode::kOverwrite
+               : a->append  ? index::WriteMode::kAppend
+                            : index::WriteMode::kCreate;
+      b.passage_words = a->scan.passage_words;
+      b.device = a->device;
+      b.json = a->json;
+      return build_lexical(b, docs);
+    }
 
     ModelLoadOptions load;
     load.device = DeviceSpec::parse(a->device).for_local_rank(launch.local_rank);

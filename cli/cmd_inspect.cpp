@@ -89,7 +89,9 @@ Command add_inspect(CLI::App& root) {
                {"file_bytes", bytes},
                {"model", reader.metadata().value(kDenseModelKey, nlohmann::json())}};
     }
+    const bool lexical_only = reader.content() == index::IndexContent::kLexicalOnly;
     const nlohmann::json out = {{"index", a->index},
+                                {"content", lexical_only ? "lexical-only" : "sae-features"},
                                 {"documents", reader.n_documents()},
                                 {"tokens", reader.n_tokens()},
                                 {"passages", reader.lexical().n_passages()},
@@ -114,11 +116,18 @@ Command add_inspect(CLI::App& root) {
         printable(a->index).c_str(), reader.n_documents(), reader.n_tokens(),
         reader.lexical().n_passages(), static_cast<unsigned long long>(reader.total_postings()),
         static_cast<unsigned long long>(reader.total_file_bytes()));
-    std::printf("codec %s, d_latent %u, %zu segment(s)\n",
-                std::string(reader.codec().name()).c_str(), reader.d_latent(),
-                reader.segments().size());
-    std::printf("%-6s %14s %14s %10s %10s %9s %9s %9s\n", "layer", "postings", "bytes", "B/posting",
-                "per-token", "df-med", "df-p99", "df=0");
+    if (lexical_only) {
+      std::printf(
+          "lexical-only: no SAE layers or feature postings (built without --sae; methods bm25, "
+          "dense, full), %zu segment(s)\n",
+          reader.segments().size());
+    } else {
+      std::printf("codec %s, d_latent %u, %zu segment(s)\n",
+                  std::string(reader.codec().name()).c_str(), reader.d_latent(),
+                  reader.segments().size());
+      std::printf("%-6s %14s %14s %10s %10s %9s %9s %9s\n", "layer", "postings", "bytes",
+                  "B/posting", "per-token", "df-med", "df-p99", "df=0");
+    }
     for (const auto& l : layers)
       std::printf("%-6d %14llu %14llu %10.3f %10.1f %9u %9u %9zu\n", l["layer"].get<int>(),
                   static_cast<unsigned long long>(l["postings"].get<uint64_t>()),

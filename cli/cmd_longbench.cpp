@@ -37,7 +37,10 @@ Command add_longbench(CLI::App& root) {
       ->delimiter(',')
       ->required();
   app->add_option("--model", a->model, "model directory")->required();
-  app->add_option("--sae", a->sae, "SAE directory (bm25, s3, s3-hybrid; default: <model>/sae)");
+  app->add_option("--sae", a->sae,
+                  "SAE directory (s3, s3-hybrid, s3-dense; default: <model>/sae); with bm25 or "
+                  "dense, index each context with the SAE scan too (default there: lexical-only, "
+                  "tokenized, no scan)");
   app->add_option("--answer-model", a->answer_model,
                   "model prompted to answer (default: --model, which indexes and retrieves); "
                   "--budget counts its tokens");

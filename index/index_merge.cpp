@@ -38,7 +38,8 @@ json build_settings(const Manifest& m, const std::vector<std::string>& ignore_ke
       if (r.contains(key)) part[key] = r[key];
     if (rank && r.contains("rank")) part["rank"] = r["rank"];
   }
-  return {{"layers", m.layers},
+  return {{"content", m.content == IndexContent::kLexicalOnly ? kLexicalOnlyContent : "sae"},
+          {"layers", m.layers},
           {"d_latent", m.d_latent},
           {"codec", m.codec},
           {"lexical",
@@ -125,6 +126,7 @@ std::string expected_names(const std::vector<Part>& parts, const std::vector<uin
 std::string part_mismatch(const fs::path& dir, const IndexWriterOptions& build) {
   const Manifest have = Manifest::load(dir);
   Manifest want;
+  want.content = build.content;
   want.layers = build.layers;
   want.d_latent = build.d_latent;
   want.codec = build.codec;
@@ -239,6 +241,7 @@ MergeStats merge_parts(std::span<const fs::path> paths, const MergeOptions& opti
   w.out = options.out;
   w.mode = options.mode;
   const Manifest& m0 = parts.front().manifest;
+  w.content = m0.content;  // lexical-only parts merge into a lexical-only index
   w.layers = m0.layers;
   w.d_latent = m0.d_latent;
   w.codec = m0.codec;

@@ -84,6 +84,20 @@ CheckedFile open_segment_file(const fs::path& seg_dir, const SegmentEntry& e,
   return open_checked(seg_dir / name, kind, it->second, verify);
 }
 
+// A lexical-only manifest over a segment that holds feature postings: the manifest lost its layers
+// (hand edit, foreign tool), so neither it nor the files can be trusted.
+void refuse_feature_files(const fs::path& seg_dir, const std::string& manifest_path) {
+  std::error_code ec;
+  for (fs::directory_iterator it(seg_dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.starts_with("postings-"))
+      throw DataCorruption(manifest_path,
+                           "the index is lexical-only (built without an SAE) but " +
+                               it->path().string() +
+                               " holds feature postings; rebuild the index with --overwrite");
+  }
+}
+
 void parse_docs(SegmentView& s, const CheckedFile& f) {
   BodyReader r(f.body, f.file.path());
   const auto h = r.read_pod<DocsHeader>();
@@ -209,6 +223,7 @@ IndexReader IndexReader::open(const fs::path& dir, ReaderOptions options) {
     s.entry = e;
     const fs::path sd = dir / e.dir;
     const bool v = options.verify_checksums;
+    if (man.content == IndexContent::kLexicalOnly) refuse_feature_files(sd, mpath);
     s.files.push_back(open_segment_file(sd, e, kDocsFile, FileKind::kDocs, mpath, v));
     s.files.push_back(open_segment_file(sd, e, kTextFile, FileKind::kText, mpath, v));
     s.files.push_back(open_segment_file(sd, e, kTokensFile, FileKind::kTokens, mpath, v));
@@ -273,6 +288,9 @@ const json& IndexReader::manifest() const {
 }
 const json& IndexReader::metadata() const {
   return impl_->manifest.metadata;
+}
+IndexContent IndexReader::content() const {
+  return impl_->manifest.content;
 }
 std::span<const int> IndexReader::layers() const {
   return impl_->manifest.layers;

@@ -53,7 +53,9 @@ class IndexReader {
   const std::filesystem::path& dir() const;
   const nlohmann::json& manifest() const;  // the whole manifest.json
   const nlohmann::json& metadata() const;  // the caller's blob stored by the writer
-  std::span<const int> layers() const;     // real layer numbers; index = layer slot
+  // kLexicalOnly: layers() is empty, d_latent() 0, and there are no postings to read.
+  IndexContent content() const;
+  std::span<const int> layers() const;  // real layer numbers; index = layer slot
   uint32_t d_latent() const;
   const PostingCodec& codec() const;
   std::span<const SegmentSummary> segments() const;

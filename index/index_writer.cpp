@@ -71,7 +71,12 @@ bool is_empty_dir(const fs::path& p) {
 
 void IndexWriterOptions::validate() const {
   if (out.empty()) throw UsageError("index writer: no output directory given (--out)");
-  if (layers.empty()) throw UsageError("index writer: no layers to index");
+  if (content == IndexContent::kLexicalOnly) {
+    if (!layers.empty() || d_latent != 0)
+      throw UsageError("index writer: a lexical-only index has no SAE layers and no d_latent");
+  } else if (layers.empty()) {
+    throw UsageError("index writer: no layers to index");
+  }
   std::set<int> seen;
   for (int l : layers) {
     if (l < 0 || l > 999)
@@ -81,7 +86,7 @@ void IndexWriterOptions::validate() const {
                        layers_text(layers));
     }
   }
-  if (d_latent == 0 || d_latent > (1u << 24)) {
+  if (content == IndexContent::kSaeFeatures && (d_latent == 0 || d_latent > (1u << 24))) {
     throw UsageError("index writer: d_latent must be in [1, 2^24], got " +
                      std::to_string(d_latent));
   }
@@ -178,6 +183,14 @@ IndexWriter::IndexWriter(IndexWriterOptions options) : impl_(std::make_unique<Im
         const Manifest& b = m.base;
         const std::string pre = "cannot append to " + out_s + ": ";
         const std::string fix = "; use the same settings or rebuild with --overwrite";
+        if (b.content != m.opt.content) {
+          throw Error(pre +
+                      (b.content == IndexContent::kLexicalOnly
+                           ? "it is lexical-only (built without an SAE) but this run indexes SAE "
+                             "features"
+                           : "it holds SAE features but this run has no SAE (lexical-only)") +
+                      fix);
+        }
         if (b.layers != m.opt.layers) {
           throw Error(pre + "it indexes layers " + layers_text(b.layers) + " but this run taps " +
                       layers_text(m.opt.layers) + fix);
@@ -502,6 +515,7 @@ CommitStats IndexWriter::commit() {
   Manifest manifest = m.appending ? m.base : Manifest();
   if (!m.appending) {
     manifest.created_by = kCreatedBy;
+    manifest.content = m.opt.content;
     manifest.layers = m.opt.layers;
     manifest.d_latent = m.opt.d_latent;
     manifest.codec = std::string(m.codec->name());

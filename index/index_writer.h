@@ -41,6 +41,8 @@ enum class WriteMode {
 struct IndexWriterOptions {
   std::filesystem::path out;  // index directory
   WriteMode mode = WriteMode::kCreate;
+  // kLexicalOnly: no layers, d_latent 0, no add_feature_* calls (docs/index-format.md).
+  IndexContent content = IndexContent::kSaeFeatures;
   std::vector<int> layers;  // real layer numbers of the tapped layers; slot = position here
   uint32_t d_latent = 0;    // SAE latents per layer (feature ids are in [0, d_latent))
   std::string codec = std::string(kDefaultCodec);  // posting codec name (codec_registry.h)
@@ -61,8 +63,9 @@ struct IndexWriterOptions {
   // "published", "segment-published"), so crash tests can die at a chosen point.
   std::function<void(std::string_view)> commit_hook;
 
-  // Throws s3::UsageError on a bad value (empty out, no layers, duplicate layers, d_latent 0,
-  // unknown codec, metadata not an object, bad lexical options).
+  // Throws s3::UsageError on a bad value (empty out, no layers, duplicate layers, d_latent 0 — or,
+  // lexical-only, any layer or d_latent —, unknown codec, metadata not an object, bad lexical
+  // options).
   void validate() const;
 };
 

@@ -31,6 +31,7 @@ json Manifest::to_json() const {
   j["format"] = kFormatName;
   j["format_version"] = format_version;
   j["created_by"] = created_by;
+  if (content == IndexContent::kLexicalOnly) j["content"] = kLexicalOnlyContent;
   j["layers"] = layers;
   j["d_latent"] = d_latent;
   j["codec"] = {{"name", codec}, {"id", codec_id}};
@@ -125,6 +126,13 @@ Manifest Manifest::from_json(const json& j_in, const std::string& path) {
                          "the index with --overwrite");
   }
   m.created_by = get<std::string>(j, "created_by", path);
+  if (auto c = j.find("content"); c != j.end()) {
+    // Only the lexical-only value is ever written: anything else is a foreign or damaged manifest.
+    if (!c->is_string() || *c != kLexicalOnlyContent)
+      throw DataCorruption(path, "field 'content' is " + c->dump() + ", not \"" +
+                                     kLexicalOnlyContent + "\" (the only value this build knows)");
+    m.content = IndexContent::kLexicalOnly;
+  }
   m.layers = get<std::vector<int>>(j, "layers", path);
   m.d_latent = get<uint32_t>(j, "d_latent", path);
   const json codec = get<json>(j, "codec", path);
@@ -168,7 +176,17 @@ Manifest Manifest::from_json(const json& j_in, const std::string& path) {
     m.segments.push_back(std::move(e));
   }
   // Structural consistency.
-  if (m.layers.empty()) throw DataCorruption(path, "no layers");
+  const bool lexical_only = m.content == IndexContent::kLexicalOnly;
+  if (lexical_only) {
+    // Zero layers only with the explicit marker, so a manifest that lost its layers is not read as
+    // a lexical-only index.
+    if (!m.layers.empty() || m.d_latent != 0)
+      throw DataCorruption(path, "a lexical-only index (content \"" +
+                                     std::string(kLexicalOnlyContent) +
+                                     "\") lists SAE layers or a d_latent; it has neither");
+  } else if (m.layers.empty()) {
+    throw DataCorruption(path, "no layers");
+  }
   for (size_t i = 0; i < m.layers.size(); ++i) {
     if (m.layers[i] < 0)
       throw DataCorruption(path, "layer " + std::to_string(m.layers[i]) + " is negative");
@@ -176,7 +194,7 @@ Manifest Manifest::from_json(const json& j_in, const std::string& path) {
       if (m.layers[k] == m.layers[i])
         throw DataCorruption(path, "layer " + std::to_string(m.layers[i]) + " is listed twice");
   }
-  if (m.d_latent == 0) throw DataCorruption(path, "d_latent is 0");
+  if (!lexical_only && m.d_latent == 0) throw DataCorruption(path, "d_latent is 0");
   if (m.segments.empty()) throw DataCorruption(path, "no segments");
   uint64_t docs = 0, tokens = 0, passages = 0;  // 64 bits: a sum of 32-bit counts must not wrap
   std::set<std::string> dirs;
@@ -193,6 +211,12 @@ Manifest Manifest::from_json(const json& j_in, const std::string& path) {
     }
     if (!dirs.insert(s.dir).second)
       throw DataCorruption(path, "segment " + s.dir + " is listed twice");
+    if (lexical_only) {
+      for (const auto& [name, digest] : s.files)
+        if (name.starts_with("postings-"))
+          throw DataCorruption(path, "segment " + s.dir + " lists " + name +
+                                         " but the index is lexical-only (built without an SAE)");
+    }
     docs += s.n_docs;
     tokens += s.n_tokens;
     passages += s.n_passages;

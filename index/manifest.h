@@ -14,6 +14,7 @@
 
 #include "index/file_format.h"
 #include "index/lexical_index.h"
+#include "index/types.h"
 
 namespace s3::index {
 
@@ -43,9 +44,15 @@ struct DenseInfo {
   friend bool operator==(const DenseInfo&, const DenseInfo&) = default;
 };
 
+// The manifest's "content" value of a lexical-only index. Indexes with SAE features have no
+// "content" field (every index written before lexical-only ones existed is one of them).
+inline constexpr const char* kLexicalOnlyContent = "lexical-only";
+
 struct Manifest {
   uint32_t format_version = kFormatVersion;
-  std::string created_by;   // "s3attn-index <version>"
+  std::string created_by;  // "s3attn-index <version>"
+  // kLexicalOnly: `layers` is empty, d_latent 0, and no segment lists a postings file.
+  IndexContent content = IndexContent::kSaeFeatures;
   std::vector<int> layers;  // real layer numbers; position = layer slot
   uint32_t d_latent = 0;
   std::string codec;      // codec name

@@ -21,6 +21,14 @@ struct TokenOffset {
 };
 static_assert(sizeof(TokenOffset) == 8);
 
+// What an index holds besides its documents, tokens and BM25 passages (and dense vectors).
+enum class IndexContent : uint8_t {
+  kSaeFeatures,  // feature postings of every tapped layer: `s3attn index --sae`
+  // No SAE layers and no feature postings: built by tokenizing only (`s3attn index` without
+  // --sae). Methods bm25, dense and full read it; the SAE methods refuse it.
+  kLexicalOnly,
+};
+
 // A document as the reader exposes it. Token positions are global; text points into the mmap.
 struct DocumentView {
   uint32_t id = 0;           // global document id (0-based, in insertion order over all segments)

@@ -107,11 +107,14 @@ nlohmann::json model_json(const Model& m) {
 
 }  // namespace
 
-Asker::Asker(const AskSetup& setup, bool need_sae, bool need_dense) {
+Asker::Asker(const AskSetup& setup, retrieval::Method method) {
+  const bool need_sae = method_needs_sae(method), need_dense = method_needs_dense(method);
   auto t0 = Clock::now();
   auto impl = std::make_unique<Impl>(index::IndexReader::open(setup.index));
   const double open_s = seconds_since(t0);
   const nlohmann::json& meta = impl->reader.metadata();
+  if (need_sae && impl->reader.content() == index::IndexContent::kLexicalOnly)
+    throw Error(lexical_only_refusal(setup.index, method));
 
   t0 = Clock::now();
   const ModelLoadOptions load{setup.device, setup.dtype};

@@ -77,10 +77,11 @@ struct AskResult {
 };
 
 // Loads the index, the model, (for s3 methods) the SAE and (for dense methods) the dense model
-// once; answers many questions.
+// once; answers many questions with `method`. Throws s3::Error when the index cannot serve the
+// method: an SAE method on a lexical-only index, a dense one on an index without embeddings.
 class Asker {
  public:
-  Asker(const AskSetup& setup, bool need_sae, bool need_dense = false);
+  Asker(const AskSetup& setup, retrieval::Method method);
   ~Asker();
   Asker(const Asker&) = delete;
   Asker& operator=(const Asker&) = delete;

@@ -17,6 +17,13 @@ bool method_needs_sae(retrieval::Method method) {
   return retrieval::method_uses_s3(method);
 }
 
+std::string lexical_only_refusal(const std::filesystem::path& index, retrieval::Method method) {
+  return "the index " + index.string() + " was built without an SAE (lexical-only): method " +
+         std::string(retrieval::method_name(method)) +
+         " needs SAE features; use --method bm25, dense or full, or rebuild it with s3attn index "
+         "--sae DIR --overwrite";
+}
+
 bool method_needs_dense(retrieval::Method method) {
   return retrieval::method_uses_dense(method);
 }
@@ -30,6 +37,8 @@ QuestionRetrieval retrieve_for_question(const Scanner* scanner, const index::Ind
   QuestionRetrieval out;
   const retrieval::Method method = options.method;
   if (method_needs_sae(method)) {
+    if (reader.content() == index::IndexContent::kLexicalOnly)
+      throw Error(lexical_only_refusal(reader.dir(), method));
     if (!scanner)
       throw Error("method " + std::string(retrieval::method_name(method)) + " needs the SAE");
     const auto t = std::chrono::steady_clock::now();

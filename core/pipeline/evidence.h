@@ -3,6 +3,7 @@
 // the selection. Shared by `ask` and `longbench`. Free of LibTorch.
 #pragma once
 
+#include <filesystem>
 #include <functional>
 #include <span>
 #include <string>
@@ -19,6 +20,8 @@ class DenseEncoder;
 
 // Does a method read SAE features (and so need the SAE and a Scanner)?
 bool method_needs_sae(retrieval::Method method);
+// The one-line refusal of an SAE method on a lexical-only index (built without an SAE).
+std::string lexical_only_refusal(const std::filesystem::path& index, retrieval::Method method);
 // Does a method rank passages by embedding (and so need a DenseEncoder and dense.bin)?
 bool method_needs_dense(retrieval::Method method);
 

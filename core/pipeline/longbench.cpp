@@ -20,6 +20,7 @@
 #include "core/base/fs_util.h"
 #include "core/base/version.h"
 #include "core/pipeline/index_sources.h"
+#include "core/pipeline/lexical_scan.h"
 #include "core/pipeline/passage_embeddings.h"
 #include "core/pipeline/scan.h"
 #include "core/runtime/dense_model.h"
@@ -29,6 +30,7 @@
 #include "core/runtime/prompt.h"
 #include "index/index_reader.h"
 #include "index/index_writer.h"
+#include "index/manifest.h"
 #include "index/text_analyzer.h"
 
 namespace s3 {
@@ -230,7 +232,8 @@ struct TempDir {
 };
 
 // A sample's context indexed as one document with the same Scanner / IndexWriter as `s3attn
-// index`, in a temporary directory removed with the object. Built in place (the sources refer to
+// index` (without a Scanner: lexical-only, as `s3attn index` without --sae), in a temporary
+// directory removed with the object. Built in place (the sources refer to
 // `reader`), so it never moves.
 struct ContextIndex {
   ContextIndex(fs::path dir, index::IndexReader r) : tmp{std::move(dir)}, reader(std::move(r)) {}
@@ -244,18 +247,30 @@ struct ContextIndex {
   double index_s = 0;
 };
 
+// How each sample's context is indexed: with the SAE scan, or (no scanner) by the index model's
+// tokenizer alone.
+struct ContextIndexer {
+  const Scanner* scanner = nullptr;
+  const ModelInfo* model = nullptr;  // the index's model
+  const Tokenizer* tokenizer = nullptr;
+};
+
 // `dense`: also embed the passages (dense methods).
-std::unique_ptr<ContextIndex> index_context(const Scanner& scanner, const DenseEncoder* dense,
-                                            const fs::path& tmp_parent, const std::string& context,
-                                            uint32_t passage_words) {
+std::unique_ptr<ContextIndex> index_context(const ContextIndexer& indexer,
+                                            const DenseEncoder* dense, const fs::path& tmp_parent,
+                                            const std::string& context, uint32_t passage_words) {
   const auto t = Clock::now();
   TempDir guard{make_temp_dir(tmp_parent, "lb-" + std::to_string(::getpid()) + "-")};
   index::IndexWriterOptions w;
-  w.out = guard.path / "index";
-  w.layers = scanner.layers();
-  w.d_latent = static_cast<uint32_t>(scanner.d_latent());
-  w.metadata = scanner.metadata();
-  w.lexical.target_words = passage_words;
+  if (indexer.scanner) {
+    w.out = guard.path / "index";
+    w.layers = indexer.scanner->layers();
+    w.d_latent = static_cast<uint32_t>(indexer.scanner->d_latent());
+    w.metadata = indexer.scanner->metadata();
+    w.lexical.target_words = passage_words;
+  } else {
+    w = lexical_writer_options(guard.path / "index", *indexer.model, passage_words);
+  }
   w.fsync = false;  // a throwaway index
   if (dense) {
     add_dense_metadata(w.metadata, *dense);
@@ -265,7 +280,10 @@ std::unique_ptr<ContextIndex> index_context(const Scanner& scanner, const DenseE
   {
     index::IndexWriter writer(w);
     const std::vector<Document> docs = {Document{"context", context}};
-    scanner.scan(writer, docs);
+    if (indexer.scanner)
+      indexer.scanner->scan(writer, docs);
+    else
+      scan_lexical(*indexer.tokenizer, writer, docs);
     if (dense) embed_passages(*dense, writer, 0, docs);
     writer.commit();
   }
@@ -287,14 +305,14 @@ struct EvidenceResult {
 };
 
 // `answer_tokenizer`: with --answer-model, the budget counts that model's tokens (fit_selection).
-EvidenceResult select_evidence(const Scanner& scanner, const DenseEncoder* dense,
+EvidenceResult select_evidence(const Scanner* scanner, const DenseEncoder* dense,
                                const ContextIndex& ci, const std::string& question,
                                const retrieval::RetrievalOptions& ropt,
                                const Tokenizer* answer_tokenizer) {
   const auto t = Clock::now();
   const retrieval::TokenRange doc{0, ci.reader.n_tokens()};
   const DenseRetrieval dense_side{dense, ci.dense ? &*ci.dense : nullptr};
-  const QuestionRetrieval q = retrieve_for_question(&scanner, ci.reader, ci.postings, ci.lexical,
+  const QuestionRetrieval q = retrieve_for_question(scanner, ci.reader, ci.postings, ci.lexical,
                                                     question, doc, ropt, dense_side);
   retrieval::Selection selection = q.result.selection;
   EvidenceResult r;
@@ -501,8 +519,12 @@ nlohmann::json run_longbench(const LongBenchOptions& o, const LongBenchCallbacks
     throw UsageError("method " + std::string(retrieval::method_name(method)) +
                      " embeds each context's passages: pass --dense-model DIR "
                      "(scripts/get_model.sh all-minilm-l6-v2)");
+  // The SAE scan indexes each context for the SAE methods, and for the others when --sae is given
+  // (the same evidence; for comparisons). Otherwise bm25 and dense index each context
+  // lexical-only: tokenized, no model forward.
+  const bool sae_scan = retrieve && (method_needs_sae(method) || o.sae.has_value());
   fs::path sae_dir;
-  if (retrieve) {
+  if (sae_scan) {
     sae_dir = o.sae ? *o.sae : o.model / "sae";
     if (!fs::is_directory(sae_dir))
       throw Error("method " + std::string(retrieval::method_name(method)) +
@@ -529,12 +551,23 @@ nlohmann::json run_longbench(const LongBenchOptions& o, const LongBenchCallbacks
     }
   }
   std::optional<Model> index_model;
-  if (retrieve || !answer_model) index_model.emplace(Model::load(o.model, load));
+  if (sae_scan || !answer_model) index_model.emplace(Model::load(o.model, load));
   const Model& model = answer_model ? *answer_model : *index_model;
   const ModelInfo& info = model.info();
   const Tokenizer& tok = model.tokenizer();
+  // A lexical-only context index needs only the index model's tokenizer: without a model loaded
+  // for it (--answer-model answers), its model.json and tokenizer.json alone.
+  std::optional<ModelInfo> lexical_info;
+  std::optional<Tokenizer> lexical_tokenizer;
+  if (retrieve && !index_model) {
+    lexical_info.emplace(ModelInfo::load(o.model));
+    lexical_tokenizer.emplace(Tokenizer::from_file(lexical_info->tokenizer_file()));
+  }
+  const ModelInfo* index_info = index_model    ? &index_model->info()
+                                : lexical_info ? &*lexical_info
+                                               : nullptr;
   std::unique_ptr<Scanner> scanner;
-  if (retrieve) {
+  if (sae_scan) {
     ScanOptions scan = o.scan;  // as `s3attn index`: the default chunk within the window
     if (o.fit_chunk_to_window) scan.fit_chunk_to_window(index_model->info());
     scanner = std::make_unique<Scanner>(*index_model, sae_dir, scan);
@@ -556,9 +589,10 @@ nlohmann::json run_longbench(const LongBenchOptions& o, const LongBenchCallbacks
                      std::to_string(info.max_position_embeddings) + " tokens");
   // Each sample's retrieval question (and control question) runs through the index's model in one
   // forward pass: refuse, before the first sample, questions longer than that model's window.
+  // (bm25 and dense keep the same bound with a lexical-only context index: the same samples run.)
   if (retrieve) {
-    const Tokenizer& index_tok = index_model->tokenizer();
-    const int window = index_model->info().max_position_embeddings;
+    const Tokenizer& index_tok = index_model ? index_model->tokenizer() : *lexical_tokenizer;
+    const int window = index_info->max_position_embeddings;
     for (const TaskPlan& plan : plans) {
       const std::string instruction = trim(format_longbench_prompt(plan.templ, "", ""));
       for (const Sample& sample : plan.samples) {
@@ -589,11 +623,11 @@ nlohmann::json run_longbench(const LongBenchOptions& o, const LongBenchCallbacks
         {"fingerprint", info.fingerprint},
         {"family", info.family},
         {"max_position_embeddings", info.max_position_embeddings}}},
-      {"index_model", index_model && answer_model
+      {"index_model", retrieve && answer_model
                           ? nlohmann::json{{"path", fs::absolute(o.model).string()},
-                                           {"fingerprint", index_model->info().fingerprint}}
+                                           {"fingerprint", index_info->fingerprint}}
                           : nlohmann::json()},
-      {"sae", retrieve ? nlohmann::json{{"path", fs::absolute(sae_dir).string()},
+      {"sae", sae_scan ? nlohmann::json{{"path", fs::absolute(sae_dir).string()},
                                         {"fingerprint", scanner->sae_fingerprint()},
                                         {"scan", scanner->metadata()["scan"]}}
                        : nlohmann::json()},
@@ -622,6 +656,9 @@ nlohmann::json run_longbench(const LongBenchOptions& o, const LongBenchCallbacks
       {"batch", o.batch},
   };
   if (retrieve) {
+    // What each sample's context index holds: SAE features (the SAE scan) or, lexical-only, its
+    // tokens and passages only.
+    manifest["context_index"] = sae_scan ? "sae-features" : index::kLexicalOnlyContent;
     manifest["budget"] = o.retrieval.budget.budget;
     manifest["passage_words"] = o.passage_words;
     manifest["retrieval"] = o.retrieval;
@@ -756,14 +793,17 @@ nlohmann::json run_longbench(const LongBenchOptions& o, const LongBenchCallbacks
         if (!s->context.empty()) {
           if (!cached || cached_doc != s->doc) {
             cached.reset();  // remove the previous document's index first
-            cached = index_context(*scanner, dense ? &*dense : nullptr, tmp_parent, s->context,
+            const ContextIndexer indexer{
+                scanner.get(), index_info,
+                index_model ? &index_model->tokenizer() : &*lexical_tokenizer};
+            cached = index_context(indexer, dense ? &*dense : nullptr, tmp_parent, s->context,
                                    o.passage_words);
             cached_doc = s->doc;
             p.index_s = cached->index_s;
           }
           const EvidenceResult ev =
-              select_evidence(*scanner, dense ? &*dense : nullptr, *cached, question, o.retrieval,
-                              answer_model ? &tok : nullptr);
+              select_evidence(scanner.get(), dense ? &*dense : nullptr, *cached, question,
+                              o.retrieval, answer_model ? &tok : nullptr);
           context = ev.text;
           if (o.record_evidence) p.evidence = ev.text;
           p.evidence_tokens =
@@ -784,8 +824,8 @@ nlohmann::json run_longbench(const LongBenchOptions& o, const LongBenchCallbacks
         // `cached` is this sample's index when its context is not empty.
         if (retrieve && !s->context.empty() && !s->control_question.empty()) {
           const EvidenceResult control =
-              select_evidence(*scanner, dense ? &*dense : nullptr, *cached, s->control_question,
-                              o.retrieval, answer_model ? &tok : nullptr);
+              select_evidence(scanner.get(), dense ? &*dense : nullptr, *cached,
+                              s->control_question, o.retrieval, answer_model ? &tok : nullptr);
           const Fitted c = fit_prompt(format_longbench_prompt(templ, control.text, s->input));
           p.control_evidence_recall = needle_recall(c.prompt, bare, s->needles);
         }

@@ -1,10 +1,11 @@
 // LongBench v1 under the official protocol (LongBench/pred.py): templates and max new tokens read
 // from the official config folder, middle truncation of the prompt tokens, chat template except for
 // the few-shot / code tasks, greedy decoding, every stop id of the model (plus the newline for
-// samsum). With bm25 / s3 / s3-hybrid each sample's context is indexed on the fly and the evidence
-// packed to the budget replaces {context}. Resumable and shardable (docs/longbench.md, "Running").
-// The same runner takes L-Eval files (suite "leval": one document, many instructions). Free of
-// LibTorch.
+// samsum). With a retrieval method each sample's context is indexed on the fly (the SAE methods
+// with the SAE scan; bm25 and dense lexical-only, by tokenizing, unless --sae is given) and the
+// evidence packed to the budget replaces {context}. Resumable and shardable (docs/longbench.md,
+// "Running"). The same runner takes L-Eval files (suite "leval": one document, many instructions).
+// Free of LibTorch.
 #pragma once
 
 #include <cstdint>
@@ -30,7 +31,9 @@ struct LongBenchOptions {
                                    // dataset2maxlen.json); LongBench only
   std::vector<std::string> tasks;  // task names (L-Eval: leval_<file stem> or the stem), or {"all"}
   std::filesystem::path model;
-  std::optional<std::filesystem::path> sae;  // default: <model>/sae (bm25 / s3 / s3-hybrid)
+  // The SAE methods' SAE; default: <model>/sae. Given with bm25 / dense, those index each context
+  // with the SAE scan too (without it their context indexes are lexical-only: no scan).
+  std::optional<std::filesystem::path> sae;
   // Sentence encoder of dense / s3-dense (required there): each context's passages are embedded.
   std::optional<std::filesystem::path> dense_model;
   // --answer-model: `model` (and the SAE) index and retrieve, this model is prompted and answers;

@@ -8,7 +8,6 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
-#include <fstream>
 #include <future>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -16,8 +15,7 @@
 #include <thread>
 
 #include "core/base/error.h"
-#include "core/base/file_hash.h"
-#include "core/base/file_read.h"
+#include "core/pipeline/lexical_scan.h"
 #include "core/pipeline/scan_record.h"
 #include "core/runtime/chunk_window.h"
 #include "core/runtime/model_torch.h"
@@ -54,10 +52,6 @@ void ScanOptions::fit_chunk_to_window(const ModelInfo& info) {
 }
 
 namespace {
-
-std::string file_fingerprint(const std::filesystem::path& path) {
-  return hex64(xxh3_64_file(path, "tokenizer file"));
-}
 
 // An indexer thread: runs writer jobs in order while the main thread keeps the device busy.
 class Indexer {
@@ -214,8 +208,8 @@ Scanner::Scanner(const Model& model, const std::filesystem::path& sae_dir, ScanO
       options.chunk_bos == "always" || (options.chunk_bos == "auto" && info.add_bos_token);
   if (bos && !info.bos_token_id) throw Error("--chunk-bos: the model has no BOS token");
   impl_ = std::make_unique<Impl>(Impl{model, std::move(options), std::move(sae), std::move(layers),
-                                      std::move(encoders), file_fingerprint(info.tokenizer_file()),
-                                      bos});
+                                      std::move(encoders),
+                                      tokenizer_fingerprint(info.tokenizer_file()), bos});
 }
 
 Scanner::~Scanner() = default;
