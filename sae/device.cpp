@@ -27,7 +27,8 @@ c10::ScalarType resolve_dtype(const std::string& name, const c10::Device& device
   if (name == "float32") return c10::kFloat;
   if (name == "bfloat16") return c10::kBFloat16;
   if (name == "float16") return c10::kHalf;
-  throw UsageError("--dtype must be auto, float32, bfloat16 or float16, not '" + name + "'");
+  throw UsageError("the SAE encoder's dtype must be auto, float32, bfloat16 or float16, not '" +
+                   name + "'");
 }
 
 std::string dtype_string(c10::ScalarType type) {

@@ -48,7 +48,8 @@ void validate_device(const std::string& device, std::string_view flag) {
 void EncoderOptions::validate() const {
   validate_device(device);
   if (dtype != "auto" && dtype != "float32" && dtype != "bfloat16" && dtype != "float16") {
-    usage("--dtype must be auto, float32, bfloat16 or float16, not '" + dtype + "'");
+    usage("the SAE encoder's dtype must be auto, float32, bfloat16 or float16, not '" + dtype +
+          "'");
   }
   if (k < 0) usage("--k must be positive (0 = the SAE's own k), not " + std::to_string(k));
   if (group_size < 1) usage("encoder group_size must be >= 1");

@@ -294,7 +294,7 @@ void SaeTrainOptions::validate() const {
   if (checkpoint_every < 0)
     throw UsageError("--checkpoint-every must be >= 0 (0 = no checkpoints)");
   if (dtype != "float32" && dtype != "bfloat16" && dtype != "float16")
-    throw UsageError("--dtype must be float32, bfloat16 or float16, not '" + dtype + "'");
+    throw UsageError("--save-dtype must be float32, bfloat16 or float16, not '" + dtype + "'");
 }
 
 int64_t SaeTrainOptions::resolved_shuffle_buffer() const {

@@ -304,3 +304,11 @@ def test_same_seed_same_sae(tiny_export, corpus, tmp_path):
         runs[name] = (tmp_path / name / "layer_1.safetensors").read_bytes()
     assert runs["a"] == runs["b"]
     assert runs["a"] != runs["c"]
+
+
+def test_eval_bad_encoder_dtype(trained, tiny_export, corpus):
+    """The encoder dtype's error names what it is, not another command's --dtype."""
+    proc = run_s3attn("sae", "eval", "--model", tiny_export, "--sae", trained[0], "--corpus", corpus,
+                      "--sae-dtype", "float64", check=False)
+    assert_one_line_error(proc, 2, "SAE encoder's dtype", "float64")
+    assert "--dtype" not in proc.stderr
