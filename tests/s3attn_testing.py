@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -116,3 +117,18 @@ def read_postings(postings_file: Path) -> list[list[int]]:
         lists.append(out)
     assert sum(df) == n_postings and offsets[-1] == data_bytes
     return lists
+
+
+WORDS = ("river market library grain merchant scholar harbor lantern copper orchard meadow bridge "
+         "winter signal archive compass garden tower valley forest candle mirror").split()
+
+
+def make_text(seed: int, sentences: int) -> str:
+    """Seeded filler text for the tiny models: sentences of 6 to 14 WORDS, a blank line every 9."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(sentences):
+        out.append(" ".join(rng.choice(WORDS) for _ in range(rng.randint(6, 14))).capitalize() + ".")
+        if i % 9 == 8:
+            out.append("\n\n")
+    return " ".join(out)

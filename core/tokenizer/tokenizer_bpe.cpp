@@ -42,17 +42,9 @@ Bpe::Bpe(const json& model) {
       throw Error("model BPE with dropout is not supported (tokenization would be random)");
     }
   }
-  auto v = model.find("vocab");
-  if (v == model.end() || !v->is_object())
-    bad_field(kWhere, "vocab", "must be an object of token -> id");
-  vocab_.reserve(v->size());
-  for (const auto& [token, id] : v->items()) {
-    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > INT32_MAX) {
-      bad_field(kWhere, "vocab", "has a non-integer or negative id for token '" + token + "'");
-    }
-    vocab_.emplace(token, static_cast<int32_t>(id.get<int64_t>()));
-    longest_token_ = std::max(longest_token_, token.size());
-  }
+  vocab_ = read_vocab(model, kWhere);
+  for (const auto& entry : vocab_)
+    longest_token_ = std::max(longest_token_, entry.first.size());
 
   unk_token_ = get_string(model, "unk_token", "", kWhere);
   if (!unk_token_.empty()) unk_id_ = find(unk_token_).value_or(-1);

@@ -1,5 +1,7 @@
 #include "core/tokenizer/tokenizer_config.h"
 
+#include <climits>
+
 #include "core/base/error.h"
 #include "core/tokenizer/unicode.h"
 
@@ -18,6 +20,21 @@ void unsupported(std::string_view kind, std::string_view type, std::string_view 
 
 void bad_field(std::string_view where, std::string_view field, std::string_view what) {
   throw Error(std::string(where) + ": field '" + std::string(field) + "' " + std::string(what));
+}
+
+Vocab read_vocab(const json& model, std::string_view where) {
+  auto v = model.find("vocab");
+  if (v == model.end() || !v->is_object())
+    bad_field(where, "vocab", "must be an object of token -> id");
+  Vocab vocab;
+  vocab.reserve(v->size());
+  for (const auto& [token, id] : v->items()) {
+    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > INT32_MAX) {
+      bad_field(where, "vocab", "has a non-integer or negative id for token '" + token + "'");
+    }
+    vocab.emplace(token, static_cast<int32_t>(id.get<int64_t>()));
+  }
+  return vocab;
 }
 
 bool get_bool(const json& config, const char* field, bool fallback, std::string_view where) {

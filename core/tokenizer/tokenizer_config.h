@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "core/tokenizer/tokenizer_model.h"
 #include "core/tokenizer/tokenizer_regex.h"
 
 namespace s3::tok {
@@ -24,6 +25,10 @@ std::string get_string(const json& config, const char* field, const std::string&
 int64_t get_int(const json& config, const char* field, int64_t fallback, std::string_view where);
 // A string field holding exactly one code point (Metaspace's replacement, Strip's content).
 char32_t get_char(const json& config, const char* field, char32_t fallback, std::string_view where);
+
+// A model's "vocab": an object of token -> id, every id an integer in [0, INT32_MAX] (BPE and
+// WordPiece read it alike).
+Vocab read_vocab(const json& model, std::string_view where);
 
 // config[field] as {"String": ...} or {"Regex": ...}.
 Pattern get_pattern(const json& config, const char* field, std::string_view where);

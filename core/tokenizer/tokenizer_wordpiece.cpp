@@ -13,16 +13,7 @@ constexpr const char* kWhere = "model WordPiece";
 }  // namespace
 
 WordPiece::WordPiece(const json& model) {
-  auto v = model.find("vocab");
-  if (v == model.end() || !v->is_object())
-    bad_field(kWhere, "vocab", "must be an object of token -> id");
-  vocab_.reserve(v->size());
-  for (const auto& [token, id] : v->items()) {
-    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > INT32_MAX) {
-      bad_field(kWhere, "vocab", "has a non-integer or negative id for token '" + token + "'");
-    }
-    vocab_.emplace(token, static_cast<int32_t>(id.get<int64_t>()));
-  }
+  vocab_ = read_vocab(model, kWhere);
   const std::string unk = get_string(model, "unk_token", "[UNK]", kWhere);
   auto it = vocab_.find(unk);
   if (it == vocab_.end()) bad_field(kWhere, "unk_token", "'" + unk + "' is not in the vocabulary");

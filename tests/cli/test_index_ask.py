@@ -12,22 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from s3attn_testing import REPO, assert_one_line_error, read_postings, run_json, run_s3attn, s3attn_binary
-
-WORDS = ("river market library grain merchant scholar harbor lantern copper orchard meadow bridge "
-         "winter signal archive compass garden tower valley forest candle mirror").split()
-
-
-def make_text(seed: int, sentences: int) -> str:
-    import random
-    rng = random.Random(seed)
-    out = []
-    for i in range(sentences):
-        n = rng.randint(6, 14)
-        out.append(" ".join(rng.choice(WORDS) for _ in range(n)).capitalize() + ".")
-        if i % 9 == 8:
-            out.append("\n\n")
-    return " ".join(out)
+from s3attn_testing import assert_one_line_error, make_text, read_postings, REPO, run_json, run_s3attn, s3attn_binary
 
 
 @pytest.fixture(scope="module")

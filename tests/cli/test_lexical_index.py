@@ -12,23 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from s3attn_testing import assert_one_line_error, rewrite_manifest, run_json, run_s3attn, s3attn_binary
+from s3attn_testing import assert_one_line_error, make_text, rewrite_manifest, run_json, run_s3attn, s3attn_binary
 
-WORDS = ("river market library grain merchant scholar harbor lantern copper orchard meadow bridge "
-         "winter signal archive compass garden tower valley forest candle mirror").split()
 QUESTIONS = ("What is the secret code word?", "Which lantern stood by the harbor bridge?",
              "Where did the merchant keep the grain?")
-
-
-def make_text(seed: int, sentences: int) -> str:
-    import random
-    rng = random.Random(seed)
-    out = []
-    for i in range(sentences):
-        out.append(" ".join(rng.choice(WORDS) for _ in range(rng.randint(6, 14))).capitalize() + ".")
-        if i % 9 == 8:
-            out.append("\n\n")
-    return " ".join(out)
 
 
 @pytest.fixture(scope="module")

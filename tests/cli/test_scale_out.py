@@ -15,22 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from s3attn_testing import REPO, assert_one_line_error, run_s3attn, s3attn_binary
+from s3attn_testing import assert_one_line_error, make_text, REPO, run_s3attn, s3attn_binary
 
-WORDS = ("river market library grain merchant scholar harbor lantern copper orchard meadow bridge "
-         "winter signal archive compass garden tower valley forest candle mirror").split()
 LAUNCH_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID")
-
-
-def make_text(seed: int, sentences: int) -> str:
-    import random
-    rng = random.Random(seed)
-    out = []
-    for i in range(sentences):
-        out.append(" ".join(rng.choice(WORDS) for _ in range(rng.randint(6, 14))).capitalize() + ".")
-        if i % 9 == 8:
-            out.append("\n\n")
-    return " ".join(out)
 
 
 @pytest.fixture(scope="module")
