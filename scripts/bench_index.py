@@ -191,9 +191,12 @@ def index_row(args, doc: Path, index_dir: Path, flags: list[str], sae_layers: li
                    "--out", str(index_dir), "--overwrite", "--chunk", str(args.chunk), "--device", args.device,
                    "--dtype", args.dtype, "--json", *flags])
     keys = ("warmup_s", "scan_s", "commit_s", "indexer_busy_s", "buffer_wait_s", "drain_s", "tokenize_s", "tokenize_wait_s",
-            "peak_device_bytes", "postings", "bytes_per_posting")
-    return {"what": "index", "tokens": summary["tokens"], "layers": sae_layers, "chunk": args.chunk,
-            **{k: summary[k] for k in keys}, "model": meta.get("architecture"), "hidden": meta["hidden_size"]}
+            "peak_device_bytes", "postings", "bytes_per_posting", "file_bytes")
+    row = {"what": "index", "tokens": summary["tokens"], "layers": sae_layers, "chunk": args.chunk,
+           **{k: summary[k] for k in keys}, "model": meta.get("architecture"), "hidden": meta["hidden_size"]}
+    if "dense" in summary:  # --dense-model: the passages' embedding time and count
+        row["dense"] = summary["dense"]
+    return row
 
 
 def add_ratios(row: dict) -> None:
