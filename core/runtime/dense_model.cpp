@@ -9,6 +9,7 @@
 #include <numeric>
 
 #include "core/base/error.h"
+#include "core/base/error_text.h"
 #include "core/base/file_read.h"
 #include "core/runtime/model_info.h"
 #include "core/runtime/torch_util.h"
@@ -142,7 +143,12 @@ DenseEncoder DenseEncoder::load(const fs::path& dir, const DeviceSpec& device,
   torch::jit::Module module;
   try {
     module = torch::jit::load(info.model_file().string(), torch_device);
-  } catch (const c10::Error&) {
+  } catch (const c10::Error& e) {
+    // A full device fails here too: say so, rather than blame the file.
+    if (is_out_of_memory(e.what()))
+      throw Error(info.model_file().string() +
+                  ": out of device memory while loading the dense model (" +
+                  first_line(e.what_without_backtrace()) + ")");
     throw DataCorruption(info.model_file().string(),
                          "cannot be loaded as TorchScript (corrupted or not made by "
                          "scripts/export_embedding.py); re-export it");
