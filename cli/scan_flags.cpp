@@ -1,5 +1,7 @@
 #include "cli/scan_flags.h"
 
+#include "cli/enum_option.h"
+
 namespace s3::cli {
 
 void add_scan_flags(CLI::App& app, ScanFlags& f) {
@@ -16,11 +18,10 @@ void add_scan_flags(CLI::App& app, ScanFlags& f) {
                  "warm-up tokens before each chunk, run but not indexed")
       ->capture_default_str()
       ->group(group);
-  app.add_option("--chunk-bos", s.chunk_bos, "prepend BOS to each chunk: auto | always | never")
-      ->capture_default_str()
+  add_enum_option(app, "--chunk-bos", s.chunk_bos, kChunkBosNames, "prepend BOS to each chunk")
       ->group(group);
-  app.add_option("--sae-bitmap", s.sae_bitmap, "SAE bitmap on CUDA: auto | fused | aten")
-      ->capture_default_str()
+  add_enum_option(app, "--sae-bitmap", s.sae_bitmap, sae::kBitmapModeNames,
+                  "SAE feature bitmap on CUDA")
       ->group(group);
   app.add_flag("!--no-warmup", s.warmup, "skip the unindexed warm-up chunk on CUDA")->group(group);
   app.add_flag("!--no-sae-overlap", s.sae_overlap,

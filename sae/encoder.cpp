@@ -32,9 +32,9 @@ at::Tensor pack_mask(const at::Tensor& mask, int64_t f, int64_t words) {
 }
 
 // Whether feature_bitmap runs the fused CUDA kernel (EncoderOptions::bitmap).
-bool use_fused_bitmap(const std::string& choice, const c10::Device& device, int64_t value_bytes,
+bool use_fused_bitmap(BitmapMode choice, const c10::Device& device, int64_t value_bytes,
                       int64_t d_latent) {
-  if (choice == "aten") return false;
+  if (choice == BitmapMode::kAten) return false;
   std::string why;
 #ifdef S3ATTN_HAVE_CUDA_KERNELS
   if (!device.is_cuda())
@@ -46,7 +46,7 @@ bool use_fused_bitmap(const std::string& choice, const c10::Device& device, int6
   why = "this build has no CUDA kernels (nvcc was not found, or S3ATTN_CUDA_KERNELS=OFF)";
 #endif
   if (why.empty()) return true;
-  if (choice == "fused") throw UsageError("--sae-bitmap fused: " + why);
+  if (choice == BitmapMode::kFused) throw UsageError("--sae-bitmap fused: " + why);
   return false;
 }
 

@@ -56,9 +56,6 @@ void EncoderOptions::validate() const {
   if (extra_groups < 0) usage("encoder extra_groups must be >= 0");
   if (exact_rows < 0) usage("encoder exact_rows must be >= 0");
   if (max_rows < 1) usage("encoder max_rows must be >= 1");
-  if (bitmap != "auto" && bitmap != "fused" && bitmap != "aten") {
-    usage("--sae-bitmap must be auto, fused or aten, not '" + bitmap + "'");
-  }
 }
 
 void TrainerOptions::validate() const {

@@ -9,6 +9,8 @@
 #include <string>
 #include <string_view>
 
+#include "core/base/enum_names.h"
+
 namespace s3::sae {
 
 // How a token's attention heads become SAE input vectors (docs/method.md §1, "Heads (GQA)").
@@ -21,6 +23,15 @@ enum class HeadMode {
 };
 
 std::string_view to_string(HeadMode mode);  // "per-head" | "concat"
+
+// How feature_bitmap runs on CUDA (--sae-bitmap). Both paths give identical bitmaps.
+enum class BitmapMode {
+  kAuto,   // the fused Top-K bitmap kernel when this build has it and the SAE fits it, else ATen
+  kFused,  // the kernel, or an error saying why not
+  kAten,   // ATen top-k and scatter: the reference the kernel is tested against
+};
+inline constexpr EnumNames<BitmapMode, 3> kBitmapModeNames{
+    {{"auto", BitmapMode::kAuto}, {"fused", BitmapMode::kFused}, {"aten", BitmapMode::kAten}}};
 // Throws s3::UsageError naming the accepted values.
 HeadMode parse_head_mode(std::string_view text);
 // The SAE input width a model gives under `mode`: head_dim, or n_kv_heads * head_dim.
@@ -55,10 +66,7 @@ struct EncoderOptions {
   // fused bitmap kernel: max_rows * d_latent * 2 bytes in bf16). 8192 rows at 16,384 latents is
   // 256 MiB of bf16 pre-activations, one 1024-token slice of a chunk with 8 KV heads.
   int64_t max_rows = 8192;
-  // feature_bitmap on CUDA: "auto" (the fused Top-K bitmap kernel when this build has it and the
-  // SAE fits it, else the ATen path), "fused" (the kernel, or an error), "aten" (ATen top-k and
-  // scatter; the reference the kernel is tested against). Both give identical bitmaps.
-  std::string bitmap = "auto";
+  BitmapMode bitmap = BitmapMode::kAuto;
   // The fused kernel's candidate list (sae/topk_bitmap_kernel.h); false sends every row down its
   // full-row radix select (the same bitmaps; for benchmarks).
   bool fused_candidates = true;

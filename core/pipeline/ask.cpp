@@ -152,7 +152,7 @@ Asker::Asker(const AskSetup& setup, retrieval::Method method) {
     const ScanRecord recorded = read_scan_record(meta, layers, impl->reader.d_latent(),
                                                  (setup.index / index::kManifestFile).string());
     scan.rope = recorded.rope;
-    scan.chunk_bos = recorded.chunk_bos ? "always" : "never";
+    scan.chunk_bos = recorded.chunk_bos ? ChunkBos::kAlways : ChunkBos::kNever;
     impl->scanner = std::make_unique<Scanner>(*impl->model, sae_dir, scan);
     const std::string want_sae = metadata_string(meta, "sae_fingerprint");
     if (!want_sae.empty() && want_sae != impl->scanner->sae_fingerprint())

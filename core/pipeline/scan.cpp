@@ -31,16 +31,18 @@ void ScanOptions::validate() const {
   if (chunk < kMinChunk || chunk > kMaxChunk)
     throw UsageError("--chunk must be between " + std::to_string(kMinChunk) + " and " +
                      std::to_string(kMaxChunk) + " tokens");
-  if (chunk_bos != "auto" && chunk_bos != "always" && chunk_bos != "never")
-    throw UsageError("--chunk-bos: '" + chunk_bos + "' is not one of auto, always, never");
   if (buffers < 1 || buffers > 64) throw UsageError("--buffers must be between 1 and 64");
   if (overlap < 0 || overlap >= chunk) throw UsageError("--chunk-overlap must be in [0, --chunk)");
   for (int l : layers)
     if (l < 0) throw UsageError("--layers: layer numbers are non-negative");
 }
 
+bool chunk_starts_with_bos(ChunkBos mode, const ModelInfo& info) {
+  return mode == ChunkBos::kAlways || (mode == ChunkBos::kAuto && info.add_bos_token);
+}
+
 void ScanOptions::fit_chunk_to_window(const ModelInfo& info) {
-  const bool bos = chunk_bos == "always" || (chunk_bos == "auto" && info.add_bos_token);
+  const bool bos = chunk_starts_with_bos(chunk_bos, info);
   const int fit = info.max_position_embeddings - (bos ? 1 : 0) - overlap;
   if (fit >= chunk) return;
   if (fit < kMinChunk || fit <= overlap)
@@ -204,8 +206,7 @@ Scanner::Scanner(const Model& model, const std::filesystem::path& sae_dir, ScanO
   for (int l : layers)
     encoders.emplace_back(sae.layers.at(l), sae.info.k, encoder_options);
 
-  const bool bos =
-      options.chunk_bos == "always" || (options.chunk_bos == "auto" && info.add_bos_token);
+  const bool bos = chunk_starts_with_bos(options.chunk_bos, info);
   if (bos && !info.bos_token_id) throw Error("--chunk-bos: the model has no BOS token");
   impl_ = std::make_unique<Impl>(Impl{model, std::move(options), std::move(sae), std::move(layers),
                                       std::move(encoders),

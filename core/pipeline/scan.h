@@ -15,17 +15,27 @@
 #include <string>
 #include <vector>
 
+#include "core/base/enum_names.h"
 #include "core/pipeline/documents.h"
 #include "core/pipeline/index_shard.h"
 #include "core/runtime/model.h"
 #include "index/index_part.h"
 #include "retrieval/query.h"
+#include "sae/options.h"
 
 namespace s3::index {
 class IndexWriter;
 }
 
 namespace s3 {
+
+// Whether each chunk starts with BOS (--chunk-bos): kAuto prepends it when the model's tokenizer
+// adds one, so each chunk looks like the start of a sequence; its position is not indexed.
+enum class ChunkBos { kAuto, kAlways, kNever };
+inline constexpr EnumNames<ChunkBos, 3> kChunkBosNames{
+    {{"auto", ChunkBos::kAuto}, {"always", ChunkBos::kAlways}, {"never", ChunkBos::kNever}}};
+// Whether `mode` prepends BOS for this model.
+bool chunk_starts_with_bos(ChunkBos mode, const ModelInfo& info);
 
 struct ScanOptions {
   int chunk = 4096;         // tokens per independent chunk (docs/method.md §1)
@@ -34,12 +44,10 @@ struct ScanOptions {
   // Tokens before each chunk run through the model as warm-up context and are not indexed (their
   // own chunk indexes them). 0 = the method's independent chunks.
   int overlap = 0;
-  // Prepend BOS to every chunk (and drop its position) when the model's tokenizer adds one, so
-  // each chunk looks like the start of a sequence: "auto" | "always" | "never".
-  std::string chunk_bos = "auto";
+  ChunkBos chunk_bos = ChunkBos::kAuto;
   int buffers = 3;  // pinned host buffers per layer in flight between device and indexer
   std::string sae_dtype = "auto";   // encoder compute dtype (sae/options.h)
-  std::string sae_bitmap = "auto";  // feature bitmap: auto | fused | aten (sae/options.h)
+  sae::BitmapMode sae_bitmap = sae::BitmapMode::kAuto;  // feature bitmap on CUDA
   // Run the first chunk once per Scanner, unindexed, before the first timed scan on CUDA devices
   // (kernel loading, cuBLAS and allocator set-up): ScanStats::warmup_s reports it apart.
   bool warmup = true;

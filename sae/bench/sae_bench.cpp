@@ -133,10 +133,10 @@ int run(const Args& a) {
   eo.extra_groups = a.extra_groups;
   eo.exact_rows = a.exact_rows;
   eo.max_rows = a.max_rows;
-  eo.bitmap = "aten";
+  eo.bitmap = s3::sae::BitmapMode::kAten;
   const Encoder enc(w, a.k, eo);
   // The fused CUDA kernel (sae/topk_bitmap_kernel.h), when this build and device have it.
-  eo.bitmap = "auto";
+  eo.bitmap = s3::sae::BitmapMode::kAuto;
   const Encoder fused(w, a.k, eo);
   eo.fused_candidates = false;
   const Encoder fused_full(w, a.k, eo);

@@ -183,6 +183,24 @@ def test_chunk_overlap_is_recorded_and_validated(s3attn, tiny_export, tiny_sae, 
     assert proc.returncode == 2 and "--chunk-overlap" in proc.stderr
 
 
+@pytest.mark.parametrize("flag,bad,choices", [("--chunk-bos", "sometimes", "auto | always | never"),
+                                               ("--sae-bitmap", "sideways", "auto | fused | aten")])
+def test_enum_flags_name_their_choices(s3attn, tiny_export, tiny_sae, docs, tmp_path, flag, bad, choices):
+    """A misspelled choice is refused while parsing (exit 2, one line naming the choices); a valid
+    one is taken, and --chunk-bos never is what the index records."""
+    proc = run_s3attn("index", "--model", tiny_export, "--sae", tiny_sae, "--input", docs / "doc0.txt", flag, bad,
+                      "--out", tmp_path / "bad", check=False)
+    assert_one_line_error(proc, 2)
+    assert flag in proc.stderr and f"'{bad}'" in proc.stderr and choices in proc.stderr
+    assert not (tmp_path / "bad").exists()
+    good = {"--chunk-bos": "never", "--sae-bitmap": "aten"}[flag]
+    out = tmp_path / "good"
+    run_s3attn("index", "--model", tiny_export, "--sae", tiny_sae, "--input", docs / "doc0.txt", flag, good,
+               "--out", out)
+    if flag == "--chunk-bos":
+        assert run_json("inspect", out, "--json")["configuration"]["scan"]["chunk_bos"] is False
+
+
 @pytest.mark.parametrize("overlap,text", [("0", "ascii"), ("16", "ascii"), ("0", "multibyte")])
 def test_first_chunks_from_text_windows_index_like_any_chunk(s3attn, tiny_export, tiny_sae, docs, tmp_path, overlap,
                                                               text):

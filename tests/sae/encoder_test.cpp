@@ -300,11 +300,9 @@ TEST(Encoder, BadInputErrors) {
 TEST(Encoder, FusedBitmapIsRefusedOffCuda) {
   const SaeWeights w = grid_weights(64, 8, 21);
   EncoderOptions o = cpu_options();
-  o.bitmap = "fused";
+  o.bitmap = BitmapMode::kFused;
   EXPECT_THROW(Encoder(w, 4, o), s3::UsageError);
-  o.bitmap = "sideways";
-  EXPECT_THROW(Encoder(w, 4, o), s3::UsageError);
-  o.bitmap = "aten";
+  o.bitmap = BitmapMode::kAten;
   EXPECT_FALSE(Encoder(w, 4, o).uses_fused_bitmap());
 }
 
@@ -329,9 +327,9 @@ TEST(EncoderCuda, FusedBitmapMatchesAtenPath) {
       o.dtype = dtype;
       o.max_rows = c.max_rows;
       o.exact_rows = c.t * c.h;
-      o.bitmap = "aten";
+      o.bitmap = BitmapMode::kAten;
       const Encoder aten(w, c.k, o);
-      o.bitmap = "fused";
+      o.bitmap = BitmapMode::kFused;
       const Encoder fused(w, c.k, o);
       ASSERT_TRUE(fused.uses_fused_bitmap());
       const at::Tensor want = aten.feature_bitmap(x, c.h);
@@ -359,9 +357,9 @@ TEST(EncoderCuda, FusedBitmapCandidatePathMatchesAtenPath) {
         o.device = "cuda";
         o.dtype = dtype;
         o.exact_rows = t * h;
-        o.bitmap = "aten";
+        o.bitmap = BitmapMode::kAten;
         const Encoder aten(w, k, o);
-        o.bitmap = "fused";
+        o.bitmap = BitmapMode::kFused;
         const Encoder fused(w, k, o);
         o.fused_candidates = false;
         const Encoder full(w, k, o);

@@ -1,0 +1,32 @@
+// The enum name tables (core/base/enum_names.h): names and values map both ways, misspellings and
+// values outside the table are not found, and the choices list every name in table order.
+#include "core/base/enum_names.h"
+
+#include <gtest/gtest.h>
+
+namespace {
+
+enum class Colour { kRed, kGreen, kBlue, kUnlisted };
+constexpr s3::EnumNames<Colour, 3> kColours{
+    {{"red", Colour::kRed}, {"green", Colour::kGreen}, {"blue", Colour::kBlue}}};
+
+TEST(EnumNames, RoundTripsEveryEntry) {
+  for (const auto& entry : kColours) {
+    EXPECT_EQ(s3::enum_name(kColours, entry.value), entry.name);
+    EXPECT_EQ(s3::parse_enum(kColours, entry.name), entry.value);
+  }
+  static_assert(s3::parse_enum(kColours, "green") == Colour::kGreen);
+}
+
+TEST(EnumNames, RefusesWhatTheTableLacks) {
+  EXPECT_FALSE(s3::parse_enum(kColours, "Red").has_value());  // spelled exactly
+  EXPECT_FALSE(s3::parse_enum(kColours, "").has_value());
+  EXPECT_FALSE(s3::parse_enum(kColours, "red ").has_value());
+  EXPECT_EQ(s3::enum_name(kColours, Colour::kUnlisted), "");
+}
+
+TEST(EnumNames, ChoicesInTableOrder) {
+  EXPECT_EQ(s3::enum_choices(kColours), "red | green | blue");
+}
+
+}  // namespace
