@@ -130,7 +130,6 @@ int build_lexical(const LexicalBuild& b, const std::vector<Document>& docs) {
   if (dense) {
     add_dense_metadata(w.metadata, *dense);
     w.dense_dim = static_cast<uint32_t>(dense->info().dim);
-    w.append_ignore_metadata_keys.push_back(kDenseModelDirKey);
   }
   w.validate();
   index::IndexWriter writer(w);
@@ -352,8 +351,8 @@ Command add_index(CLI::App& root) {
     w.layers = scanner.layers();
     w.d_latent = static_cast<uint32_t>(scanner.d_latent());
     w.codec = a->codec;
-    w.metadata = scanner.metadata();
-    w.append_ignore_metadata_keys = {"model_dir", "sae_dir", kDenseModelDirKey};
+    w.metadata = to_json(scanner.metadata());
+    w.append_ignore_metadata_keys = path_metadata_keys();
     w.lexical.target_words = a->scan.passage_words;
     if (dense) {
       add_dense_metadata(w.metadata, *dense);

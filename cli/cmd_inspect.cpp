@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
-#include "core/pipeline/passage_embeddings.h"
+#include "core/pipeline/index_metadata.h"
 #include "index/index_reader.h"
 #include "index/segment_format.h"
 
@@ -87,7 +87,7 @@ Command add_inspect(CLI::App& root) {
                {"dim", d->dim()},
                {"dtype", "float16"},
                {"file_bytes", bytes},
-               {"model", reader.metadata().value(kDenseModelKey, nlohmann::json())}};
+               {"model", read_index_metadata(reader.metadata()).dense_model}};
     }
     const bool lexical_only = reader.content() == index::IndexContent::kLexicalOnly;
     const nlohmann::json out = {{"index", a->index},

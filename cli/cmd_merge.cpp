@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "cli/command.h"
+#include "core/pipeline/index_metadata.h"
 #include "index/index_merge.h"
 
 namespace s3::cli {
@@ -53,7 +54,7 @@ Command add_merge(CLI::App& root) {
     m.mode = a->overwrite ? index::WriteMode::kOverwrite
              : a->append  ? index::WriteMode::kAppend
                           : index::WriteMode::kCreate;
-    m.ignore_metadata_keys = {"model_dir", "sae_dir"};  // as `s3attn index` ignores them
+    m.ignore_metadata_keys = path_metadata_keys();  // as `s3attn index` ignores them
     m.threads = a->threads;
     const std::vector<std::filesystem::path> parts(a->parts.begin(), a->parts.end());
     const index::MergeStats stats = index::merge_parts(parts, m);

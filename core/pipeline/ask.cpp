@@ -6,10 +6,10 @@
 
 #include "core/base/error.h"
 #include "core/pipeline/evidence.h"
+#include "core/pipeline/index_metadata.h"
 #include "core/pipeline/index_sources.h"
 #include "core/pipeline/passage_embeddings.h"
 #include "core/pipeline/scan.h"
-#include "core/pipeline/scan_record.h"
 #include "core/runtime/dense_model.h"
 #include "core/runtime/generation.h"
 #include "core/runtime/model.h"
@@ -29,11 +29,6 @@ std::string replace_all(std::string text, const std::string& from, const std::st
   for (size_t at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size()))
     text.replace(at, from.size(), to);
   return text;
-}
-
-std::string metadata_string(const nlohmann::json& meta, const char* key) {
-  auto it = meta.find(key);
-  return it != meta.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
 }  // namespace
@@ -82,14 +77,12 @@ DenseEncoder load_dense_model(const AskSetup& setup, const index::IndexReader& r
         where +
         " has no dense passage embeddings (it was built without --dense-model); rebuild it with "
         "s3attn index --dense-model DIR --overwrite");
-  const nlohmann::json& meta = reader.metadata();
-  const std::string built = metadata_string(meta, kDenseModelDirKey);
+  const IndexMetadata recorded = read_index_metadata(reader.metadata());
   const std::filesystem::path dir =
-      setup.dense_model ? *setup.dense_model : std::filesystem::path(built);
+      setup.dense_model ? *setup.dense_model : std::filesystem::path(recorded.dense_model_dir);
   if (dir.empty()) throw Error(where + " does not record its dense model; pass --dense-model");
   DenseEncoder encoder = DenseEncoder::load(dir, setup.device);
-  const std::string want =
-      meta.value(kDenseModelKey, nlohmann::json::object()).value("fingerprint", "");
+  const std::string& want = recorded.dense_model_fingerprint;
   if (want != encoder.info().fingerprint)
     throw Error(where + " was embedded with another dense model (fingerprint " +
                 want.substr(0, 12) + ", " + dir.string() + " has " +
@@ -113,6 +106,7 @@ Asker::Asker(const AskSetup& setup, retrieval::Method method) {
   auto impl = std::make_unique<Impl>(index::IndexReader::open(setup.index));
   const double open_s = seconds_since(t0);
   const nlohmann::json& meta = impl->reader.metadata();
+  const IndexMetadata recorded = read_index_metadata(meta);
   if (need_sae && impl->reader.content() == index::IndexContent::kLexicalOnly)
     throw Error(lexical_only_refusal(setup.index, method));
 
@@ -128,13 +122,12 @@ Asker::Asker(const AskSetup& setup, retrieval::Method method) {
   // The index's model encodes the question for the SAE methods and answers when no answer model is
   // given; bm25 and full with an answer model do not need it.
   if (need_sae || !setup.answer_model) {
-    const std::string built_model = metadata_string(meta, "model_dir");
     const std::filesystem::path model_dir =
-        setup.model ? *setup.model : std::filesystem::path(built_model);
+        setup.model ? *setup.model : std::filesystem::path(recorded.model_dir);
     if (model_dir.empty())
       throw Error(setup.index.string() + " does not record its model; pass --model");
     Model model = Model::load(model_dir, load);
-    const std::string want_model = metadata_string(meta, "model_fingerprint");
+    const std::string& want_model = recorded.model_fingerprint;
     if (!want_model.empty() && want_model != model.info().fingerprint)
       throw Error("the index " + setup.index.string() +
                   " was built with another model (fingerprint " + want_model.substr(0, 12) + ", " +
@@ -143,18 +136,18 @@ Asker::Asker(const AskSetup& setup, retrieval::Method method) {
     impl->model.emplace(std::move(model));
   }
   if (need_sae) {
-    const std::string built_sae = metadata_string(meta, "sae_dir");
-    const std::filesystem::path sae_dir = setup.sae ? *setup.sae : std::filesystem::path(built_sae);
+    const std::filesystem::path sae_dir =
+        setup.sae ? *setup.sae : std::filesystem::path(recorded.sae_dir);
     if (sae_dir.empty()) throw Error(setup.index.string() + " does not record its SAE; pass --sae");
     ScanOptions scan;
     const auto layers = impl->reader.layers();
     scan.layers.assign(layers.begin(), layers.end());
-    const ScanRecord recorded = read_scan_record(meta, layers, impl->reader.d_latent(),
-                                                 (setup.index / index::kManifestFile).string());
-    scan.rope = recorded.rope;
-    scan.chunk_bos = recorded.chunk_bos ? ChunkBos::kAlways : ChunkBos::kNever;
+    const ScanRecord recorded_scan = read_scan_record(
+        meta, layers, impl->reader.d_latent(), (setup.index / index::kManifestFile).string());
+    scan.rope = recorded_scan.rope;
+    scan.chunk_bos = recorded_scan.chunk_bos ? ChunkBos::kAlways : ChunkBos::kNever;
     impl->scanner = std::make_unique<Scanner>(*impl->model, sae_dir, scan);
-    const std::string want_sae = metadata_string(meta, "sae_fingerprint");
+    const std::string& want_sae = recorded.sae_fingerprint;
     if (!want_sae.empty() && want_sae != impl->scanner->sae_fingerprint())
       throw Error("the index " + setup.index.string() + " was built with another SAE than " +
                   sae_dir.string() + "; use the SAE it was built with or rebuild the index");
@@ -217,7 +210,7 @@ AskResult Asker::ask(const std::string& question, const AskOptions& options) con
       {"open_index_s", s.open_s}, {"load_model_s", s.load_s}, {"warmup_s", s.warmup_s}};
   result.models = {
       {"index", s.model ? model_json(*s.model)
-                        : nlohmann::json(metadata_string(s.reader.metadata(), "model_dir"))},
+                        : nlohmann::json(read_index_metadata(s.reader.metadata()).model_dir)},
       {"answer", model_json(s.answering())}};
 
   // The prompt around the evidence costs tokens too: the evidence budget must leave room for it

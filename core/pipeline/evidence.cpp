@@ -5,8 +5,8 @@
 #include <optional>
 
 #include "core/base/error.h"
+#include "core/pipeline/index_metadata.h"
 #include "core/pipeline/scan.h"
-#include "core/pipeline/scan_record.h"
 #include "core/runtime/dense_model.h"
 #include "index/manifest.h"
 #include "index/text_analyzer.h"

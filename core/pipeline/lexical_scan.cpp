@@ -13,10 +13,12 @@ std::string tokenizer_fingerprint(const std::filesystem::path& tokenizer_json) {
   return hex64(xxh3_64_file(tokenizer_json, "tokenizer file"));
 }
 
-nlohmann::json lexical_metadata(const ModelInfo& model) {
-  return {{"model_fingerprint", model.fingerprint},
-          {"model_dir", model.dir.string()},
-          {"tokenizer_fingerprint", tokenizer_fingerprint(model.tokenizer_file())}};
+IndexMetadata lexical_metadata(const ModelInfo& model) {
+  IndexMetadata m;
+  m.model_fingerprint = model.fingerprint;
+  m.model_dir = model.dir.string();
+  m.tokenizer_fingerprint = tokenizer_fingerprint(model.tokenizer_file());
+  return m;
 }
 
 index::IndexWriterOptions lexical_writer_options(const std::filesystem::path& out,
@@ -24,8 +26,8 @@ index::IndexWriterOptions lexical_writer_options(const std::filesystem::path& ou
   index::IndexWriterOptions w;
   w.out = out;
   w.content = index::IndexContent::kLexicalOnly;
-  w.metadata = lexical_metadata(model);
-  w.append_ignore_metadata_keys = {"model_dir"};
+  w.metadata = to_json(lexical_metadata(model));
+  w.append_ignore_metadata_keys = path_metadata_keys();
   w.lexical.target_words = passage_words;
   return w;
 }

@@ -23,7 +23,7 @@ std::string tokenizer_fingerprint(const std::filesystem::path& tokenizer_json);
 
 // The metadata of a lexical-only index: the model whose tokenizer made the tokens (fingerprint,
 // directory) and the tokenizer's fingerprint. No "scan" record: nothing was scanned in chunks.
-nlohmann::json lexical_metadata(const ModelInfo& model);
+IndexMetadata lexical_metadata(const ModelInfo& model);
 
 // The writer options of a lexical-only index at `out` built with `model`'s tokenizer (mode, fsync
 // and dense vectors are the caller's to set).

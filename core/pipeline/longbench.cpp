@@ -266,7 +266,7 @@ std::unique_ptr<ContextIndex> index_context(const ContextIndexer& indexer,
     w.out = guard.path / "index";
     w.layers = indexer.scanner->layers();
     w.d_latent = static_cast<uint32_t>(indexer.scanner->d_latent());
-    w.metadata = indexer.scanner->metadata();
+    w.metadata = to_json(indexer.scanner->metadata());
     w.lexical.target_words = passage_words;
   } else {
     w = lexical_writer_options(guard.path / "index", *indexer.model, passage_words);
@@ -629,7 +629,7 @@ nlohmann::json run_longbench(const LongBenchOptions& o, const LongBenchCallbacks
                           : nlohmann::json()},
       {"sae", sae_scan ? nlohmann::json{{"path", fs::absolute(sae_dir).string()},
                                         {"fingerprint", scanner->sae_fingerprint()},
-                                        {"scan", scanner->metadata()["scan"]}}
+                                        {"scan", to_json(scanner->metadata().scan)}}
                        : nlohmann::json()},
       {"s3attn_version", version()},
       {"s3attn_commit", commit()},

@@ -3,13 +3,13 @@
 #include <nlohmann/json.hpp>
 
 #include "core/base/error.h"
+#include "core/pipeline/index_metadata.h"
 #include "index/passage_splitter.h"
 
 namespace s3 {
 
 void add_dense_metadata(nlohmann::json& metadata, const DenseEncoder& encoder) {
-  metadata[kDenseModelKey] = encoder.info().identity();
-  metadata[kDenseModelDirKey] = encoder.info().dir.string();
+  set_dense_model(metadata, encoder.info().identity(), encoder.info().dir.string());
 }
 
 DenseStats embed_passages(const DenseEncoder& encoder, index::IndexWriter& writer,

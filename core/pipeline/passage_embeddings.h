@@ -15,12 +15,8 @@
 
 namespace s3 {
 
-// Index metadata keys: the encoder's identity (compared on append and by `ask`) and where it was
-// loaded from (not compared on append).
-inline constexpr const char* kDenseModelKey = "dense_model";
-inline constexpr const char* kDenseModelDirKey = "dense_model_dir";
-
-// Adds the encoder's identity and directory to an index's metadata.
+// Adds the encoder's identity (compared on append and by `ask`) and directory (not compared on
+// append) to an index's metadata (index_metadata.h).
 void add_dense_metadata(nlohmann::json& metadata, const DenseEncoder& encoder);
 
 // Embeds the passages of `documents`, which the writer holds as documents first_doc,

@@ -15,8 +15,8 @@
 #include <thread>
 
 #include "core/base/error.h"
+#include "core/pipeline/index_metadata.h"
 #include "core/pipeline/lexical_scan.h"
-#include "core/pipeline/scan_record.h"
 #include "core/runtime/chunk_window.h"
 #include "core/runtime/model_torch.h"
 #include "core/runtime/torch_util.h"
@@ -225,22 +225,24 @@ const std::string& Scanner::sae_fingerprint() const {
   return impl_->sae.fingerprint;
 }
 
-nlohmann::json Scanner::metadata() const {
+IndexMetadata Scanner::metadata() const {
   const Impl& s = *impl_;
-  return {{"model_fingerprint", s.model.info().fingerprint},
-          {"model_dir", s.model.info().dir.string()},
-          {"sae_fingerprint", s.sae.fingerprint},
-          {"sae_dir", s.sae.dir.string()},
-          {"tokenizer_fingerprint", s.tokenizer_fingerprint},
-          {"scan",
-           {{"chunk", s.options.chunk},
-            {"layers", s.layers},
-            {"rope", s.options.rope},
-            {"overlap", s.options.overlap},
-            {"chunk_bos", s.chunk_bos},
-            {"k", s.sae.info.k},
-            {"d_latent", s.sae.info.d_latent},
-            {"head_mode", std::string(sae::to_string(s.sae.info.head_mode))}}}};
+  IndexMetadata m;
+  m.model_fingerprint = s.model.info().fingerprint;
+  m.model_dir = s.model.info().dir.string();
+  m.sae_fingerprint = s.sae.fingerprint;
+  m.sae_dir = s.sae.dir.string();
+  m.tokenizer_fingerprint = s.tokenizer_fingerprint;
+  m.has_scan = true;
+  m.scan = {.chunk = static_cast<uint32_t>(s.options.chunk),
+            .overlap = static_cast<uint32_t>(s.options.overlap),
+            .chunk_bos = s.chunk_bos,
+            .rope = s.options.rope,
+            .layers = s.layers,
+            .k = s.sae.info.k,
+            .d_latent = s.sae.info.d_latent,
+            .head_mode = s.sae.info.head_mode};
+  return m;
 }
 
 ScanStats Scanner::scan(index::IndexWriter& writer, std::span<const Document> documents,

@@ -17,6 +17,7 @@
 
 #include "core/base/enum_names.h"
 #include "core/pipeline/documents.h"
+#include "core/pipeline/index_metadata.h"
 #include "core/pipeline/index_shard.h"
 #include "core/runtime/model.h"
 #include "index/index_part.h"
@@ -101,7 +102,7 @@ class Scanner {
   int64_t d_latent() const;
   const std::string& sae_fingerprint() const;
   // Scan configuration and fingerprints (model, SAE, tokenizer) for the index manifest.
-  nlohmann::json metadata() const;
+  IndexMetadata metadata() const;
 
   // Adds the documents to the writer (which must have been opened with layers() and d_latent()).
   ScanStats scan(index::IndexWriter& writer, std::span<const Document> documents,
