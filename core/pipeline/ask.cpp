@@ -9,6 +9,7 @@
 #include "core/pipeline/index_metadata.h"
 #include "core/pipeline/index_sources.h"
 #include "core/pipeline/passage_embeddings.h"
+#include "core/pipeline/question_encoder.h"
 #include "core/pipeline/scan.h"
 #include "core/runtime/dense_model.h"
 #include "core/runtime/generation.h"
@@ -50,8 +51,8 @@ struct Asker::Impl {
   index::IndexReader reader;
   std::optional<Model>
       model;  // the index's model: encodes questions; answers unless `answer` is set
-  std::optional<Model> answer;  // --answer-model
-  std::unique_ptr<Scanner> scanner;
+  std::optional<Model> answer;               // --answer-model
+  std::optional<QuestionEncoder> questions;  // SAE methods only
   IndexPostingSource postings{reader};
   IndexLexicalSource lexical{reader.lexical()};
   std::optional<DenseEncoder> dense_encoder;     // dense methods only
@@ -146,9 +147,9 @@ Asker::Asker(const AskSetup& setup, retrieval::Method method) {
         meta, layers, impl->reader.d_latent(), (setup.index / index::kManifestFile).string());
     scan.rope = recorded_scan.rope;
     scan.chunk_bos = recorded_scan.chunk_bos ? ChunkBos::kAlways : ChunkBos::kNever;
-    impl->scanner = std::make_unique<Scanner>(*impl->model, sae_dir, scan);
+    impl->questions.emplace(*impl->model, sae_dir, scan);
     const std::string& want_sae = recorded.sae_fingerprint;
-    if (!want_sae.empty() && want_sae != impl->scanner->sae_fingerprint())
+    if (!want_sae.empty() && want_sae != impl->questions->sae_fingerprint())
       throw Error("the index " + setup.index.string() + " was built with another SAE than " +
                   sae_dir.string() + "; use the SAE it was built with or rebuild the index");
   }
@@ -170,7 +171,7 @@ Asker::Asker(const AskSetup& setup, retrieval::Method method) {
     gen.max_new_tokens = 4;
     gen.ignore_stop = true;
     if (!ids.empty()) generate(answering, ids, gen);
-    if (impl->scanner) impl->scanner->encode_query("What is the warm-up question?");
+    if (impl->questions) impl->questions->encode("What is the warm-up question?");
     impl->warmup_s = seconds_since(t0);
   }
   impl_ = std::move(impl);
@@ -246,8 +247,9 @@ AskResult Asker::ask(const std::string& question, const AskOptions& options) con
   const retrieval::TokenRange doc = s.resolve_doc(options.doc);
   const DenseRetrieval dense{s.dense_encoder ? &*s.dense_encoder : nullptr,
                              s.dense_source ? &*s.dense_source : nullptr};
-  const QuestionRetrieval q = retrieve_for_question(s.scanner.get(), s.reader, s.postings,
-                                                    s.lexical, question, doc, ropt, dense);
+  const QuestionRetrieval q =
+      retrieve_for_question(s.questions ? &*s.questions : nullptr, s.reader, s.postings, s.lexical,
+                            question, doc, ropt, dense);
   const retrieval::QueryFeatures& query = q.query;
   const std::vector<std::string>& terms = q.terms;
   const retrieval::RetrievalResult& retrieved = q.result;

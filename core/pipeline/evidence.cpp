@@ -6,6 +6,7 @@
 
 #include "core/base/error.h"
 #include "core/pipeline/index_metadata.h"
+#include "core/pipeline/question_encoder.h"
 #include "core/pipeline/scan.h"
 #include "core/runtime/dense_model.h"
 #include "index/manifest.h"
@@ -28,7 +29,8 @@ bool method_needs_dense(retrieval::Method method) {
   return retrieval::method_uses_dense(method);
 }
 
-QuestionRetrieval retrieve_for_question(const Scanner* scanner, const index::IndexReader& reader,
+QuestionRetrieval retrieve_for_question(const QuestionEncoder* questions,
+                                        const index::IndexReader& reader,
                                         const retrieval::PostingSource& postings,
                                         const retrieval::LexicalSource& lexical,
                                         const std::string& question, retrieval::TokenRange doc,
@@ -39,11 +41,10 @@ QuestionRetrieval retrieve_for_question(const Scanner* scanner, const index::Ind
   if (method_needs_sae(method)) {
     if (reader.content() == index::IndexContent::kLexicalOnly)
       throw Error(lexical_only_refusal(reader.dir(), method));
-    if (!scanner)
+    if (!questions)
       throw Error("method " + std::string(retrieval::method_name(method)) + " needs the SAE");
     const auto t = std::chrono::steady_clock::now();
-    out.query =
-        scanner->encode_query(question, options.score.aggregation, options.score.question_keys);
+    out.query = questions->encode(question, options.score.aggregation, options.score.question_keys);
     out.encode_query_s =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
   }

@@ -15,10 +15,10 @@
 
 namespace s3 {
 
-class Scanner;
+class QuestionEncoder;
 class DenseEncoder;
 
-// Does a method read SAE features (and so need the SAE and a Scanner)?
+// Does a method read SAE features (and so need the SAE and a QuestionEncoder)?
 bool method_needs_sae(retrieval::Method method);
 // The one-line refusal of an SAE method on a lexical-only index (built without an SAE).
 std::string lexical_only_refusal(const std::filesystem::path& index, retrieval::Method method);
@@ -40,9 +40,10 @@ struct QuestionRetrieval {
   double embed_question_s = 0;  // the question's dense embedding (dense methods)
 };
 
-// `scanner` may be null for methods that read no SAE features, `dense` empty for methods that
+// `questions` may be null for methods that read no SAE features, `dense` empty for methods that
 // read no embeddings.
-QuestionRetrieval retrieve_for_question(const Scanner* scanner, const index::IndexReader& reader,
+QuestionRetrieval retrieve_for_question(const QuestionEncoder* questions,
+                                        const index::IndexReader& reader,
                                         const retrieval::PostingSource& postings,
                                         const retrieval::LexicalSource& lexical,
                                         const std::string& question, retrieval::TokenRange doc,

@@ -22,6 +22,7 @@
 #include "core/pipeline/index_sources.h"
 #include "core/pipeline/lexical_scan.h"
 #include "core/pipeline/passage_embeddings.h"
+#include "core/pipeline/question_encoder.h"
 #include "core/pipeline/scan.h"
 #include "core/runtime/dense_model.h"
 #include "core/runtime/device.h"
@@ -305,14 +306,14 @@ struct EvidenceResult {
 };
 
 // `answer_tokenizer`: with --answer-model, the budget counts that model's tokens (fit_selection).
-EvidenceResult select_evidence(const Scanner* scanner, const DenseEncoder* dense,
+EvidenceResult select_evidence(const QuestionEncoder* questions, const DenseEncoder* dense,
                                const ContextIndex& ci, const std::string& question,
                                const retrieval::RetrievalOptions& ropt,
                                const Tokenizer* answer_tokenizer) {
   const auto t = Clock::now();
   const retrieval::TokenRange doc{0, ci.reader.n_tokens()};
   const DenseRetrieval dense_side{dense, ci.dense ? &*ci.dense : nullptr};
-  const QuestionRetrieval q = retrieve_for_question(scanner, ci.reader, ci.postings, ci.lexical,
+  const QuestionRetrieval q = retrieve_for_question(questions, ci.reader, ci.postings, ci.lexical,
                                                     question, doc, ropt, dense_side);
   retrieval::Selection selection = q.result.selection;
   EvidenceResult r;
@@ -567,10 +568,12 @@ nlohmann::json run_longbench(const LongBenchOptions& o, const LongBenchCallbacks
                                 : lexical_info ? &*lexical_info
                                                : nullptr;
   std::unique_ptr<Scanner> scanner;
+  std::optional<QuestionEncoder> questions;  // on the scanner's SAE
   if (sae_scan) {
     ScanOptions scan = o.scan;  // as `s3attn index`: the default chunk within the window
     if (o.fit_chunk_to_window) scan.fit_chunk_to_window(index_model->info());
     scanner = std::make_unique<Scanner>(*index_model, sae_dir, scan);
+    questions.emplace(*scanner);
   }
   std::optional<DenseEncoder> dense;
   if (need_dense) dense.emplace(DenseEncoder::load(*o.dense_model, o.device));
@@ -802,8 +805,8 @@ nlohmann::json run_longbench(const LongBenchOptions& o, const LongBenchCallbacks
             p.index_s = cached->index_s;
           }
           const EvidenceResult ev =
-              select_evidence(scanner.get(), dense ? &*dense : nullptr, *cached, question,
-                              o.retrieval, answer_model ? &tok : nullptr);
+              select_evidence(questions ? &*questions : nullptr, dense ? &*dense : nullptr, *cached,
+                              question, o.retrieval, answer_model ? &tok : nullptr);
           context = ev.text;
           if (o.record_evidence) p.evidence = ev.text;
           p.evidence_tokens =
@@ -824,7 +827,7 @@ nlohmann::json run_longbench(const LongBenchOptions& o, const LongBenchCallbacks
         // `cached` is this sample's index when its context is not empty.
         if (retrieve && !s->context.empty() && !s->control_question.empty()) {
           const EvidenceResult control =
-              select_evidence(scanner.get(), dense ? &*dense : nullptr, *cached,
+              select_evidence(questions ? &*questions : nullptr, dense ? &*dense : nullptr, *cached,
                               s->control_question, o.retrieval, answer_model ? &tok : nullptr);
           const Fitted c = fit_prompt(format_longbench_prompt(templ, control.text, s->input));
           p.control_evidence_recall = needle_recall(c.prompt, bare, s->needles);

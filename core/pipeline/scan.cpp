@@ -17,6 +17,7 @@
 #include "core/base/error.h"
 #include "core/pipeline/index_metadata.h"
 #include "core/pipeline/lexical_scan.h"
+#include "core/pipeline/tapped_sae_torch.h"
 #include "core/runtime/chunk_window.h"
 #include "core/runtime/model_torch.h"
 #include "core/runtime/torch_util.h"
@@ -167,50 +168,22 @@ class BufferPool {
 struct Scanner::Impl {
   const Model& model;
   ScanOptions options;
-  sae::Sae sae;
-  std::vector<int> layers;
-  std::vector<sae::Encoder> encoders;
+  std::shared_ptr<const TappedSae> tapped;
+  // The tapped SAE's parts, as the scan reads them.
+  const sae::Sae& sae;
+  const std::vector<int>& layers;
+  const std::vector<sae::Encoder>& encoders;
   std::string tokenizer_fingerprint;
   bool chunk_bos = false;
   mutable bool warmed_up = false;  // the warm-up chunk runs once per Scanner (the first scan)
 };
 
 Scanner::Scanner(const Model& model, const std::filesystem::path& sae_dir, ScanOptions options) {
-  options.validate();
-  const ModelInfo& info = model.info();
-  sae::SaeInfo sae_info = sae::read_sae_info(sae::sae_info_path(sae_dir));
-  std::vector<int> layers = options.layers.empty() ? sae_info.layers : options.layers;
-  std::sort(layers.begin(), layers.end());
-  layers.erase(std::unique(layers.begin(), layers.end()), layers.end());
-  for (int l : layers) {
-    if (l >= info.n_layers)
-      throw UsageError("--layers: layer " + std::to_string(l) + " does not exist (the model has " +
-                       std::to_string(info.n_layers) + ")");
-    if (std::find(sae_info.layers.begin(), sae_info.layers.end(), l) == sae_info.layers.end())
-      throw Error("the SAE in " + sae_dir.string() + " has no layer " + std::to_string(l) +
-                  " (it has layers " + nlohmann::json(sae_info.layers).dump() + ")");
-  }
-  sae::SaeExpect expect;
-  expect.d_in = sae::expected_d_in(sae_info.head_mode, info.n_kv_heads, info.head_dim);
-  expect.d_in_source = "the key width of model " + info.dir.string();
-  expect.model_fingerprint = info.fingerprint;
-  expect.layers = layers;
-  sae::Sae sae = sae::load_sae(sae_dir, expect);
-
-  sae::EncoderOptions encoder_options;
-  encoder_options.device = model.device().name;
-  encoder_options.dtype = options.sae_dtype;
-  encoder_options.bitmap = options.sae_bitmap;
-  encoder_options.validate();
-  std::vector<sae::Encoder> encoders;
-  for (int l : layers)
-    encoders.emplace_back(sae.layers.at(l), sae.info.k, encoder_options);
-
-  const bool bos = chunk_starts_with_bos(options.chunk_bos, info);
-  if (bos && !info.bos_token_id) throw Error("--chunk-bos: the model has no BOS token");
-  impl_ = std::make_unique<Impl>(Impl{model, std::move(options), std::move(sae), std::move(layers),
-                                      std::move(encoders),
-                                      tokenizer_fingerprint(info.tokenizer_file()), bos});
+  std::shared_ptr<const TappedSae> tapped = load_tapped_sae(model, sae_dir, options);
+  const TappedSae& t = *tapped;
+  impl_ = std::make_unique<Impl>(
+      Impl{model, std::move(options), std::move(tapped), t.sae, t.layers, t.encoders,
+           tokenizer_fingerprint(model.info().tokenizer_file()), t.chunk_bos});
 }
 
 Scanner::~Scanner() = default;
@@ -223,6 +196,9 @@ int64_t Scanner::d_latent() const {
 }
 const std::string& Scanner::sae_fingerprint() const {
   return impl_->sae.fingerprint;
+}
+std::shared_ptr<const TappedSae> Scanner::tapped_sae() const {
+  return impl_->tapped;
 }
 
 IndexMetadata Scanner::metadata() const {
@@ -576,54 +552,6 @@ ScanStats Scanner::scan(index::IndexWriter& writer, std::span<const Document> al
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   stats.peak_device_bytes = peak_device_memory(s.model.device());
   return stats;
-}
-
-retrieval::QueryFeatures Scanner::encode_query(const std::string& question,
-                                               retrieval::Aggregation aggregation,
-                                               bool keys) const {
-  const Impl& s = *impl_;
-  const ModelInfo& info = s.model.info();
-  torch::NoGradGuard no_grad;
-  const std::vector<int32_t> ids = s.model.tokenizer().encode(question);
-  if (ids.empty()) throw Error("the question has no tokens");
-  // One forward pass over the question: it must fit the model's window (its cost grows with the
-  // square of its length).
-  if (ids.size() > static_cast<size_t>(info.max_position_embeddings))
-    throw UsageError("the question has " + std::to_string(ids.size()) +
-                     " tokens, more than the model's window of " +
-                     std::to_string(info.max_position_embeddings) + " tokens; shorten it");
-  std::vector<int32_t> input = ids;
-  if (s.chunk_bos) input.insert(input.begin(), *info.bos_token_id);
-  const std::vector<int64_t> tap_layers(s.layers.begin(), s.layers.end());
-  const auto taps = tap(s.model, ids_tensor(s.model, input), tap_layers, s.options.rope);
-  const int64_t skip = s.chunk_bos ? 1 : 0;
-  // Per slot, the encoder's top-k as plain arrays; inactive slots (id -1) carry no activation.
-  std::vector<std::vector<uint32_t>> slot_ids(s.layers.size());
-  std::vector<std::vector<float>> slot_values(s.layers.size());
-  std::vector<retrieval::QueryTopK> topk(s.layers.size());
-  for (size_t slot = 0; slot < s.layers.size(); ++slot) {
-    const torch::Tensor rows = keys ? sae::sae_rows_from_keys(taps[slot].second[0].slice(0, skip),
-                                                              s.sae.info.head_mode)  // [Tq, Hkv, D]
-                                    : sae::sae_rows_from_queries(taps[slot].first[0].slice(0, skip),
-                                                                 info.n_kv_heads,  // [Tq, Hq, D]
-                                                                 s.sae.info.head_mode);
-    const sae::Encoder::Output code = s.encoders[slot].encode(rows);
-    const torch::Tensor code_ids = code.ids.to(torch::kCPU).contiguous();
-    const torch::Tensor values = code.values.to(torch::kCPU, torch::kFloat).contiguous();
-    const int32_t* id = code_ids.data_ptr<int32_t>();
-    const float* value = values.data_ptr<float>();
-    std::vector<uint32_t>& out_ids = slot_ids[slot];
-    std::vector<float>& out_values = slot_values[slot];
-    out_ids.resize(static_cast<size_t>(code_ids.numel()));
-    out_values.resize(out_ids.size());
-    for (size_t i = 0; i < out_ids.size(); ++i) {
-      const bool active = id[i] >= 0;
-      out_ids[i] = active ? static_cast<uint32_t>(id[i]) : 0;
-      out_values[i] = active ? value[i] : 0.0f;
-    }
-    topk[slot] = {out_ids, out_values, static_cast<size_t>(code_ids.size(-1))};
-  }
-  return retrieval::aggregate_query(topk, aggregation);
 }
 
 }  // namespace s3

@@ -21,7 +21,6 @@
 #include "core/pipeline/index_shard.h"
 #include "core/runtime/model.h"
 #include "index/index_part.h"
-#include "retrieval/query.h"
 #include "sae/options.h"
 
 namespace s3::index {
@@ -29,6 +28,8 @@ class IndexWriter;
 }
 
 namespace s3 {
+
+struct TappedSae;
 
 // Whether each chunk starts with BOS (--chunk-bos): kAuto prepends it when the model's tokenizer
 // adds one, so each chunk looks like the start of a sequence; its position is not indexed.
@@ -101,6 +102,8 @@ class Scanner {
   const std::vector<int>& layers() const;
   int64_t d_latent() const;
   const std::string& sae_fingerprint() const;
+  // The loaded SAE, shared with the question side (QuestionEncoder).
+  std::shared_ptr<const TappedSae> tapped_sae() const;
   // Scan configuration and fingerprints (model, SAE, tokenizer) for the index manifest.
   IndexMetadata metadata() const;
 
@@ -111,15 +114,6 @@ class Scanner {
   // postings of those chunks only (core/pipeline/index_shard.h).
   ScanStats scan(index::IndexWriter& writer, std::span<const Document> documents,
                  const IndexShard& shard, const ScanProgress& progress = {}) const;
-
-  // Query side: the question's features per layer slot: the SAE top-k of its queries (or, with
-  // `keys`, its own keys: --query-vectors keys) over its tokens and heads, aggregated by
-  // retrieval::aggregate_query (sum or max; a non-finite activation throws s3::Error). The
-  // question is one forward pass: more tokens than the model's window (max_position_embeddings)
-  // throw s3::UsageError.
-  retrieval::QueryFeatures encode_query(
-      const std::string& question,
-      retrieval::Aggregation aggregation = retrieval::Aggregation::kSum, bool keys = false) const;
 
  private:
   struct Impl;
