@@ -261,6 +261,7 @@ std::unique_ptr<ContextIndex> index_context(const ContextIndexer& indexer,
                                             const DenseEncoder* dense, const fs::path& tmp_parent,
                                             const std::string& context, uint32_t passage_words) {
   const auto t = Clock::now();
+  fs::create_directories(tmp_parent);  // removed by hand since the run began, say
   TempDir guard{make_temp_dir(tmp_parent, "lb-" + std::to_string(::getpid()) + "-")};
   index::IndexWriterOptions w;
   if (indexer.scanner) {
@@ -419,9 +420,7 @@ struct TaskPlan {
   std::vector<Sample> samples;
 };
 
-}  // namespace
-
-nlohmann::json run_longbench(const LongBenchOptions& o, const LongBenchCallbacks& callbacks) {
+void validate_options(const LongBenchOptions& o) {
   o.retrieval.validate();
   if (o.limit && *o.limit < 1) throw UsageError("--limit must be at least 1");
   if (o.max_length && *o.max_length < 2) throw UsageError("--max-length must be at least 2");
@@ -431,80 +430,90 @@ nlohmann::json run_longbench(const LongBenchOptions& o, const LongBenchCallbacks
     throw UsageError("bad shard rank / world size");
   if (o.suite != "longbench" && o.suite != "leval")
     throw UsageError("--suite: '" + o.suite + "' is not one of longbench, leval");
-  const bool leval = o.suite == "leval";
-  const retrieval::Method method = o.retrieval.method;
-  const bool retrieve = method != retrieval::Method::kFull;
+}
 
-  // Everything that can be checked before loading the model.
-  if (!fs::is_directory(o.data)) throw Error("--data " + o.data.string() + " is not a directory");
+struct TaskSet {
   std::vector<TaskPlan> plans;
-  nlohmann::json config_meta;
-  if (!leval) {
-    if (o.config.empty()) throw UsageError("--config is required for LongBench");
-    if (!fs::is_directory(o.config))
-      throw Error("--config " + o.config.string() + " is not a directory");
-    const fs::path prompt_file = o.config / "dataset2prompt.json",
-                   maxlen_file = o.config / "dataset2maxlen.json";
-    const nlohmann::json prompts = read_json_file(prompt_file);
-    const nlohmann::json maxlens = read_json_file(maxlen_file);
-    std::string known;
-    for (const auto& [name, value] : prompts.items()) {
-      if (!value.is_string())
-        throw Error(prompt_file.string() + ": the template of " + name + " is not a string");
-      known += (known.empty() ? "" : ", ") + name;
-    }
-    std::vector<std::string> tasks;
-    if (o.tasks.size() == 1 && o.tasks[0] == "all") {
-      for (const auto& [name, value] : prompts.items())
-        if (fs::is_regular_file(o.data / (name + ".jsonl"))) tasks.push_back(name);
-      if (tasks.empty())
-        throw Error("--tasks all: no <task>.jsonl of a known task in " + o.data.string());
-    } else {
-      for (const std::string& t : o.tasks) {
-        if (!prompts.contains(t))
-          throw UsageError("--tasks: unknown task '" + t + "' (known: " + known + ")");
-        if (std::find(tasks.begin(), tasks.end(), t) == tasks.end()) tasks.push_back(t);
-      }
-    }
-    for (const std::string& t : tasks) {
-      if (!maxlens.contains(t) || !maxlens[t].is_number_integer() || maxlens[t].get<int>() < 1)
-        throw Error(maxlen_file.string() + " has no positive max length for " + t);
-      const fs::path file = o.data / (t + ".jsonl");
-      if (!fs::is_regular_file(file)) throw Error("missing data file " + file.string());
-      TaskPlan plan{t, prompts[t].get<std::string>(), maxlens[t].get<int>(), file, {}};
-      (void)format_longbench_prompt(plan.templ, "", "");  // refuses other braces early
-      plans.push_back(std::move(plan));
-    }
-    config_meta = {{"dir", fs::absolute(o.config).string()},
-                   {"dataset2prompt_xxh3_64", xxh3_file(prompt_file)},
-                   {"dataset2maxlen_xxh3_64", xxh3_file(maxlen_file)}};
-  } else {
-    std::vector<std::string> known;
-    for (const auto& entry : fs::directory_iterator(o.data))
-      if (entry.is_regular_file() && entry.path().extension() == ".jsonl")
-        known.push_back(entry.path().stem().string());
-    std::sort(known.begin(), known.end());
-    std::string known_text;
-    for (const std::string& k : known)
-      known_text += (known_text.empty() ? "leval_" : ", leval_") + k;
-    std::vector<std::string> stems;
-    if (o.tasks.size() == 1 && o.tasks[0] == "all") {
-      stems = known;
-      if (stems.empty()) throw Error("--tasks all: no .jsonl file in " + o.data.string());
-    } else {
-      for (std::string t : o.tasks) {
-        if (t.rfind("leval_", 0) == 0) t = t.substr(6);
-        if (std::find(known.begin(), known.end(), t) == known.end())
-          throw UsageError("--tasks: no L-Eval file for '" + t + "' in " + o.data.string() +
-                           " (known: " + known_text + ")");
-        if (std::find(stems.begin(), stems.end(), t) == stems.end()) stems.push_back(t);
-      }
-    }
-    for (const std::string& stem : stems)
-      plans.push_back({"leval_" + stem, "", 0, o.data / (stem + ".jsonl"), {}});
-    config_meta = nullptr;
+  nlohmann::json config_meta;  // LongBench: the config's directory and hashes; null for L-Eval
+};
+
+// LongBench: the tasks of --tasks (or every task of the config with a data file), their
+// templates and max lengths from the config, and the config's identity for the manifest.
+TaskSet plan_longbench_tasks(const LongBenchOptions& o) {
+  std::vector<TaskPlan> plans;
+  if (o.config.empty()) throw UsageError("--config is required for LongBench");
+  if (!fs::is_directory(o.config))
+    throw Error("--config " + o.config.string() + " is not a directory");
+  const fs::path prompt_file = o.config / "dataset2prompt.json",
+                 maxlen_file = o.config / "dataset2maxlen.json";
+  const nlohmann::json prompts = read_json_file(prompt_file);
+  const nlohmann::json maxlens = read_json_file(maxlen_file);
+  std::string known;
+  for (const auto& [name, value] : prompts.items()) {
+    if (!value.is_string())
+      throw Error(prompt_file.string() + ": the template of " + name + " is not a string");
+    known += (known.empty() ? "" : ", ") + name;
   }
-  if (plans.empty()) throw UsageError("--tasks: no task given");
+  std::vector<std::string> tasks;
+  if (o.tasks.size() == 1 && o.tasks[0] == "all") {
+    for (const auto& [name, value] : prompts.items())
+      if (fs::is_regular_file(o.data / (name + ".jsonl"))) tasks.push_back(name);
+    if (tasks.empty())
+      throw Error("--tasks all: no <task>.jsonl of a known task in " + o.data.string());
+  } else {
+    for (const std::string& t : o.tasks) {
+      if (!prompts.contains(t))
+        throw UsageError("--tasks: unknown task '" + t + "' (known: " + known + ")");
+      if (std::find(tasks.begin(), tasks.end(), t) == tasks.end()) tasks.push_back(t);
+    }
+  }
+  for (const std::string& t : tasks) {
+    if (!maxlens.contains(t) || !maxlens[t].is_number_integer() || maxlens[t].get<int>() < 1)
+      throw Error(maxlen_file.string() + " has no positive max length for " + t);
+    const fs::path file = o.data / (t + ".jsonl");
+    if (!fs::is_regular_file(file)) throw Error("missing data file " + file.string());
+    TaskPlan plan{t, prompts[t].get<std::string>(), maxlens[t].get<int>(), file, {}};
+    (void)format_longbench_prompt(plan.templ, "", "");  // refuses other braces early
+    plans.push_back(std::move(plan));
+  }
+  const nlohmann::json config_meta = {{"dir", fs::absolute(o.config).string()},
+                                      {"dataset2prompt_xxh3_64", xxh3_file(prompt_file)},
+                                      {"dataset2maxlen_xxh3_64", xxh3_file(maxlen_file)}};
+  return {std::move(plans), config_meta};
+}
+
+// L-Eval: one task per .jsonl file of --data (--tasks names them with or without "leval_").
+TaskSet plan_leval_tasks(const LongBenchOptions& o) {
+  std::vector<TaskPlan> plans;
+  std::vector<std::string> known;
+  for (const auto& entry : fs::directory_iterator(o.data))
+    if (entry.is_regular_file() && entry.path().extension() == ".jsonl")
+      known.push_back(entry.path().stem().string());
+  std::sort(known.begin(), known.end());
+  std::string known_text;
+  for (const std::string& k : known)
+    known_text += (known_text.empty() ? "leval_" : ", leval_") + k;
+  std::vector<std::string> stems;
+  if (o.tasks.size() == 1 && o.tasks[0] == "all") {
+    stems = known;
+    if (stems.empty()) throw Error("--tasks all: no .jsonl file in " + o.data.string());
+  } else {
+    for (std::string t : o.tasks) {
+      if (t.rfind("leval_", 0) == 0) t = t.substr(6);
+      if (std::find(known.begin(), known.end(), t) == known.end())
+        throw UsageError("--tasks: no L-Eval file for '" + t + "' in " + o.data.string() +
+                         " (known: " + known_text + ")");
+      if (std::find(stems.begin(), stems.end(), t) == stems.end()) stems.push_back(t);
+    }
+  }
+  for (const std::string& stem : stems)
+    plans.push_back({"leval_" + stem, "", 0, o.data / (stem + ".jsonl"), {}});
+  return {std::move(plans), nullptr};
+}
+
+// Reads each task's samples (L-Eval: its template and max new tokens follow the file's kind of
+// evaluation), the first `limit` of them.
+void load_samples(std::vector<TaskPlan>& plans, bool leval, const std::optional<int>& limit) {
   for (TaskPlan& plan : plans) {
     plan.samples = leval ? read_leval_file(plan.file) : read_task_file(plan.file);
     if (leval) {
@@ -512,9 +521,69 @@ nlohmann::json run_longbench(const LongBenchOptions& o, const LongBenchCallbacks
       plan.templ = exam ? kLevalExamTemplate : kLevalOpenTemplate;
       plan.dataset_max_new = exam ? kLevalExamMaxNew : kLevalOpenMaxNew;
     }
-    if (o.limit && plan.samples.size() > static_cast<size_t>(*o.limit))
-      plan.samples.resize(static_cast<size_t>(*o.limit));
+    if (limit && plan.samples.size() > static_cast<size_t>(*limit))
+      plan.samples.resize(static_cast<size_t>(*limit));
   }
+}
+
+// Each sample's retrieval question (and control question) runs through the index's model in one
+// forward pass: refuses, before the first sample, questions longer than that model's window.
+// (bm25 and dense keep the same bound with a lexical-only context index: the same samples run.)
+void check_questions_fit(const std::vector<TaskPlan>& plans, const Tokenizer& index_tok,
+                         int window) {
+  for (const TaskPlan& plan : plans) {
+    const std::string instruction = trim(format_longbench_prompt(plan.templ, "", ""));
+    for (const Sample& sample : plan.samples) {
+      const std::string& question = trim(sample.input).empty() ? instruction : sample.input;
+      for (const auto& [what, text] :
+           {std::pair<const char*, const std::string*>{"retrieval question (the input)", &question},
+            {"control_question", &sample.control_question}}) {
+        if (const size_t n = index_tok.encode(*text).size(); n > static_cast<size_t>(window))
+          throw Error(plan.file.string() + ": sample " + sample.id + ": its " + what + " has " +
+                      std::to_string(n) + " tokens, more than the model's window of " +
+                      std::to_string(window) + " tokens");
+      }
+    }
+  }
+}
+
+// An existing run in --out resumes only when what identifies it matches `manifest` (runs from
+// before a key was recorded used its default); returns its tasks' entries, to merge.
+nlohmann::json resume_task_meta(const nlohmann::json& manifest, const fs::path& manifest_path,
+                                const fs::path& out, const std::string& model_fingerprint) {
+  if (!fs::exists(manifest_path)) return nlohmann::json::object();
+  const nlohmann::json old = read_json_file(manifest_path);
+  for (const char* key :
+       {"suite", "method", "sae", "index_model", "dense_model", "max_length", "max_new_tokens_cap",
+        "budget", "passage_words", "retrieval", "world_size"}) {
+    nlohmann::json a = old.value(key, nlohmann::json()), b = manifest.value(key, nlohmann::json());
+    if (std::string(key) == "suite" && a.is_null()) a = "longbench";
+    if (std::string(key) == "passage_words" && a.is_null() && old.contains("budget")) a = 100;
+    if (a != b)
+      throw Error(out.string() + " holds a run with another " + key + " (" + a.dump() + " there, " +
+                  b.dump() + " now); use another --out");
+  }
+  if (old.value("model", nlohmann::json::object()).value("fingerprint", "") != model_fingerprint)
+    throw Error(out.string() + " holds a run of another model; use another --out");
+  return old.contains("tasks") && old["tasks"].is_object() ? old["tasks"]
+                                                           : nlohmann::json::object();
+}
+
+}  // namespace
+
+nlohmann::json run_longbench(const LongBenchOptions& o, const LongBenchCallbacks& callbacks) {
+  validate_options(o);
+  const bool leval = o.suite == "leval";
+  const retrieval::Method method = o.retrieval.method;
+  const bool retrieve = method != retrieval::Method::kFull;
+
+  // Everything that can be checked before loading the model.
+  if (!fs::is_directory(o.data)) throw Error("--data " + o.data.string() + " is not a directory");
+  TaskSet task_set = leval ? plan_leval_tasks(o) : plan_longbench_tasks(o);
+  if (task_set.plans.empty()) throw UsageError("--tasks: no task given");
+  load_samples(task_set.plans, leval, o.limit);
+  const std::vector<TaskPlan>& plans = task_set.plans;
+  const nlohmann::json& config_meta = task_set.config_meta;
   const bool need_dense = method_needs_dense(method);
   if (need_dense && !o.dense_model)
     throw UsageError("method " + std::string(retrieval::method_name(method)) +
@@ -593,24 +662,9 @@ nlohmann::json run_longbench(const LongBenchOptions& o, const LongBenchCallbacks
   // Each sample's retrieval question (and control question) runs through the index's model in one
   // forward pass: refuse, before the first sample, questions longer than that model's window.
   // (bm25 and dense keep the same bound with a lexical-only context index: the same samples run.)
-  if (retrieve) {
-    const Tokenizer& index_tok = index_model ? index_model->tokenizer() : *lexical_tokenizer;
-    const int window = index_info->max_position_embeddings;
-    for (const TaskPlan& plan : plans) {
-      const std::string instruction = trim(format_longbench_prompt(plan.templ, "", ""));
-      for (const Sample& sample : plan.samples) {
-        const std::string& question = trim(sample.input).empty() ? instruction : sample.input;
-        for (const auto& [what, text] : {std::pair<const char*, const std::string*>{
-                                             "retrieval question (the input)", &question},
-                                         {"control_question", &sample.control_question}}) {
-          if (const size_t n = index_tok.encode(*text).size(); n > static_cast<size_t>(window))
-            throw Error(plan.file.string() + ": sample " + sample.id + ": its " + what + " has " +
-                        std::to_string(n) + " tokens, more than the model's window of " +
-                        std::to_string(window) + " tokens");
-        }
-      }
-    }
-  }
+  if (retrieve)
+    check_questions_fit(plans, index_model ? index_model->tokenizer() : *lexical_tokenizer,
+                        index_info->max_position_embeddings);
   const std::vector<int32_t> newline_ids = tok.encode("\n");
   if (newline_ids.empty()) throw Error("the tokenizer gives no token for a newline");
   const int32_t newline_id = newline_ids.back();
@@ -670,26 +724,8 @@ nlohmann::json run_longbench(const LongBenchOptions& o, const LongBenchCallbacks
   }
   if (dense) manifest["dense_model"] = dense->info().identity();
   if (!o.label.empty()) manifest["label"] = o.label;
-  nlohmann::json task_meta = nlohmann::json::object();
   const fs::path manifest_path = o.out / "manifest.json";
-  if (fs::exists(manifest_path)) {
-    const nlohmann::json old = read_json_file(manifest_path);
-    for (const char* key :
-         {"suite", "method", "sae", "index_model", "dense_model", "max_length",
-          "max_new_tokens_cap", "budget", "passage_words", "retrieval", "world_size"}) {
-      nlohmann::json a = old.value(key, nlohmann::json()),
-                     b = manifest.value(key, nlohmann::json());
-      // Runs from before a key was recorded used its default.
-      if (std::string(key) == "suite" && a.is_null()) a = "longbench";
-      if (std::string(key) == "passage_words" && a.is_null() && old.contains("budget")) a = 100;
-      if (a != b)
-        throw Error(o.out.string() + " holds a run with another " + key + " (" + a.dump() +
-                    " there, " + b.dump() + " now); use another --out");
-    }
-    if (old.value("model", nlohmann::json::object()).value("fingerprint", "") != info.fingerprint)
-      throw Error(o.out.string() + " holds a run of another model; use another --out");
-    if (old.contains("tasks") && old["tasks"].is_object()) task_meta = old["tasks"];
-  }
+  nlohmann::json task_meta = resume_task_meta(manifest, manifest_path, o.out, info.fingerprint);
 
   std::vector<int> max_new(plans.size());
   std::vector<bool> chats(plans.size());
@@ -893,7 +929,9 @@ nlohmann::json run_longbench(const LongBenchOptions& o, const LongBenchCallbacks
     if (callbacks.task_end) callbacks.task_end();
     summary["tasks"][task] = {{"file", file.string()}, {"written", written}, {"skipped", skipped}};
   }
-  if (retrieve) ::rmdir(tmp_parent.c_str());  // only when empty (another rank may still use it)
+  // The parent of the context indexes goes when empty; a sharded run leaves it, since another rank
+  // may be between two samples (and about to create its next index there).
+  if (retrieve && o.world == 1) ::rmdir(tmp_parent.c_str());
   return summary;
 }
 

@@ -157,6 +157,23 @@ def test_sharding_merges(lb, default_model, tmp_path):
     assert_one_line_error(proc, 2, "SLURM_PROCID")
 
 
+def test_shards_running_together_share_the_temporary_folder(lb, default_model, tmp_path):
+    """Two ranks of a retrieval run at once: the one that finishes first must not take the folder
+    of the context indexes from under the other (it is left in place, empty, when sharded)."""
+    run = tmp_path / "run"
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "SLURM_PROCID", "SLURM_NTASKS")}
+    args = [str(s3attn_binary()), "longbench", "--data", str(lb["data"]), "--config", str(lb["config"]),
+            "--tasks", "multi_news", "--model", str(default_model), "--out", str(run), "--method", "bm25",
+            "--limit", "6", "--max-length", "512", "--max-new-tokens-cap", "1", "--budget", "128"]
+    procs = [subprocess.Popen(args, env={**env, "WORLD_SIZE": "2", "RANK": str(rank)}, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for rank in (0, 1)]
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    assert len(rows(run / "multi_news.rank0-of2.jsonl")) == 3 and len(rows(run / "multi_news.rank1-of2.jsonl")) == 3
+    assert not list((run / ".tmp").iterdir())
+
+
 def test_middle_truncation(lb, default_model, tmp_path):
     run = tmp_path / "run"
     longbench(lb, default_model, run, "--method", "full", "--limit", "1", "--max-length", "64",
