@@ -4,6 +4,7 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "core/base/dtype.h"
 #include "core/base/error.h"
 
 namespace s3::sae {
@@ -47,10 +48,9 @@ void validate_device(const std::string& device, std::string_view flag) {
 
 void EncoderOptions::validate() const {
   validate_device(device);
-  if (dtype != "auto" && dtype != "float32" && dtype != "bfloat16" && dtype != "float16") {
-    usage("the SAE encoder's dtype must be auto, float32, bfloat16 or float16, not '" + dtype +
+  if (dtype != "auto" && !s3::parse_dtype(dtype))
+    usage("the SAE encoder's dtype must be auto or one of " + dtype_choices() + ", not '" + dtype +
           "'");
-  }
   if (k < 0) usage("--k must be positive (0 = the SAE's own k), not " + std::to_string(k));
   if (group_size < 1) usage("encoder group_size must be >= 1");
   if (extra_groups < 0) usage("encoder extra_groups must be >= 0");

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <system_error>
 
+#include "core/base/dtype.h"
 #include "core/base/error.h"
 #include "core/base/file_read.h"
 #include "core/base/fs_util.h"
@@ -41,9 +42,8 @@ void SaeInfo::validate(const std::string& path) const {
   if (k > d_latent) {
     bad("k " + std::to_string(k) + " is larger than d_latent " + std::to_string(d_latent));
   }
-  if (dtype != "float32" && dtype != "bfloat16" && dtype != "float16") {
-    bad("dtype must be float32, bfloat16 or float16, not '" + dtype + "'");
-  }
+  if (!s3::parse_dtype(dtype))
+    bad("dtype must be one of " + dtype_choices() + ", not '" + dtype + "'");
   for (const auto& [layer, s] : stats) {
     if (std::find(layers.begin(), layers.end(), layer) == layers.end()) {
       bad("stats for layer " + std::to_string(layer) + ", which is not in layers");

@@ -37,10 +37,10 @@ constexpr std::optional<E> parse_enum(const EnumNames<E, N>& table, std::string_
 
 // "a | b | c": the choices, for help texts and error messages.
 template <class E, std::size_t N>
-std::string enum_choices(const EnumNames<E, N>& table) {
+std::string enum_choices(const EnumNames<E, N>& table, std::string_view separator = " | ") {
   std::string out;
   for (const auto& entry : table) {
-    if (!out.empty()) out += " | ";
+    if (!out.empty()) out += separator;
     out += entry.name;
   }
   return out;

@@ -9,6 +9,7 @@
 #include <numeric>
 #include <set>
 
+#include "core/base/dtype.h"
 #include "core/base/error.h"
 #include "core/base/file_read.h"
 #include "core/base/fs_util.h"
@@ -293,8 +294,8 @@ void SaeTrainOptions::validate() const {
                      std::to_string(trainer.batch) + "), not " + std::to_string(shuffle_buffer));
   if (checkpoint_every < 0)
     throw UsageError("--checkpoint-every must be >= 0 (0 = no checkpoints)");
-  if (dtype != "float32" && dtype != "bfloat16" && dtype != "float16")
-    throw UsageError("--save-dtype must be float32, bfloat16 or float16, not '" + dtype + "'");
+  if (!parse_dtype(dtype))
+    throw UsageError("--save-dtype must be one of " + dtype_choices() + ", not '" + dtype + "'");
 }
 
 int64_t SaeTrainOptions::resolved_shuffle_buffer() const {

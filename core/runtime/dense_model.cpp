@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <numeric>
 
+#include "core/base/dtype.h"
 #include "core/base/error.h"
 #include "core/base/error_text.h"
 #include "core/base/file_read.h"
@@ -83,8 +84,7 @@ DenseModelInfo DenseModelInfo::load(const fs::path& dir) {
     throw DataCorruption(path, "only mean pooling with normalisation is supported");
   if (m.dim <= 0 || m.dim > 65536) throw DataCorruption(path, "dim out of range");
   if (m.max_seq_length < 3) throw DataCorruption(path, "max_seq_length must be at least 3");
-  if (m.dtype != "float32" && m.dtype != "bfloat16" && m.dtype != "float16")
-    throw DataCorruption(path, "unknown dtype '" + m.dtype + "'");
+  if (!parse_dtype(m.dtype)) throw DataCorruption(path, "unknown dtype '" + m.dtype + "'");
   for (const fs::path& f : {m.model_file(), m.tokenizer_file()})
     if (!fs::exists(f))
       throw Error(dir.string() + " has no " + f.filename().string() +

@@ -7,6 +7,7 @@
 
 #include <regex>
 
+#include "core/base/dtype.h"
 #include "core/base/error.h"
 #include "core/runtime/torch_util.h"
 
@@ -44,8 +45,8 @@ void DeviceSpec::make_current() const {
 }
 
 std::string validate_dtype(const std::string& text) {
-  if (text == "float32" || text == "bfloat16" || text == "float16") return text;
-  throw UsageError("--dtype: '" + text + "' is not one of float32, bfloat16, float16");
+  if (parse_dtype(text)) return text;
+  throw UsageError("--dtype: '" + text + "' is not one of " + dtype_choices());
 }
 
 c10::Device to_torch_device(const DeviceSpec& device) {
@@ -53,9 +54,16 @@ c10::Device to_torch_device(const DeviceSpec& device) {
 }
 
 c10::ScalarType to_torch_dtype(const std::string& dtype) {
-  if (dtype == "float32") return c10::kFloat;
-  if (dtype == "bfloat16") return c10::kBFloat16;
-  if (dtype == "float16") return c10::kHalf;
+  const std::optional<DType> parsed = parse_dtype(dtype);
+  if (!parsed) throw UsageError("unknown dtype '" + dtype + "'");
+  switch (*parsed) {
+    case DType::kFloat32:
+      return c10::kFloat;
+    case DType::kBFloat16:
+      return c10::kBFloat16;
+    case DType::kFloat16:
+      return c10::kHalf;
+  }
   throw UsageError("unknown dtype '" + dtype + "'");
 }
 

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/base/dtype.h"
 #include "core/base/error.h"
 #include "core/base/file_read.h"
 #include "core/base/json_fields.h"
@@ -172,8 +173,7 @@ ModelInfo ModelInfo::load(const std::filesystem::path& dir) {
     throw DataCorruption(path, "n_heads " + std::to_string(m.n_heads) +
                                    " is not a multiple of n_kv_heads " +
                                    std::to_string(m.n_kv_heads));
-  if (m.dtype != "float32" && m.dtype != "bfloat16" && m.dtype != "float16")
-    throw DataCorruption(path, "unknown dtype '" + m.dtype + "'");
+  if (!parse_dtype(m.dtype)) throw DataCorruption(path, "unknown dtype '" + m.dtype + "'");
   if (m.add_bos_token && !m.bos_token_id)
     throw DataCorruption(path, "add_bos_token is true but bos_token_id is null");
   for (const fs::path& file : {m.model_file(), m.tokenizer_file()}) {

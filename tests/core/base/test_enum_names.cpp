@@ -2,6 +2,8 @@
 // values outside the table are not found, and the choices list every name in table order.
 #include "core/base/enum_names.h"
 
+#include "core/base/dtype.h"
+
 #include <gtest/gtest.h>
 
 namespace {
@@ -27,6 +29,15 @@ TEST(EnumNames, RefusesWhatTheTableLacks) {
 
 TEST(EnumNames, ChoicesInTableOrder) {
   EXPECT_EQ(s3::enum_choices(kColours), "red | green | blue");
+}
+
+// The dtypes' one table: what model.json, sae.json and the dtype flags accept.
+TEST(DTypeNames, AcceptsTheThreeStorageTypesOnly) {
+  EXPECT_EQ(s3::parse_dtype("bfloat16"), s3::DType::kBFloat16);
+  EXPECT_EQ(s3::enum_name(s3::kDTypeNames, s3::DType::kFloat16), "float16");
+  for (const char* other : {"float64", "fp16", "bf16", "auto", "Float32", ""})
+    EXPECT_FALSE(s3::parse_dtype(other).has_value()) << other;
+  EXPECT_EQ(s3::dtype_choices(), "float32, bfloat16, float16");
 }
 
 }  // namespace
