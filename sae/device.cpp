@@ -25,16 +25,8 @@ c10::Device resolve_device(const std::string& name) {
 
 c10::ScalarType resolve_dtype(const std::string& name, const c10::Device& device) {
   if (name == "auto") return device.is_cuda() ? c10::kBFloat16 : c10::kFloat;
-  if (const std::optional<DType> parsed = s3::parse_dtype(name)) {
-    switch (*parsed) {
-      case DType::kFloat32:
-        return c10::kFloat;
-      case DType::kBFloat16:
-        return c10::kBFloat16;
-      case DType::kFloat16:
-        return c10::kHalf;
-    }
-  }
+  if (const std::optional<DType> parsed = s3::parse_dtype(name))
+    return dtype_select(*parsed, c10::kFloat, c10::kBFloat16, c10::kHalf);
   throw UsageError("the SAE encoder's dtype must be auto or one of " + dtype_choices() + ", not '" +
                    name + "'");
 }

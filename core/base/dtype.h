@@ -17,6 +17,21 @@ inline constexpr EnumNames<DType, 3> kDTypeNames{
 inline std::optional<DType> parse_dtype(std::string_view name) {
   return parse_enum(kDTypeNames, name);
 }
+// The value standing for `dtype` among three, one per type (a library's own type constants, say:
+// LibTorch's c10::kFloat, c10::kBFloat16, c10::kHalf).
+template <class T>
+constexpr T dtype_select(DType dtype, T float32, T bfloat16, T float16) {
+  switch (dtype) {
+    case DType::kFloat32:
+      return float32;
+    case DType::kBFloat16:
+      return bfloat16;
+    case DType::kFloat16:
+      return float16;
+  }
+  return float32;
+}
+
 // "float32, bfloat16, float16", for error messages.
 inline std::string dtype_choices() {
   return enum_choices(kDTypeNames, ", ");

@@ -56,15 +56,7 @@ c10::Device to_torch_device(const DeviceSpec& device) {
 c10::ScalarType to_torch_dtype(const std::string& dtype) {
   const std::optional<DType> parsed = parse_dtype(dtype);
   if (!parsed) throw UsageError("unknown dtype '" + dtype + "'");
-  switch (*parsed) {
-    case DType::kFloat32:
-      return c10::kFloat;
-    case DType::kBFloat16:
-      return c10::kBFloat16;
-    case DType::kFloat16:
-      return c10::kHalf;
-  }
-  throw UsageError("unknown dtype '" + dtype + "'");
+  return dtype_select(*parsed, c10::kFloat, c10::kBFloat16, c10::kHalf);
 }
 
 std::string device_name(const DeviceSpec& device) {
