@@ -127,6 +127,20 @@ struct IndexWriter::Impl {
                   " was already committed (or its commit failed)");
   }
   void check_range(uint32_t slot, uint32_t global_begin, uint32_t n_tokens) const;
+
+  // commit()'s stages, in order.
+  struct Staging {
+    fs::path root;     // what gets published: the whole index, or one segment when appending
+    fs::path seg_dir;  // where the segment's files are written
+    std::string seg_name;
+  };
+  void check_committable() const;
+  Staging make_staging();
+  DenseRows take_dense_rows();
+  SegmentEntry add_segment(Manifest& manifest, const std::string& seg_name,
+                           const SegmentWriteResult& written) const;
+  void publish_segment(const Staging& staging, const Manifest& manifest);
+  void publish_index(const Staging& staging, const Manifest& manifest);
   // Appending: `metadata` must equal the index's, apart from the ignored keys.
   void check_append_metadata(const json& metadata) const {
     if (!appending) return;
@@ -439,163 +453,192 @@ uint64_t IndexWriter::n_postings(uint32_t layer_slot) const {
   return impl_->layers.at(layer_slot).n_postings();
 }
 
-CommitStats IndexWriter::commit() {
-  Impl& m = *impl_;
-  m.check_open();
-  if (m.content.n_docs() == 0) {
-    throw Error("nothing to index for " + m.out.string() +
-                ": no documents were added (empty input)");
+void IndexWriter::Impl::check_committable() const {
+  check_open();
+  if (content.n_docs() == 0) {
+    throw Error("nothing to index for " + out.string() + ": no documents were added (empty input)");
   }
-  if (m.opt.dense_dim > 0) {
-    for (uint32_t d = 0; d < m.content.n_docs(); ++d) {
-      if (!m.has_dense[d]) {
-        throw Error("internal: document '" + m.content.names[d] +
+  if (opt.dense_dim > 0) {
+    for (uint32_t d = 0; d < content.n_docs(); ++d) {
+      if (!has_dense[d]) {
+        throw Error("internal: document '" + content.names[d] +
                     "' has no dense passage vectors (add_dense_vectors)");
       }
     }
   }
-  m.done = true;  // from here on the writer is spent, whatever happens
-  const auto t0 = std::chrono::steady_clock::now();
-  m.stage("begin");
-  const unsigned threads = resolve_threads(m.opt.commit_threads);
-  const bool fsync = m.opt.fsync;
-  const fs::path parent = m.out.parent_path();
+}
 
-  // 1. Stage the new segment in a temporary directory.
-  fs::path stage_root;  // what gets published (the whole index, or one segment when appending)
-  fs::path seg_dir;
-  std::string seg_name;
-  if (m.appending) {
+// A temporary directory for the new segment: inside the index when appending (published by a
+// rename into it), beside it otherwise (the whole index, published by one rename or exchange).
+// Leftovers of killed runs go first.
+IndexWriter::Impl::Staging IndexWriter::Impl::make_staging() {
+  Staging st;
+  if (appending) {
     // We hold the directory lock: leftovers of killed appends (staging directories, segments the
     // manifest never listed) can go.
     std::set<std::string> listed;
     uint32_t next = 0;
-    for (const SegmentEntry& s : m.base.segments) {
-      listed.insert(s.dir);
-      next = std::max<uint32_t>(next, static_cast<uint32_t>(segment_number(s.dir) + 1));
+    for (const SegmentEntry& seg : base.segments) {
+      listed.insert(seg.dir);
+      next = std::max<uint32_t>(next, static_cast<uint32_t>(segment_number(seg.dir) + 1));
     }
-    remove_stale_temp_dirs(m.out, ".tmp-");
-    remove_stale_temp_dirs(m.out, std::string(kManifestFile) + ".tmp-");
-    for (const auto& e : fs::directory_iterator(m.out)) {
+    remove_stale_temp_dirs(out, ".tmp-");
+    remove_stale_temp_dirs(out, std::string(kManifestFile) + ".tmp-");
+    for (const auto& e : fs::directory_iterator(out)) {
       const std::string name = e.path().filename().string();
       if (segment_number(name) >= 0 && listed.count(name) == 0) remove_tree_quietly(e.path());
     }
-    seg_name = segment_name(next);
-    stage_root = make_temp_dir(m.out, ".tmp-" + std::to_string(::getpid()) + "-");
-    m.cleanup.push_back(stage_root);
-    seg_dir = stage_root;
-  } else {
-    std::error_code ec;
-    fs::create_directories(parent, ec);
-    if (ec) throw Error("cannot create " + parent.string() + ": " + ec.message());
-    remove_stale_temp_dirs(parent, "." + m.out.filename().string() + ".tmp-");
-    remove_stale_temp_dirs(parent, "." + m.out.filename().string() + ".old-");
-    stage_root = make_temp_dir(
-        parent, "." + m.out.filename().string() + ".tmp-" + std::to_string(::getpid()) + "-");
-    m.cleanup.push_back(stage_root);
-    seg_name = segment_name(0);
-    seg_dir = stage_root / seg_name;
-    fs::create_directory(seg_dir, ec);
-    if (ec) throw Error("cannot create " + seg_dir.string() + ": " + ec.message());
+    st.seg_name = segment_name(next);
+    st.root = make_temp_dir(out, ".tmp-" + std::to_string(::getpid()) + "-");
+    cleanup.push_back(st.root);
+    st.seg_dir = st.root;
+    return st;
   }
+  const fs::path parent = out.parent_path();
+  std::error_code ec;
+  fs::create_directories(parent, ec);
+  if (ec) throw Error("cannot create " + parent.string() + ": " + ec.message());
+  remove_stale_temp_dirs(parent, "." + out.filename().string() + ".tmp-");
+  remove_stale_temp_dirs(parent, "." + out.filename().string() + ".old-");
+  st.root = make_temp_dir(
+      parent, "." + out.filename().string() + ".tmp-" + std::to_string(::getpid()) + "-");
+  cleanup.push_back(st.root);
+  st.seg_name = segment_name(0);
+  st.seg_dir = st.root / st.seg_name;
+  fs::create_directory(st.seg_dir, ec);
+  if (ec) throw Error("cannot create " + st.seg_dir.string() + ": " + ec.message());
+  return st;
+}
 
-  DenseRows dense_rows;
-  if (m.opt.dense_dim > 0) {
-    dense_rows.dim = m.opt.dense_dim;
-    for (std::vector<uint16_t>& rows : m.dense) {
-      dense_rows.values.insert(dense_rows.values.end(), rows.begin(), rows.end());
-      std::vector<uint16_t>().swap(rows);
-    }
+// The documents' dense rows in one array (their memory released as they move).
+DenseRows IndexWriter::Impl::take_dense_rows() {
+  DenseRows rows;
+  if (opt.dense_dim == 0) return rows;
+  rows.dim = opt.dense_dim;
+  for (std::vector<uint16_t>& doc_rows : dense) {
+    rows.values.insert(rows.values.end(), doc_rows.begin(), doc_rows.end());
+    std::vector<uint16_t>().swap(doc_rows);
   }
-  SegmentWriteResult written = write_segment(seg_dir, m.content, m.layers, m.opt.layers, *m.codec,
-                                             m.opt.lexical, dense_rows, threads, fsync);
-  if (fsync) fsync_path(seg_dir);
+  return rows;
+}
 
-  // A new index starts from an empty manifest, an append from the existing one.
-  Manifest manifest = m.appending ? m.base : Manifest();
-  if (!m.appending) {
+// Lists the written segment in `manifest` (a new index's starts empty, an append's is the
+// existing one) and returns its entry.
+SegmentEntry IndexWriter::Impl::add_segment(Manifest& manifest, const std::string& seg_name,
+                                            const SegmentWriteResult& written) const {
+  if (!appending) {
     manifest.created_by = kCreatedBy;
-    manifest.content = m.opt.content;
-    manifest.layers = m.opt.layers;
-    manifest.d_latent = m.opt.d_latent;
-    manifest.codec = std::string(m.codec->name());
-    manifest.codec_id = m.codec->id();
-    manifest.lexical = m.opt.lexical;
+    manifest.content = opt.content;
+    manifest.layers = opt.layers;
+    manifest.d_latent = opt.d_latent;
+    manifest.codec = std::string(codec->name());
+    manifest.codec_id = codec->id();
+    manifest.lexical = opt.lexical;
     manifest.analyzer_version = kAnalyzerVersion;
-    manifest.metadata = m.opt.metadata;
-    if (m.opt.dense_dim > 0) manifest.dense = DenseInfo{m.opt.dense_dim, "float16"};
+    manifest.metadata = opt.metadata;
+    if (opt.dense_dim > 0) manifest.dense = DenseInfo{opt.dense_dim, "float16"};
   }
   SegmentEntry seg;
   seg.dir = seg_name;
   seg.doc_base = manifest.n_docs();
-  seg.n_docs = m.content.n_docs();
+  seg.n_docs = content.n_docs();
   seg.token_base = manifest.n_tokens();
-  seg.n_tokens = m.content.n_tokens();
+  seg.n_tokens = content.n_tokens();
   seg.passage_base = manifest.n_passages();
   seg.n_passages = written.n_passages;
   seg.postings = written.postings;
   seg.postings_bytes = written.postings_bytes;
   seg.files = written.files;
   manifest.segments.push_back(seg);
+  return seg;
+}
+
+// Append: the segment renamed into the index, then the manifest that lists it saved (the commit
+// point); a crash between the two leaves an orphan segment the next append removes.
+void IndexWriter::Impl::publish_segment(const Staging& staging, const Manifest& manifest) {
+  const fs::path final_seg = out / staging.seg_name;
+  stage("staged");
+  rename_noreplace(staging.root, final_seg);
+  cleanup = {final_seg};  // an orphan until the manifest lists it
+  if (opt.fsync) fsync_path(out);
+  stage("segment-published");
+  manifest.save(out, opt.fsync);  // the commit point
+  cleanup.clear();
+  stage("published");
+}
+
+// A new or replaced index: the staged directory, manifest included, takes the index's place in
+// one rename (or exchange, for an overwrite), then the old index is deleted.
+void IndexWriter::Impl::publish_index(const Staging& staging, const Manifest& manifest) {
+  const fs::path parent = out.parent_path();
+  manifest.save(staging.root, opt.fsync);
+  if (opt.fsync) fsync_path(staging.root);
+  stage("staged");
+  std::error_code ec;
+  const bool exists = fs::exists(fs::symlink_status(out, ec));
+  if (opt.mode == WriteMode::kCreate || !exists) {
+    try {
+      rename_noreplace(staging.root, out);
+    } catch (const Error&) {
+      throw Error(out.string() + " appeared while indexing; pass --overwrite to replace it");
+    }
+    cleanup.clear();
+  } else if (opt.mode == WriteMode::kAppend) {  // appending to an empty directory
+    if (!is_empty_dir(out) || !rename_exchange(staging.root, out)) {
+      throw Error(out.string() + " changed while indexing; retry");
+    }
+    stage("exchanged");
+  } else {
+    // Overwrite: swap atomically, then delete the old index (now at the staging path).
+    if (!rename_exchange(staging.root, out)) {
+      // No RENAME_EXCHANGE on this filesystem: move the old one aside first. A crash between the
+      // two renames leaves the old index complete at <out>.old-*.
+      const fs::path aside = make_temp_dir(
+          parent, "." + out.filename().string() + ".old-" + std::to_string(::getpid()) + "-");
+      fs::remove(aside, ec);
+      rename_replace(out, aside);
+      try {
+        rename_replace(staging.root, out);
+      } catch (...) {
+        rename_replace(aside, out);  // put the old index back
+        throw;
+      }
+      cleanup = {aside};
+    }
+    stage("exchanged");
+  }
+  if (opt.fsync) fsync_path(parent);
+  stage("published");
+  for (const fs::path& p : cleanup)
+    remove_tree_quietly(p);  // the old index, if any
+  cleanup.clear();
+}
+
+CommitStats IndexWriter::commit() {
+  Impl& m = *impl_;
+  m.check_committable();
+  m.done = true;  // from here on the writer is spent, whatever happens
+  const auto t0 = std::chrono::steady_clock::now();
+  m.stage("begin");
+
+  // 1. Stage the new segment in a temporary directory.
+  const Impl::Staging staging = m.make_staging();
+  const SegmentWriteResult written =
+      write_segment(staging.seg_dir, m.content, m.layers, m.opt.layers, *m.codec, m.opt.lexical,
+                    m.take_dense_rows(), resolve_threads(m.opt.commit_threads), m.opt.fsync);
+  if (m.opt.fsync) fsync_path(staging.seg_dir);
+  Manifest manifest = m.appending ? m.base : Manifest();
+  const SegmentEntry seg = m.add_segment(manifest, staging.seg_name, written);
 
   // 2. Publish.
-  if (m.appending) {
-    const fs::path final_seg = m.out / seg_name;
-    m.stage("staged");
-    rename_noreplace(stage_root, final_seg);
-    m.cleanup = {final_seg};  // an orphan until the manifest lists it
-    if (fsync) fsync_path(m.out);
-    m.stage("segment-published");
-    manifest.save(m.out, fsync);  // the commit point
-    m.cleanup.clear();
-    m.stage("published");
-  } else {
-    manifest.save(stage_root, fsync);
-    if (fsync) fsync_path(stage_root);
-    m.stage("staged");
-    std::error_code ec;
-    const bool exists = fs::exists(fs::symlink_status(m.out, ec));
-    if (m.opt.mode == WriteMode::kCreate || !exists) {
-      try {
-        rename_noreplace(stage_root, m.out);
-      } catch (const Error&) {
-        throw Error(m.out.string() + " appeared while indexing; pass --overwrite to replace it");
-      }
-      m.cleanup.clear();
-    } else if (m.opt.mode == WriteMode::kAppend) {  // appending to an empty directory
-      if (!is_empty_dir(m.out) || !rename_exchange(stage_root, m.out)) {
-        throw Error(m.out.string() + " changed while indexing; retry");
-      }
-      m.stage("exchanged");
-    } else {
-      // Overwrite: swap atomically, then delete the old index (now at stage_root).
-      if (!rename_exchange(stage_root, m.out)) {
-        // No RENAME_EXCHANGE on this filesystem: move the old one aside first. A crash between the
-        // two renames leaves the old index complete at <out>.old-*.
-        const fs::path aside = make_temp_dir(
-            parent, "." + m.out.filename().string() + ".old-" + std::to_string(::getpid()) + "-");
-        fs::remove(aside, ec);
-        rename_replace(m.out, aside);
-        try {
-          rename_replace(stage_root, m.out);
-        } catch (...) {
-          rename_replace(aside, m.out);  // put the old index back
-          throw;
-        }
-        m.cleanup = {aside};
-      }
-      m.stage("exchanged");
-    }
-    if (fsync) fsync_path(parent);
-    m.stage("published");
-    for (const fs::path& p : m.cleanup)
-      remove_tree_quietly(p);  // the old index, if any
-    m.cleanup.clear();
-  }
+  if (m.appending)
+    m.publish_segment(staging, manifest);
+  else
+    m.publish_index(staging, manifest);
 
   CommitStats st;
   st.index_dir = m.out;
-  st.segment = seg_name;
+  st.segment = staging.seg_name;
   st.docs = seg.n_docs;
   st.tokens = seg.n_tokens;
   st.passages = seg.n_passages;
