@@ -302,6 +302,100 @@ int64_t SaeTrainOptions::resolved_shuffle_buffer() const {
   return shuffle_buffer > 0 ? shuffle_buffer : 32 * trainer.batch;
 }
 
+namespace {
+
+// --out: a directory that holds no SAE yet, nor (unless resuming) a checkpoint.
+void check_train_out(const fs::path& out, bool resume) {
+  std::error_code ec;
+  if (fs::exists(out, ec) && !fs::is_directory(out, ec))
+    throw Error("--out " + out.string() + " exists and is not a directory");
+  if (resume) return;
+  if (fs::exists(sae::sae_info_path(out), ec))
+    throw Error("--out " + out.string() +
+                " already holds an SAE: choose another --out, or delete it first");
+  if (fs::exists(state_path(out), ec))
+    throw Error("--out " + out.string() +
+                " holds a checkpoint of an earlier run: pass --resume to continue it, or "
+                "choose another --out");
+}
+
+// Where training starts: the trainers (one per layer), the corpus position and the step.
+struct TrainStart {
+  std::vector<sae::Trainer> trainers;
+  StreamState stream;
+  int64_t resumed_from = 0;
+};
+
+// --resume: the checkpoint's trainers and corpus position, after checking that it was made with
+// this run's settings (`identity`) and has steps left.
+TrainStart resume_trainers(const fs::path& out, const std::vector<int>& layers,
+                           const SaeTrainOptions& options, int64_t d_in,
+                           const nlohmann::json& identity, const nlohmann::json& stream_id) {
+  const SavedState state = read_state(out);
+  const std::string where = state_path(out).string();
+  for (const auto& [key, value] : identity.items()) {
+    const nlohmann::json saved = state.identity.value(key, nlohmann::json());
+    if (saved != value)
+      throw Error("--resume: the checkpoint in " + out.string() + " was made with " + key + " " +
+                  saved.dump() + ", this run has " + value.dump() +
+                  ": resume with the same settings or choose another --out");
+  }
+  TrainStart start;
+  start.resumed_from = state.step;
+  if (start.resumed_from >= options.trainer.steps)
+    throw UsageError("--resume: the checkpoint is at step " + std::to_string(start.resumed_from) +
+                     " and --steps is " + std::to_string(options.trainer.steps) +
+                     ": raise --steps to train further");
+  for (int l : layers) {
+    const auto file = state.files.find(std::to_string(l));
+    if (file == state.files.end())
+      throw DataCorruption(where, "names no file for layer " + std::to_string(l));
+    start.trainers.push_back(
+        sae::Trainer::resume(checkpoint_dir(out) / file->second, options.trainer));
+    if (start.trainers.back().steps_done() != start.resumed_from ||
+        start.trainers.back().d_in() != d_in)
+      throw DataCorruption(where, "layer " + std::to_string(l) + "'s file disagrees with it");
+  }
+  start.stream.tokens = state.position.tokens;
+  if (state.stream == stream_id) start.stream = state.position;  // same corpus, chunk and seed
+  return start;
+}
+
+// Writes the trained SAE (sae.json and the weights in --save-dtype) and returns its description;
+// `last` gets each layer's final statistics.
+sae::SaeInfo save_trained(const fs::path& out, const ModelInfo& info, const SaeCorpus& corpus,
+                          const SaeTrainOptions& options, const std::vector<int>& layers,
+                          int64_t d_in, std::vector<sae::Trainer>& trainers,
+                          const std::vector<std::deque<std::pair<int64_t, double>>>& fresh_fvu,
+                          int64_t window, int64_t tokens, std::vector<sae::StepStats>& last) {
+  sae::SaeInfo si;
+  si.layers = layers;
+  si.d_in = d_in;
+  si.d_latent = options.trainer.latents;
+  si.k = options.trainer.k;
+  si.head_mode = options.head_mode;
+  si.model_fingerprint = info.fingerprint;
+  si.dtype = options.dtype;
+  si.corpus = corpus.description;
+  si.tokens = tokens;
+  si.vectors = trainers.front().vectors_seen();
+  si.steps = trainers.front().steps_done();
+  si.training = options.trainer;
+  const at::ScalarType dtype = sae::resolve_dtype(options.dtype, c10::Device(c10::kCPU));
+  std::map<int, sae::SaeWeights> weights;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const sae::StepStats final_stats = trainers[i].final_stats();
+    si.stats[layers[i]] = {recent_fvu(fresh_fvu[i], si.steps, window, final_stats.fvu),
+                           final_stats.dead_fraction};
+    weights[layers[i]] = trainers[i].weights().to(c10::Device(c10::kCPU), dtype);
+    last[i] = final_stats;
+  }
+  sae::save_sae(out, si, weights);
+  return si;
+}
+
+}  // namespace
+
 SaeTrainResult train_sae(const Model& model, const SaeCorpus& corpus,
                          const SaeTrainOptions& options_in, const fs::path& out,
                          const SaeTrainCallback& progress) {
@@ -322,53 +416,18 @@ SaeTrainResult train_sae(const Model& model, const SaeCorpus& corpus,
   require_chunk_fits_window(info, options.chunk, 0, bos);
   const int64_t d_in = sae::expected_d_in(options.head_mode, info.n_kv_heads, info.head_dim);
 
-  std::error_code ec;
-  if (fs::exists(out, ec) && !fs::is_directory(out, ec))
-    throw Error("--out " + out.string() + " exists and is not a directory");
-  if (!options.resume) {
-    if (fs::exists(sae::sae_info_path(out), ec))
-      throw Error("--out " + out.string() +
-                  " already holds an SAE: choose another --out, or delete it first");
-    if (fs::exists(state_path(out), ec))
-      throw Error("--out " + out.string() +
-                  " holds a checkpoint of an earlier run: pass --resume to continue it, or "
-                  "choose another --out");
-  }
-
+  check_train_out(out, options.resume);
   const nlohmann::json identity = run_identity(info, layers, options, d_in);
   const nlohmann::json stream_id = stream_identity(corpus, options);
-  std::vector<sae::Trainer> trainers;
-  StreamState stream;
-  int64_t resumed_from = 0;
-  if (options.resume) {
-    const SavedState state = read_state(out);
-    const std::string where = state_path(out).string();
-    for (const auto& [key, value] : identity.items()) {
-      const nlohmann::json saved = state.identity.value(key, nlohmann::json());
-      if (saved != value)
-        throw Error("--resume: the checkpoint in " + out.string() + " was made with " + key + " " +
-                    saved.dump() + ", this run has " + value.dump() +
-                    ": resume with the same settings or choose another --out");
-    }
-    resumed_from = state.step;
-    if (resumed_from >= options.trainer.steps)
-      throw UsageError("--resume: the checkpoint is at step " + std::to_string(resumed_from) +
-                       " and --steps is " + std::to_string(options.trainer.steps) +
-                       ": raise --steps to train further");
-    for (int l : layers) {
-      const auto file = state.files.find(std::to_string(l));
-      if (file == state.files.end())
-        throw DataCorruption(where, "names no file for layer " + std::to_string(l));
-      trainers.push_back(sae::Trainer::resume(checkpoint_dir(out) / file->second, options.trainer));
-      if (trainers.back().steps_done() != resumed_from || trainers.back().d_in() != d_in)
-        throw DataCorruption(where, "layer " + std::to_string(l) + "'s file disagrees with it");
-    }
-    stream.tokens = state.position.tokens;
-    if (state.stream == stream_id) stream = state.position;  // same corpus, chunk and seed
-  } else {
+  TrainStart begun = options.resume
+                         ? resume_trainers(out, layers, options, d_in, identity, stream_id)
+                         : TrainStart{std::vector<sae::Trainer>(), StreamState(), 0};
+  if (!options.resume)
     for (size_t i = 0; i < layers.size(); ++i)
-      trainers.emplace_back(options.trainer, d_in);
-  }
+      begun.trainers.emplace_back(options.trainer, d_in);
+  std::vector<sae::Trainer>& trainers = begun.trainers;
+  StreamState& stream = begun.stream;
+  const int64_t resumed_from = begun.resumed_from;
 
   torch::NoGradGuard no_grad;  // the trainer writes its gradients by hand
   const int64_t capacity = options.resolved_shuffle_buffer();
@@ -474,29 +533,8 @@ SaeTrainResult train_sae(const Model& model, const SaeCorpus& corpus,
   // Outputs.
   SaeTrainResult result;
   result.resumed_from = resumed_from;
-  sae::SaeInfo& si = result.info;
-  si.layers = layers;
-  si.d_in = d_in;
-  si.d_latent = options.trainer.latents;
-  si.k = options.trainer.k;
-  si.head_mode = options.head_mode;
-  si.model_fingerprint = info.fingerprint;
-  si.dtype = options.dtype;
-  si.corpus = corpus.description;
-  si.tokens = static_cast<int64_t>(stream.tokens);
-  si.vectors = trainers.front().vectors_seen();
-  si.steps = trainers.front().steps_done();
-  si.training = options.trainer;
-  const at::ScalarType dtype = sae::resolve_dtype(options.dtype, c10::Device(c10::kCPU));
-  std::map<int, sae::SaeWeights> weights;
-  for (size_t i = 0; i < layers.size(); ++i) {
-    const sae::StepStats final_stats = trainers[i].final_stats();
-    si.stats[layers[i]] = {recent_fvu(fresh_fvu[i], si.steps, window, final_stats.fvu),
-                           final_stats.dead_fraction};
-    weights[layers[i]] = trainers[i].weights().to(c10::Device(c10::kCPU), dtype);
-    last[i] = final_stats;
-  }
-  sae::save_sae(out, si, weights);
+  result.info = save_trained(out, info, corpus, options, layers, d_in, trainers, fresh_fvu, window,
+                             static_cast<int64_t>(stream.tokens), last);
   report(-1);
   result.seconds = elapsed();
   result.vectors_per_s = result.seconds > 0 ? static_cast<double>(trained) / result.seconds : 0;
