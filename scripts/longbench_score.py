@@ -827,7 +827,8 @@ def write_run_results(run: Run, results: dict[str, TaskResult], buckets: bool) -
 
 def run_labels(runs: list[Run]) -> list[str]:
     """Column label per run: manifest "label", else the method (with "@<budget>" when the manifest has
-    a budget and the method is not full); the directory name is appended to labels that repeat."""
+    a budget and the method is not full); labels that repeat get the shortest tail of their run's path
+    that tells those runs apart (the directory name, or more of the path when that repeats too)."""
     labels = []
     for run in runs:
         label = run.manifest.get("label")
@@ -838,7 +839,18 @@ def run_labels(runs: list[Run]) -> list[str]:
                 label = f"{label}@{budget}"
         labels.append(label)
     counts = Counter(labels)
-    return [f"{lab} ({run.path.name})" if counts[lab] > 1 else lab for lab, run in zip(labels, runs)]
+    out = []
+    for lab, run in zip(labels, runs):
+        if counts[lab] == 1:
+            out.append(lab)
+            continue
+        same = [r.path.resolve().parts for l, r in zip(labels, runs) if l == lab]
+        parts = run.path.resolve().parts
+        depth = 1
+        while depth < len(parts) and sum(p[-depth:] == parts[-depth:] for p in same) > 1:
+            depth += 1
+        out.append(f"{lab} ({'/'.join(parts[-depth:])})")
+    return out
 
 
 def retention(score: float | None, base: float | None) -> float | None:

@@ -420,6 +420,20 @@ def test_side_by_side_with_retention_and_plots(tmp_path, capsys):
 # ------------------------------------------------------------------------------------------------
 
 
+def test_runs_with_the_same_label_are_told_apart(tmp_path, capsys):
+    """Two runs of one method from two studies (the same label and directory name): each column is
+    named by the shortest tail of its path that differs; a label that does not repeat stays bare."""
+    tasks = {"hotpotqa": [row("Paris", ["Paris"], "1")]}
+    a = make_run(tmp_path / "study-a" / "leval" / "s3", "s3", tasks, label="s3")
+    b = make_run(tmp_path / "study-b" / "leval" / "s3", "s3", tasks, label="s3")
+    full = make_run(tmp_path / "study-a" / "leval" / "full", "full", tasks)
+    assert LS.main([str(full), str(a), str(b), "--out-dir", str(tmp_path / "out")]) == 0
+    md = (tmp_path / "out" / "longbench_compare.md").read_text()
+    assert "| task | full | s3 (study-a/leval/s3) | s3 (study-b/leval/s3) |" in md
+    runs = [LS.load_run(p) for p in (a, tmp_path / "study-a" / "leval" / "full")]
+    assert LS.run_labels(runs) == ["s3", "full"]
+
+
 def test_errors(tmp_path, capsys):
     good = [row("Paris", ["Paris"], "1")]
     fails([tmp_path / "nope"], capsys, "no such run directory")
