@@ -1,5 +1,7 @@
 #include "sae/options.h"
 
+#include <optional>
+
 #include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
@@ -24,12 +26,11 @@ std::string num(double v) {
 }  // namespace
 
 std::string_view to_string(HeadMode mode) {
-  return mode == HeadMode::kPerHead ? "per-head" : "concat";
+  return enum_name(kHeadModeNames, mode);
 }
 
 HeadMode parse_head_mode(std::string_view text) {
-  if (text == "per-head") return HeadMode::kPerHead;
-  if (text == "concat") return HeadMode::kConcat;
+  if (const std::optional<HeadMode> mode = parse_enum(kHeadModeNames, text)) return *mode;
   usage("--head-mode must be per-head or concat, not '" + std::string(text) + "'");
 }
 

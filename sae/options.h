@@ -22,6 +22,8 @@ enum class HeadMode {
   kConcat,
 };
 
+inline constexpr EnumNames<HeadMode, 2> kHeadModeNames{
+    {{"per-head", HeadMode::kPerHead}, {"concat", HeadMode::kConcat}}};
 std::string_view to_string(HeadMode mode);  // "per-head" | "concat"
 
 // How feature_bitmap runs on CUDA (--sae-bitmap). Both paths give identical bitmaps.

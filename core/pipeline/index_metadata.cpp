@@ -25,9 +25,7 @@ std::string string_field(const nlohmann::json& meta, const char* key) {
 
 std::optional<sae::HeadMode> head_mode_named(const nlohmann::json& value) {
   if (!value.is_string()) return std::nullopt;
-  for (const sae::HeadMode mode : {sae::HeadMode::kPerHead, sae::HeadMode::kConcat})
-    if (value.get<std::string>() == sae::to_string(mode)) return mode;
-  return std::nullopt;
+  return parse_enum(sae::kHeadModeNames, value.get<std::string>());
 }
 
 }  // namespace

@@ -168,34 +168,27 @@ class BufferPool {
 struct Scanner::Impl {
   const Model& model;
   ScanOptions options;
-  std::shared_ptr<const TappedSae> tapped;
-  // The tapped SAE's parts, as the scan reads them.
-  const sae::Sae& sae;
-  const std::vector<int>& layers;
-  const std::vector<sae::Encoder>& encoders;
+  std::shared_ptr<const TappedSae> tapped;  // shared with the question side
   std::string tokenizer_fingerprint;
-  bool chunk_bos = false;
   mutable bool warmed_up = false;  // the warm-up chunk runs once per Scanner (the first scan)
 };
 
 Scanner::Scanner(const Model& model, const std::filesystem::path& sae_dir, ScanOptions options) {
   std::shared_ptr<const TappedSae> tapped = load_tapped_sae(model, sae_dir, options);
-  const TappedSae& t = *tapped;
-  impl_ = std::make_unique<Impl>(
-      Impl{model, std::move(options), std::move(tapped), t.sae, t.layers, t.encoders,
-           tokenizer_fingerprint(model.info().tokenizer_file()), t.chunk_bos});
+  impl_ = std::make_unique<Impl>(Impl{model, std::move(options), std::move(tapped),
+                                      tokenizer_fingerprint(model.info().tokenizer_file())});
 }
 
 Scanner::~Scanner() = default;
 
 const std::vector<int>& Scanner::layers() const {
-  return impl_->layers;
+  return impl_->tapped->layers;
 }
 int64_t Scanner::d_latent() const {
-  return impl_->sae.info.d_latent;
+  return impl_->tapped->sae.info.d_latent;
 }
 const std::string& Scanner::sae_fingerprint() const {
-  return impl_->sae.fingerprint;
+  return impl_->tapped->sae.fingerprint;
 }
 std::shared_ptr<const TappedSae> Scanner::tapped_sae() const {
   return impl_->tapped;
@@ -206,18 +199,18 @@ IndexMetadata Scanner::metadata() const {
   IndexMetadata m;
   m.model_fingerprint = s.model.info().fingerprint;
   m.model_dir = s.model.info().dir.string();
-  m.sae_fingerprint = s.sae.fingerprint;
-  m.sae_dir = s.sae.dir.string();
+  m.sae_fingerprint = s.tapped->sae.fingerprint;
+  m.sae_dir = s.tapped->sae.dir.string();
   m.tokenizer_fingerprint = s.tokenizer_fingerprint;
   m.has_scan = true;
   m.scan = {.chunk = static_cast<uint32_t>(s.options.chunk),
             .overlap = static_cast<uint32_t>(s.options.overlap),
-            .chunk_bos = s.chunk_bos,
+            .chunk_bos = s.tapped->chunk_bos,
             .rope = s.options.rope,
-            .layers = s.layers,
-            .k = s.sae.info.k,
-            .d_latent = s.sae.info.d_latent,
-            .head_mode = s.sae.info.head_mode};
+            .layers = s.tapped->layers,
+            .k = s.tapped->sae.info.k,
+            .d_latent = s.tapped->sae.info.d_latent,
+            .head_mode = s.tapped->sae.info.head_mode};
   return m;
 }
 
@@ -235,12 +228,13 @@ ScanStats Scanner::scan(index::IndexWriter& writer, std::span<const Document> al
   const std::span<const Document> documents =
       all_documents.subspan(first_doc, shard.end_document() - first_doc);
   const ModelInfo& info = s.model.info();
-  require_chunk_fits_window(info, s.options.chunk, s.options.overlap, s.chunk_bos);
+  require_chunk_fits_window(info, s.options.chunk, s.options.overlap, s.tapped->chunk_bos);
   torch::NoGradGuard no_grad;
   ScanStats stats;
   const bool cuda = s.model.device().is_cuda();
-  const std::vector<int64_t> tap_layers(s.layers.begin(), s.layers.end());
-  const int64_t heads = s.sae.info.head_mode == sae::HeadMode::kPerHead ? info.n_kv_heads : 1;
+  const std::vector<int64_t> tap_layers(s.tapped->layers.begin(), s.tapped->layers.end());
+  const int64_t heads =
+      s.tapped->sae.info.head_mode == sae::HeadMode::kPerHead ? info.n_kv_heads : 1;
 
   // The model input of tokens [begin, begin + len) of `ids`: BOS if chunks get one, then the
   // warm-up context (up to `overlap` tokens before the chunk), then the chunk. Returns the input
@@ -249,9 +243,9 @@ ScanStats Scanner::scan(index::IndexWriter& writer, std::span<const Document> al
     const int64_t warm = std::min<int64_t>(s.options.overlap, begin);
     std::vector<int32_t> chunk;
     chunk.reserve(warm + len + 1);
-    if (s.chunk_bos) chunk.push_back(*info.bos_token_id);
+    if (s.tapped->chunk_bos) chunk.push_back(*info.bos_token_id);
     chunk.insert(chunk.end(), ids.begin() + (begin - warm), ids.begin() + begin + len);
-    return std::pair{std::move(chunk), (s.chunk_bos ? 1 : 0) + warm};
+    return std::pair{std::move(chunk), (s.tapped->chunk_bos ? 1 : 0) + warm};
   };
   // Streams (ScanOptions::sae_overlap): the forward on a high-priority stream, the encoder and the
   // bitmap copies on a low-priority one that waits for its chunk's forward; the encoder's blocks
@@ -277,12 +271,12 @@ ScanStats Scanner::scan(index::IndexWriter& writer, std::span<const Document> al
       forward_done.block(*encoder_stream);
     }
     std::vector<torch::Tensor> bitmaps;
-    for (size_t slot = 0; slot < s.layers.size(); ++slot) {
+    for (size_t slot = 0; slot < s.tapped->layers.size(); ++slot) {
       const torch::Tensor keys = taps[slot].second[0].slice(0, skip);  // [len, Hkv, D]
       // The forward's stream allocated the keys: keep their memory until this stream used them.
       if (encoder_stream) keys.record_stream(*encoder_stream);
-      const torch::Tensor rows = sae::sae_rows_from_keys(keys, s.sae.info.head_mode);
-      bitmaps.push_back(s.encoders[slot].feature_bitmap(rows, heads));  // [F, words]
+      const torch::Tensor rows = sae::sae_rows_from_keys(keys, s.tapped->sae.info.head_mode);
+      bitmaps.push_back(s.tapped->encoders[slot].feature_bitmap(rows, heads));  // [F, words]
     }
     return bitmaps;
   };
@@ -349,13 +343,13 @@ ScanStats Scanner::scan(index::IndexWriter& writer, std::span<const Document> al
   });
 
   const int64_t words_max = (s.options.chunk + 63) / 64;
-  const int64_t d_latent = s.sae.info.d_latent;
-  BufferPool pool(static_cast<size_t>(s.options.buffers) * s.layers.size(), d_latent * words_max,
-                  cuda);
+  const int64_t d_latent = s.tapped->sae.info.d_latent;
+  BufferPool pool(static_cast<size_t>(s.options.buffers) * s.tapped->layers.size(),
+                  d_latent * words_max, cuda);
   // One indexer thread per layer slot: the slots' posting lists are independent, and one thread
   // absorbs ~250M postings/s, slower than the device produces them at the paper's size.
   std::vector<std::unique_ptr<Indexer>> indexers;
-  for (size_t slot = 0; slot < s.layers.size(); ++slot)
+  for (size_t slot = 0; slot < s.tapped->layers.size(); ++slot)
     indexers.push_back(std::make_unique<Indexer>());
   using Job = std::pair<size_t, std::function<void()>>;  // (layer slot, writer call)
 
@@ -371,7 +365,7 @@ ScanStats Scanner::scan(index::IndexWriter& writer, std::span<const Document> al
     const EncoderGuard on_encoder(encoder_stream);  // the copies follow the bitmaps on that stream
     const std::vector<torch::Tensor> bitmaps = encode_chunk(input, skip);
     std::vector<Job> jobs;
-    for (size_t slot = 0; slot < s.layers.size(); ++slot) {
+    for (size_t slot = 0; slot < s.tapped->layers.size(); ++slot) {
       torch::Tensor host = pool.acquire();
       torch::Tensor view = host.narrow(0, 0, d_latent * words).view({d_latent, words});
       std::shared_ptr<at::cuda::CUDAEvent> ready;
