@@ -10,7 +10,9 @@ for comparison), the kernels one token launches and their summed device time (to
 replays), the busy share of the step (kernel time / step time), the top kernels, and the floor set by
 reading the weights once per token at the copy bandwidth measured in the same process. `--fuser`
 adds a variant with TorchScript's profiling executor and its GPU fuser switched on (s3attn turns
-them off: they re-optimize per shape). One JSON row per variant, then a markdown table.
+them off: they re-optimize per shape); `--compiled` one with the same decoder (scripts/s3export,
+the exported weights) through torch.compile (Inductor's fused kernels), replayed in the same CUDA
+graph: what a compiled backend would reach. One JSON row per variant, then a markdown table.
 """
 from __future__ import annotations
 
@@ -42,6 +44,23 @@ def load(model_dir: Path, dtype: torch.dtype, device: str):
         p.data = p.data.to(dtype)
     module.eval()
     return module
+
+
+def compiled_decoder(model_dir: Path, scripted, device: str):
+    """The exporter's eager Decoder with the scripted module's tensors, its decode_at through
+    torch.compile (kernels fused by Inductor; no CUDA graphs of its own: the caller captures one)."""
+    from bench_index import hf_config_from_model
+    from s3export.modeling import build_decoder
+    from s3export.spec import config_from_dict, spec_from_config
+
+    meta = json.loads((model_dir / "model.json").read_text())
+    spec = spec_from_config(config_from_dict(hf_config_from_model(meta)))
+    model = build_decoder(spec, device)
+    state = dict(scripted.state_dict())
+    model.load_state_dict(state, strict=True, assign=True)
+    model.eval()
+    model.decode_at = torch.compile(model.decode_at, fullgraph=True, dynamic=False)
+    return model
 
 
 def copy_bandwidth(device: str) -> float:
@@ -124,6 +143,7 @@ def main() -> int:
     p.add_argument("--new-tokens", type=int, default=128)
     p.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"])
     p.add_argument("--fuser", action="store_true", help="also profile with TorchScript's GPU fuser on")
+    p.add_argument("--compiled", action="store_true", help="also profile the decoder through torch.compile")
     p.add_argument("--out", type=Path, help="append the JSON rows here")
     p.add_argument("--binary", type=Path, default=Path(__file__).resolve().parents[1] / "build" / "s3attn",
                    help="s3attn binary whose version stamps the rows")
@@ -136,9 +156,12 @@ def main() -> int:
     torch.backends.cuda.enable_cudnn_sdp(False)  # as s3attn (core/runtime/model.cpp)
     bandwidth = copy_bandwidth(device)
     rows = []
-    for variant in ["s3attn"] + (["fuser"] if args.fuser else []):
+    variants = ["s3attn"] + (["fuser"] if args.fuser else []) + (["compiled"] if args.compiled else [])
+    for variant in variants:
         set_executor(variant == "fuser")
         module = load(args.model, dtype, device)
+        if variant == "compiled":
+            module = compiled_decoder(args.model, module, device)
         weight_bytes = sum(p.numel() * p.element_size() for p in module.parameters())
         row = {"what": "decode_step", "variant": variant, "model": str(args.model),
                "prompt_tokens": args.prompt_tokens, "dtype": args.dtype, "weight_bytes": weight_bytes,
