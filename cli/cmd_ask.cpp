@@ -86,7 +86,8 @@ std::vector<std::string> read_questions(const std::string& path) {
 
 Command add_ask(CLI::App& root) {
   struct Args {
-    std::string index, question, questions_file, model, sae, answer_model, device = "cpu", dtype;
+    std::string index, question, questions_file, model, sae, answer_model, device = "cpu";
+    std::optional<DType> dtype;
     std::string prompt_template_file;
     RetrievalFlags retrieval;
     AskOptions ask;
@@ -145,7 +146,7 @@ Command add_ask(CLI::App& root) {
     if (!a->retrieval.dense_model.empty()) setup.dense_model = a->retrieval.dense_model;
     if (!a->answer_model.empty()) setup.answer_model = a->answer_model;
     setup.device = DeviceSpec::parse(a->device);
-    if (!a->dtype.empty()) setup.dtype = validate_dtype(a->dtype);
+    setup.dtype = a->dtype;
 
     const retrieval::Method method = a->ask.retrieval.method;
     const Asker asker(setup, method);

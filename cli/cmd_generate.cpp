@@ -22,7 +22,8 @@ constexpr uint64_t kMaxPromptFileBytes = uint64_t{256} << 20;
 
 Command add_generate(CLI::App& root) {
   struct Args {
-    std::string model, prompt, prompt_file, device = "cpu", dtype;
+    std::string model, prompt, prompt_file, device = "cpu";
+    std::optional<DType> dtype;
     bool chat = false, json = false, ignore_stop = false, cuda_graph = true,
          first_token_not_stop = false;
     std::vector<int32_t> stop_ids;
@@ -73,7 +74,7 @@ Command add_generate(CLI::App& root) {
     options.validate();
     ModelLoadOptions load;
     load.device = DeviceSpec::parse(args->device);
-    if (!args->dtype.empty()) load.dtype = validate_dtype(args->dtype);
+    load.dtype = args->dtype;
 
     const Model model = Model::load(args->model, load);
     const std::string full_prompt = apply_chat_template(model.info(), args->prompt, args->chat);
@@ -100,7 +101,7 @@ Command add_generate(CLI::App& root) {
                             {"prompt_tokens", prompt_ids},
                             {"stop_reason", result.stop_reason},
                             {"device", model.device().name},
-                            {"dtype", model.dtype()},
+                            {"dtype", dtype_name(model.dtype())},
                             {"timings", timings}};
       std::cout << out.dump() << "\n";
     } else {

@@ -258,7 +258,8 @@ int run_shard(const LaunchEnvironment& launch, const ShardFlags& flags, bool jso
 
 Command add_index(CLI::App& root) {
   struct Args {
-    std::string model, sae, out, device = "cpu", dtype, codec = "varint-delta", dense_model;
+    std::string model, sae, out, device = "cpu", codec = "varint-delta", dense_model;
+    std::optional<DType> dtype;
     DocumentSource source;
     ScanFlags scan;
     ShardFlags shard;
@@ -334,7 +335,7 @@ Command add_index(CLI::App& root) {
     ModelLoadOptions load;
     load.device = DeviceSpec::parse(a->device).for_local_rank(launch.local_rank);
     load.device.make_current();
-    if (!a->dtype.empty()) load.dtype = validate_dtype(a->dtype);
+    load.dtype = a->dtype;
     const Model model = Model::load(a->model, load);
     // The default chunk is lowered to fit the model's window; a --chunk that does not fit is
     // refused.

@@ -13,7 +13,8 @@ namespace s3::cli {
 
 Command add_logits(CLI::App& root) {
   struct Args {
-    std::string model, device = "cpu", dtype;
+    std::string model, device = "cpu";
+    std::optional<DType> dtype;
     std::vector<int32_t> ids;
   };
   auto args = std::make_shared<Args>();
@@ -27,7 +28,7 @@ Command add_logits(CLI::App& root) {
   auto run = [args]() {
     ModelLoadOptions load;
     load.device = DeviceSpec::parse(args->device);
-    if (!args->dtype.empty()) load.dtype = validate_dtype(args->dtype);
+    load.dtype = args->dtype;
     const Model model = Model::load(args->model, load);
     const LogitsDump dump = compute_logits(model, args->ids);
     std::cout << nlohmann::json{{"forward", dump.forward}, {"cached", dump.cached}}.dump() << "\n";

@@ -17,8 +17,9 @@ namespace s3::cli {
 
 Command add_longbench(CLI::App& root) {
   struct Args {
-    std::string data, config, model, sae, answer_model, out, device = "cpu", dtype, label,
+    std::string data, config, model, sae, answer_model, out, device = "cpu", label,
                                                              suite = "longbench";
+    std::optional<DType> dtype;
     std::vector<std::string> tasks;
     RetrievalFlags retrieval;
     ScanFlags scan;
@@ -88,7 +89,7 @@ Command add_longbench(CLI::App& root) {
     o.world = launch.world;
     o.device = DeviceSpec::parse(a->device).for_local_rank(launch.local_rank);
     o.device.make_current();
-    if (!a->dtype.empty()) o.dtype = validate_dtype(a->dtype);
+    o.dtype = a->dtype;
     o.label = a->label;
     o.batch = a->batch;
     o.record_evidence = a->record_evidence;

@@ -44,10 +44,11 @@ void add_corpus_options(CLI::App* app, CorpusArgs& args) {
       ->capture_default_str();
 }
 
-Model load_model(const std::string& dir, const std::string& device, const std::string& dtype) {
+Model load_model(const std::string& dir, const std::string& device,
+                 const std::optional<DType>& dtype) {
   ModelLoadOptions load;
   load.device = DeviceSpec::parse(device);
-  if (!dtype.empty()) load.dtype = validate_dtype(dtype);
+  load.dtype = dtype;
   return Model::load(dir, load);
 }
 
@@ -69,7 +70,8 @@ std::string human(double v) {
 
 Command add_train(CLI::App& parent) {
   struct Args {
-    std::string model, out, device = "cpu", model_dtype, head_mode = "per-head";
+    std::string model, out, device = "cpu", head_mode = "per-head";
+    std::optional<DType> model_dtype;
     CorpusArgs corpus;
     SaeTrainOptions options;
     bool json = false;
@@ -195,7 +197,8 @@ Command add_train(CLI::App& parent) {
 
 Command add_eval(CLI::App& parent) {
   struct Args {
-    std::string model, sae_dir, device = "cpu", model_dtype;
+    std::string model, sae_dir, device = "cpu";
+    std::optional<DType> model_dtype;
     CorpusArgs corpus;
     SaeEvalOptions options;
     bool json = false;

@@ -21,15 +21,6 @@ std::string device_error(std::string& text) {
   }
 }
 
-std::string dtype_error(std::string& text) {
-  try {
-    validate_dtype(text);
-    return {};
-  } catch (const std::exception& e) {
-    return without_flag(e.what());
-  }
-}
-
 }  // namespace
 
 CLI::Option* add_device_option(CLI::App& app, std::string& device, DeviceScope scope) {
@@ -42,11 +33,16 @@ CLI::Option* add_device_option(CLI::App& app, std::string& device, DeviceScope s
       ->capture_default_str();
 }
 
-CLI::Option* add_model_dtype_option(CLI::App& app, std::string& dtype, const std::string& name) {
+CLI::Option* add_model_dtype_option(CLI::App& app, std::optional<DType>& dtype,
+                                    const std::string& name) {
+  auto set = [&dtype, name](const std::string& text) {
+    dtype = parse_dtype(text);
+    if (!dtype) throw CLI::ValidationError(name, "'" + text + "' is not one of " + dtype_choices());
+  };
   return app
-      .add_option(name, dtype,
-                  "the model's dtype: float32, bfloat16 or float16 (default: the exported one)")
-      ->check(CLI::Validator(dtype_error, "DTYPE", "dtype"));
+      .add_option_function<std::string>(
+          name, set, "the model's dtype: float32, bfloat16 or float16 (default: the exported one)")
+      ->type_name("DTYPE");
 }
 
 }  // namespace s3::cli

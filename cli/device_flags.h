@@ -5,7 +5,10 @@
 
 #include <CLI/CLI.hpp>
 
+#include <optional>
 #include <string>
+
+#include "core/base/dtype.h"
 
 namespace s3::cli {
 
@@ -20,7 +23,7 @@ CLI::Option* add_device_option(CLI::App& app, std::string& device,
 // The model's dtype: float32, bfloat16 or float16; empty (the default) keeps the exported dtype.
 // Named --dtype everywhere except the sae commands, which have an SAE dtype too and say
 // --model-dtype.
-CLI::Option* add_model_dtype_option(CLI::App& app, std::string& dtype,
+CLI::Option* add_model_dtype_option(CLI::App& app, std::optional<DType>& dtype,
                                     const std::string& name = "--dtype");
 
 }  // namespace s3::cli

@@ -32,6 +32,10 @@ constexpr T dtype_select(DType dtype, T float32, T bfloat16, T float16) {
   return float32;
 }
 
+inline std::string_view dtype_name(DType dtype) {
+  return enum_name(kDTypeNames, dtype);
+}
+
 // "float32, bfloat16, float16", for error messages.
 inline std::string dtype_choices() {
   return enum_choices(kDTypeNames, ", ");

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "core/base/dtype.h"
 #include "core/pipeline/evidence.h"
 #include "core/runtime/device.h"
 #include "retrieval/pipeline.h"
@@ -34,7 +35,7 @@ struct AskSetup {
   // answer are the answer model's.
   std::optional<std::filesystem::path> answer_model;
   DeviceSpec device;
-  std::optional<std::string> dtype;
+  std::optional<DType> dtype;
 };
 
 struct AskOptions {

@@ -571,6 +571,412 @@ nlohmann::json resume_task_meta(const nlohmann::json& manifest, const fs::path& 
 
 }  // namespace
 
+namespace {
+
+// What every task of a run shares: the options, the models and the retrieval machinery, the
+// protocol's numbers. References into run_longbench's locals, which outlive the tasks.
+struct RunContext {
+  const LongBenchOptions& o;
+  bool leval = false;
+  bool retrieve = false;  // a method other than full: each context is indexed
+  fs::path tmp_parent;    // the context indexes' parent
+  const Model& model;     // prompted, answers (the answer model with --answer-model)
+  bool answer_model = false;
+  ContextIndexer indexer;                      // how each context is indexed (retrieve only)
+  const QuestionEncoder* questions = nullptr;  // the SAE methods
+  const DenseEncoder* dense = nullptr;         // the dense methods
+  int max_length = 0;
+  int32_t newline_id = 0;
+  std::string gpu;  // the device's name, in every row
+
+  const ModelInfo& info() const { return model.info(); }
+  const Tokenizer& tok() const { return model.tokenizer(); }
+};
+
+// A prompt cut to max_length, plus the chat template (and a few tokens where the two halves are
+// re-tokenized at the seam), must fit the model's window; refused before the first sample.
+void check_prompt_fits(const ModelInfo& info, const Tokenizer& tok, int max_length) {
+  int chat_overhead = 0;
+  if (info.chat_template)
+    chat_overhead =
+        static_cast<int>(encode_prompt(info, tok, apply_chat_template(info, "", true)).size());
+  if (static_cast<int64_t>(max_length) + chat_overhead + 8 > info.max_position_embeddings)
+    throw UsageError("--max-length " + std::to_string(max_length) + " plus the chat template (" +
+                     std::to_string(chat_overhead) +
+                     " tokens) does not fit the model's window of " +
+                     std::to_string(info.max_position_embeddings) + " tokens");
+}
+
+// The token of a newline: samsum's extra stop.
+int32_t newline_token(const Tokenizer& tok) {
+  const std::vector<int32_t> ids = tok.encode("\n");
+  if (ids.empty()) throw Error("the tokenizer gives no token for a newline");
+  return ids.back();
+}
+
+// One task's settings: what it generates and whether its prompt goes through the chat template.
+struct TaskSettings {
+  int max_new = 0;
+  bool chat = false;
+};
+
+TaskSettings task_settings(const RunContext& ctx, const TaskPlan& plan) {
+  TaskSettings t;
+  t.max_new = plan.dataset_max_new;
+  if (ctx.o.max_new_tokens_cap) t.max_new = std::min(t.max_new, *ctx.o.max_new_tokens_cap);
+  t.chat =
+      (ctx.leval || longbench_task_uses_chat(plan.name)) && ctx.info().chat_template.has_value();
+  return t;
+}
+
+// The manifest's entry of one task.
+nlohmann::json task_manifest(const RunContext& ctx, const TaskPlan& plan, const TaskSettings& t) {
+  nlohmann::json meta = {
+      {"chat", t.chat},
+      {"max_new_tokens", t.max_new},
+      {"extra_stop_ids",
+       plan.name == "samsum" ? std::vector<int32_t>{ctx.newline_id} : std::vector<int32_t>{}},
+      {"template_xxh3_64", xxh3_text(plan.templ)},
+      {"data_file", fs::absolute(plan.file).string()},
+      {"data_xxh3_64", xxh3_file(plan.file)},
+      {"samples", plan.samples.size()}};
+  if (ctx.leval) {
+    meta["template"] = plan.templ;  // s3attn's own (docs/longbench.md)
+    meta["default_max_new_tokens"] = plan.dataset_max_new;
+    meta["evaluation"] = plan.samples.empty() ? nlohmann::json() : plan.samples[0].evaluation;
+  } else {
+    meta["dataset2maxlen"] = plan.dataset_max_new;
+  }
+  return meta;
+}
+
+// One sample ready to generate: its prompt, and what its row records besides the answer.
+struct Prepared {
+  const Sample* sample = nullptr;
+  Clock::time_point start;
+  std::vector<int32_t> ids;
+  size_t raw_tokens = 0;
+  bool truncated = false;
+  nlohmann::json evidence_tokens, evidence_recall, control_evidence_recall;
+  std::string evidence;  // --record-evidence: the evidence text placed in the prompt
+  double index_s = 0, retrieval_s = 0, prepare_s = 0;
+};
+
+// Prepares the samples of one task in order (index, retrieval, prompt), keeping the index of the
+// current context for the next sample (L-Eval: many questions per document).
+class SamplePreparer {
+ public:
+  SamplePreparer(const RunContext& ctx, const TaskPlan& plan, const TaskSettings& settings)
+      : ctx_(ctx),
+        plan_(plan),
+        settings_(settings),
+        instruction_(trim(format_longbench_prompt(plan.templ, "", ""))) {}
+
+  Prepared prepare(const Sample* s) {
+    Prepared p;
+    p.sample = s;
+    p.start = Clock::now();
+    std::string context = s->context;
+    if (ctx_.retrieve) {
+      context.clear();
+      p.evidence_tokens = 0;
+      if (!s->context.empty()) {
+        const ContextIndex& ci = context_index(*s, p.index_s);
+        const std::string question = trim(s->input).empty() ? instruction_ : s->input;
+        const EvidenceResult ev = evidence(ci, question);
+        context = ev.text;
+        if (ctx_.o.record_evidence) p.evidence = ev.text;
+        p.evidence_tokens =
+            ctx_.answer_model ? nlohmann::json(ev.answer_tokens) : nlohmann::json(ev.tokens);
+        p.retrieval_s = ev.retrieval_s;
+      }
+    } else {
+      p.evidence_tokens = ctx_.tok().encode(context).size();
+    }
+    const Fitted fitted = fit_prompt(format_longbench_prompt(plan_.templ, context, s->input));
+    p.raw_tokens = fitted.raw_tokens;
+    p.truncated = fitted.truncated;
+    p.ids = encode_prompt(ctx_.info(), ctx_.tok(),
+                          apply_chat_template(ctx_.info(), fitted.prompt, settings_.chat));
+    p.prepare_s = seconds_since(p.start);
+    if (!s->needles.empty()) record_recall(*s, fitted.prompt, p);  // after the timings
+    return p;
+  }
+
+ private:
+  // pred.py's truncation: decode(ids[:half]) + decode(ids[-half:]), special tokens skipped.
+  struct Fitted {
+    std::string prompt;
+    size_t raw_tokens = 0;
+    bool truncated = false;
+  };
+  Fitted fit_prompt(std::string prompt) const {
+    const ModelInfo& info = ctx_.info();
+    const std::vector<int32_t> raw = encode_prompt(info, ctx_.tok(), prompt);
+    Fitted f{std::move(prompt), raw.size(), static_cast<int>(raw.size()) > ctx_.max_length};
+    if (f.truncated) {
+      const size_t half = static_cast<size_t>(ctx_.max_length / 2);
+      const std::span<const int32_t> ids(raw);
+      f.prompt = decode_text(info, ctx_.tok(), ids.first(half)) +
+                 decode_text(info, ctx_.tok(), ids.last(half));
+    }
+    return f;
+  }
+
+  // The index of the sample's context: the cached one, or a new one (the previous one removed
+  // first); `index_s` gets the time a new one took.
+  const ContextIndex& context_index(const Sample& s, double& index_s) {
+    if (!cached_ || cached_doc_ != s.doc) {
+      cached_.reset();
+      cached_ =
+          index_context(ctx_.indexer, ctx_.dense, ctx_.tmp_parent, s.context, ctx_.o.passage_words);
+      cached_doc_ = s.doc;
+      index_s = cached_->index_s;
+    }
+    return *cached_;
+  }
+
+  EvidenceResult evidence(const ContextIndex& ci, const std::string& question) const {
+    return select_evidence(ctx_.questions, ctx_.dense, ci, question, ctx_.o.retrieval,
+                           ctx_.answer_model ? &ctx_.tok() : nullptr);
+  }
+
+  // Bookkeeping of the synthetic tasks, not part of the method: whether the needles are in the
+  // prompt, and in the prompt that a control question's evidence would have given.
+  void record_recall(const Sample& s, const std::string& prompt, Prepared& p) const {
+    const std::string bare = format_longbench_prompt(plan_.templ, "", s.input);
+    p.evidence_recall = needle_recall(prompt, bare, s.needles);
+    if (ctx_.retrieve && !s.context.empty() && !s.control_question.empty()) {
+      const EvidenceResult control = evidence(*cached_, s.control_question);  // this sample's
+      const Fitted c = fit_prompt(format_longbench_prompt(plan_.templ, control.text, s.input));
+      p.control_evidence_recall = needle_recall(c.prompt, bare, s.needles);
+    }
+  }
+
+  const RunContext& ctx_;
+  const TaskPlan& plan_;
+  const TaskSettings& settings_;
+  const std::string instruction_;  // the retrieval question of samples without input
+  std::unique_ptr<ContextIndex> cached_;
+  size_t cached_doc_ = 0;
+};
+
+// The row of one generated sample.
+nlohmann::json result_row(const RunContext& ctx, const Prepared& p, const GenerationResult& g,
+                          size_t group_size, double generate_s, long long peak) {
+  const Sample* s = p.sample;
+  nlohmann::json row = {{"pred", g.text},
+                        {"answers", s->answers},
+                        {"all_classes", s->all_classes},
+                        {"length", s->length},
+                        {"_id", s->id},
+                        {"prompt_tokens", p.ids.size()},
+                        {"raw_prompt_tokens", p.raw_tokens},
+                        {"truncated", p.truncated},
+                        {"evidence_tokens", p.evidence_tokens},
+                        {"new_tokens", g.tokens.size()},
+                        {"stop_reason", g.stop_reason},
+                        {"batch", group_size},
+                        {"timings",
+                         {{"index_s", p.index_s},
+                          {"retrieval_s", p.retrieval_s},
+                          {"prefill_s", g.timings.prefill_s},
+                          {"decode_s", g.timings.decode_s},
+                          {"total_s", p.prepare_s + generate_s}}},
+                        {"peak_gpu_bytes", peak},
+                        {"commit", commit()},
+                        {"device_name", ctx.gpu}};
+  if (ctx.leval) row["evaluation"] = s->evaluation;
+  if (ctx.o.record_evidence) {
+    row["input"] = s->input;  // the question, to read the evidence against
+    if (ctx.retrieve) row["evidence"] = p.evidence;
+  }
+  if (!s->needles.empty()) {
+    row["evidence_recall"] = p.evidence_recall;
+    row["control_evidence_recall"] = p.control_evidence_recall;
+  }
+  return row;
+}
+
+// The models of a run, loaded once. `--answer-model`: the index's model (and SAE) retrieve, the
+// answer model is prompted and answers; the index's model is loaded only when a context is indexed
+// with the SAE. Built in place (the question encoder refers to the scanner), so it never moves.
+struct RunModels {
+  std::optional<Model> answer, index;
+  // A lexical-only context index needs only the index model's tokenizer: without a model loaded
+  // for it (--answer-model answers), its model.json and tokenizer.json alone.
+  std::optional<ModelInfo> lexical_info;
+  std::optional<Tokenizer> lexical_tokenizer;
+  std::unique_ptr<Scanner> scanner;          // with `sae_dir`: the SAE scan of each context
+  std::optional<QuestionEncoder> questions;  // on the scanner's SAE
+  std::optional<DenseEncoder> dense;
+
+  RunModels(const LongBenchOptions& o, const std::optional<fs::path>& sae_dir, bool retrieve,
+            bool need_dense) {
+    const ModelLoadOptions load{o.device, o.dtype};
+    if (o.answer_model) {
+      try {
+        answer.emplace(Model::load(*o.answer_model, load));
+      } catch (const Error& e) {
+        throw Error(std::string("--answer-model: ") + e.what());
+      }
+    }
+    if (sae_dir || !answer) index.emplace(Model::load(o.model, load));
+    if (retrieve && !index) {
+      lexical_info.emplace(ModelInfo::load(o.model));
+      lexical_tokenizer.emplace(Tokenizer::from_file(lexical_info->tokenizer_file()));
+    }
+    if (sae_dir) {
+      ScanOptions scan = o.scan;  // as `s3attn index`: the default chunk within the window
+      if (o.fit_chunk_to_window) scan.fit_chunk_to_window(index->info());
+      scanner = std::make_unique<Scanner>(*index, *sae_dir, scan);
+      questions.emplace(*scanner);
+    }
+    if (need_dense) dense.emplace(DenseEncoder::load(*o.dense_model, o.device));
+  }
+  RunModels(const RunModels&) = delete;
+  RunModels& operator=(const RunModels&) = delete;
+
+  const Model& model() const { return answer ? *answer : *index; }  // prompted, answers
+  const ModelInfo* index_info() const {
+    return index ? &index->info() : lexical_info ? &*lexical_info : nullptr;
+  }
+  const Tokenizer* index_tokenizer() const {
+    return index ? &index->tokenizer() : lexical_tokenizer ? &*lexical_tokenizer : nullptr;
+  }
+};
+
+// What identifies a run besides its context: the SAE scan (none without), the index's model (with
+// --answer-model), LongBench's config and where the max length came from.
+struct RunIdentity {
+  const Scanner* scanner = nullptr;
+  fs::path sae_dir;
+  const ModelInfo* index_info = nullptr;
+  nlohmann::json config;
+  std::string max_length_rule;
+};
+
+// The run's manifest without its tasks: compared with an existing one to resume.
+nlohmann::json run_manifest(const RunContext& ctx, const RunIdentity& id) {
+  const LongBenchOptions& o = ctx.o;
+  const ModelInfo& info = ctx.info();
+  nlohmann::json manifest = {
+      {"suite", o.suite},
+      {"method", std::string(retrieval::method_name(o.retrieval.method))},
+      {"model",
+       {{"path", fs::absolute(info.dir).string()},
+        {"fingerprint", info.fingerprint},
+        {"family", info.family},
+        {"max_position_embeddings", info.max_position_embeddings}}},
+      {"index_model", ctx.retrieve && ctx.answer_model
+                          ? nlohmann::json{{"path", fs::absolute(o.model).string()},
+                                           {"fingerprint", id.index_info->fingerprint}}
+                          : nlohmann::json()},
+      {"sae", id.scanner ? nlohmann::json{{"path", fs::absolute(id.sae_dir).string()},
+                                          {"fingerprint", id.scanner->sae_fingerprint()},
+                                          {"scan", to_json(id.scanner->metadata().scan)}}
+                         : nlohmann::json()},
+      {"s3attn_version", version()},
+      {"s3attn_commit", commit()},
+      {"tokenizer",
+       {{"file", info.tokenizer_file().string()}, {"xxh3_64", xxh3_file(info.tokenizer_file())}}},
+      {"hash", "xxh3_64"},
+      {"max_length", ctx.max_length},
+      {"max_length_rule", id.max_length_rule},
+      {"truncation",
+       "middle: first and last max_length/2 prompt tokens, decoded without special tokens"},
+      {"decoding", "greedy"},
+      {"stop_ids", info.stop_token_ids},
+      {"newline_stop_id", ctx.newline_id},
+      {"newline_stop_tasks", {"samsum"}},
+      {"first_token_not_stop_tasks", {"samsum"}},
+      {"max_new_tokens_cap",
+       o.max_new_tokens_cap ? nlohmann::json(*o.max_new_tokens_cap) : nlohmann::json()},
+      {"config", id.config},
+      {"device", ctx.model.device().name},
+      {"device_name", ctx.gpu},
+      {"dtype", dtype_name(ctx.model.dtype())},
+      {"world_size", o.world},
+      {"limit", o.limit ? nlohmann::json(*o.limit) : nlohmann::json()},
+      {"batch", o.batch},
+  };
+  if (ctx.retrieve) {
+    // What each sample's context index holds: SAE features (the SAE scan) or, lexical-only, its
+    // tokens and passages only.
+    manifest["context_index"] = id.scanner ? "sae-features" : index::kLexicalOnlyContent;
+    manifest["budget"] = o.retrieval.budget.budget;
+    manifest["passage_words"] = o.passage_words;
+    manifest["retrieval"] = o.retrieval;
+    manifest["retrieval_question"] =
+        "the sample's input; the template's instruction text when the input is empty";
+  }
+  if (ctx.dense) manifest["dense_model"] = ctx.dense->info().identity();
+  if (!o.label.empty()) manifest["label"] = o.label;
+  return manifest;
+}
+
+// Runs this rank's unfinished samples of one task, appending a row per sample to its file, in
+// groups of --batch (one batched decode per group, core/runtime/generation.h); returns the task's
+// summary.
+nlohmann::json run_task(const RunContext& ctx, const TaskPlan& plan, const TaskSettings& settings,
+                        const LongBenchCallbacks& callbacks) {
+  const LongBenchOptions& o = ctx.o;
+  GenerationOptions gen;
+  gen.max_new_tokens = settings.max_new;
+  if (plan.name == "samsum") {  // pred.py: eos_token_id=[eos, newline], min_length=context_length+1
+    gen.extra_stop_ids = {ctx.newline_id};
+    gen.first_token_not_stop = true;
+  }
+  const std::string name = o.world == 1 ? plan.name + ".jsonl"
+                                        : plan.name + ".rank" + std::to_string(o.rank) + "-of" +
+                                              std::to_string(o.world) + ".jsonl";
+  const fs::path file = o.out / name;
+  const std::set<std::string> done = resume_file(file);
+  std::ofstream out(file, std::ios::binary | std::ios::app);
+  if (!out) throw Error("cannot write " + file.string());
+  out.flush();
+
+  std::vector<const Sample*> todo;
+  uint64_t skipped = 0;
+  for (size_t i = 0; i < plan.samples.size(); ++i) {
+    if (static_cast<int>(i % static_cast<size_t>(o.world)) != o.rank) continue;
+    if (done.contains(plan.samples[i].id))
+      ++skipped;
+    else
+      todo.push_back(&plan.samples[i]);
+  }
+  if (callbacks.task_start) callbacks.task_start(plan.name, todo.size());
+  SamplePreparer preparer(ctx, plan, settings);
+  uint64_t written = 0;
+  for (size_t first = 0; first < todo.size(); first += static_cast<size_t>(o.batch)) {
+    const size_t last = std::min(todo.size(), first + static_cast<size_t>(o.batch));
+    reset_peak_device_memory(ctx.model.device());
+    std::vector<Prepared> group;
+    std::vector<std::vector<int32_t>> prompts;
+    for (size_t i = first; i < last; ++i) {
+      group.push_back(preparer.prepare(todo[i]));
+      prompts.push_back(group.back().ids);
+    }
+    const auto gen_start = Clock::now();
+    const std::vector<GenerationResult> results = generate_batch(ctx.model, prompts, gen);
+    const double generate_s = seconds_since(gen_start);
+    const long long peak = peak_device_memory(ctx.model.device());
+    for (size_t i = 0; i < group.size(); ++i) {
+      const nlohmann::json row =
+          result_row(ctx, group[i], results[i], group.size(), generate_s, peak);
+      out << row.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+      out.flush();
+      if (!out) throw Error("cannot write " + file.string());
+      ++written;
+      if (callbacks.sample_done) callbacks.sample_done(written);
+    }
+  }
+  if (callbacks.task_end) callbacks.task_end();
+  return {{"file", file.string()}, {"written", written}, {"skipped", skipped}};
+}
+
+}  // namespace
+
 nlohmann::json run_longbench(const LongBenchOptions& o, const LongBenchCallbacks& callbacks) {
   validate_options(o);
   const bool leval = o.suite == "leval";
@@ -609,326 +1015,52 @@ nlohmann::json run_longbench(const LongBenchOptions& o, const LongBenchCallbacks
     remove_stale_temp_dirs(tmp_parent, "lb-");
   }
 
-  ModelLoadOptions load{o.device, o.dtype};
-  // `--answer-model`: the index's model (and SAE) retrieve, the answer model is prompted and
-  // answers; the index's model is loaded only when a context is indexed.
-  std::optional<Model> answer_model;
-  if (o.answer_model) {
-    try {
-      answer_model.emplace(Model::load(*o.answer_model, load));
-    } catch (const Error& e) {
-      throw Error(std::string("--answer-model: ") + e.what());
-    }
-  }
-  std::optional<Model> index_model;
-  if (sae_scan || !answer_model) index_model.emplace(Model::load(o.model, load));
-  const Model& model = answer_model ? *answer_model : *index_model;
+  const RunModels models(o, sae_scan ? std::optional<fs::path>(sae_dir) : std::nullopt, retrieve,
+                         need_dense);
+  const Model& model = models.model();
   const ModelInfo& info = model.info();
-  const Tokenizer& tok = model.tokenizer();
-  // A lexical-only context index needs only the index model's tokenizer: without a model loaded
-  // for it (--answer-model answers), its model.json and tokenizer.json alone.
-  std::optional<ModelInfo> lexical_info;
-  std::optional<Tokenizer> lexical_tokenizer;
-  if (retrieve && !index_model) {
-    lexical_info.emplace(ModelInfo::load(o.model));
-    lexical_tokenizer.emplace(Tokenizer::from_file(lexical_info->tokenizer_file()));
-  }
-  const ModelInfo* index_info = index_model    ? &index_model->info()
-                                : lexical_info ? &*lexical_info
-                                               : nullptr;
-  std::unique_ptr<Scanner> scanner;
-  std::optional<QuestionEncoder> questions;  // on the scanner's SAE
-  if (sae_scan) {
-    ScanOptions scan = o.scan;  // as `s3attn index`: the default chunk within the window
-    if (o.fit_chunk_to_window) scan.fit_chunk_to_window(index_model->info());
-    scanner = std::make_unique<Scanner>(*index_model, sae_dir, scan);
-    questions.emplace(*scanner);
-  }
-  std::optional<DenseEncoder> dense;
-  if (need_dense) dense.emplace(DenseEncoder::load(*o.dense_model, o.device));
   const MaxLength rule = longbench_max_length(info.max_position_embeddings);
   const int max_length = o.max_length ? *o.max_length : rule.max_length;
-  // A prompt cut to max_length, plus the chat template (and a few tokens where the two halves are
-  // re-tokenized at the seam), must fit the model's window; refuse before the first sample.
-  int chat_overhead = 0;
-  if (info.chat_template)
-    chat_overhead =
-        static_cast<int>(encode_prompt(info, tok, apply_chat_template(info, "", true)).size());
-  if (static_cast<int64_t>(max_length) + chat_overhead + 8 > info.max_position_embeddings)
-    throw UsageError("--max-length " + std::to_string(max_length) + " plus the chat template (" +
-                     std::to_string(chat_overhead) +
-                     " tokens) does not fit the model's window of " +
-                     std::to_string(info.max_position_embeddings) + " tokens");
+  check_prompt_fits(info, model.tokenizer(), max_length);
   // Each sample's retrieval question (and control question) runs through the index's model in one
   // forward pass: refuse, before the first sample, questions longer than that model's window.
   // (bm25 and dense keep the same bound with a lexical-only context index: the same samples run.)
   if (retrieve)
-    check_questions_fit(plans, index_model ? index_model->tokenizer() : *lexical_tokenizer,
-                        index_info->max_position_embeddings);
-  const std::vector<int32_t> newline_ids = tok.encode("\n");
-  if (newline_ids.empty()) throw Error("the tokenizer gives no token for a newline");
-  const int32_t newline_id = newline_ids.back();
-
-  // The manifest: what identifies the run is compared with an existing one (resume), the tasks
-  // merged.
-  const std::string gpu = device_name(model.device());
-  nlohmann::json manifest = {
-      {"suite", o.suite},
-      {"method", std::string(retrieval::method_name(method))},
-      {"model",
-       {{"path", fs::absolute(model.info().dir).string()},
-        {"fingerprint", info.fingerprint},
-        {"family", info.family},
-        {"max_position_embeddings", info.max_position_embeddings}}},
-      {"index_model", retrieve && answer_model
-                          ? nlohmann::json{{"path", fs::absolute(o.model).string()},
-                                           {"fingerprint", index_info->fingerprint}}
-                          : nlohmann::json()},
-      {"sae", sae_scan ? nlohmann::json{{"path", fs::absolute(sae_dir).string()},
-                                        {"fingerprint", scanner->sae_fingerprint()},
-                                        {"scan", to_json(scanner->metadata().scan)}}
-                       : nlohmann::json()},
-      {"s3attn_version", version()},
-      {"s3attn_commit", commit()},
-      {"tokenizer",
-       {{"file", info.tokenizer_file().string()}, {"xxh3_64", xxh3_file(info.tokenizer_file())}}},
-      {"hash", "xxh3_64"},
-      {"max_length", max_length},
-      {"max_length_rule", o.max_length ? "--max-length" : rule.rule},
-      {"truncation",
-       "middle: first and last max_length/2 prompt tokens, decoded without special tokens"},
-      {"decoding", "greedy"},
-      {"stop_ids", info.stop_token_ids},
-      {"newline_stop_id", newline_id},
-      {"newline_stop_tasks", {"samsum"}},
-      {"first_token_not_stop_tasks", {"samsum"}},
-      {"max_new_tokens_cap",
-       o.max_new_tokens_cap ? nlohmann::json(*o.max_new_tokens_cap) : nlohmann::json()},
-      {"config", config_meta},
-      {"device", model.device().name},
-      {"device_name", gpu},
-      {"dtype", model.dtype()},
-      {"world_size", o.world},
-      {"limit", o.limit ? nlohmann::json(*o.limit) : nlohmann::json()},
-      {"batch", o.batch},
-  };
-  if (retrieve) {
-    // What each sample's context index holds: SAE features (the SAE scan) or, lexical-only, its
-    // tokens and passages only.
-    manifest["context_index"] = sae_scan ? "sae-features" : index::kLexicalOnlyContent;
-    manifest["budget"] = o.retrieval.budget.budget;
-    manifest["passage_words"] = o.passage_words;
-    manifest["retrieval"] = o.retrieval;
-    manifest["retrieval_question"] =
-        "the sample's input; the template's instruction text when the input is empty";
-  }
-  if (dense) manifest["dense_model"] = dense->info().identity();
-  if (!o.label.empty()) manifest["label"] = o.label;
+    check_questions_fit(plans, *models.index_tokenizer(),
+                        models.index_info()->max_position_embeddings);
+  const RunContext ctx{
+      .o = o,
+      .leval = leval,
+      .retrieve = retrieve,
+      .tmp_parent = tmp_parent,
+      .model = model,
+      .answer_model = models.answer.has_value(),
+      .indexer = {models.scanner.get(), models.index_info(), models.index_tokenizer()},
+      .questions = models.questions ? &*models.questions : nullptr,
+      .dense = models.dense ? &*models.dense : nullptr,
+      .max_length = max_length,
+      .newline_id = newline_token(model.tokenizer()),
+      .gpu = device_name(model.device())};
+  const nlohmann::json manifest_base =
+      run_manifest(ctx, {.scanner = models.scanner.get(),
+                         .sae_dir = sae_dir,
+                         .index_info = models.index_info(),
+                         .config = config_meta,
+                         .max_length_rule = o.max_length ? "--max-length" : rule.rule});
   const fs::path manifest_path = o.out / "manifest.json";
+  nlohmann::json manifest = manifest_base;
   nlohmann::json task_meta = resume_task_meta(manifest, manifest_path, o.out, info.fingerprint);
-
-  std::vector<int> max_new(plans.size());
-  std::vector<bool> chats(plans.size());
-  for (size_t i = 0; i < plans.size(); ++i) {
-    const TaskPlan& plan = plans[i];
-    max_new[i] = plan.dataset_max_new;
-    if (o.max_new_tokens_cap) max_new[i] = std::min(max_new[i], *o.max_new_tokens_cap);
-    chats[i] = (leval || longbench_task_uses_chat(plan.name)) && info.chat_template.has_value();
-    nlohmann::json meta = {
-        {"chat", chats[i]},
-        {"max_new_tokens", max_new[i]},
-        {"extra_stop_ids",
-         plan.name == "samsum" ? std::vector<int32_t>{newline_id} : std::vector<int32_t>{}},
-        {"template_xxh3_64", xxh3_text(plan.templ)},
-        {"data_file", fs::absolute(plan.file).string()},
-        {"data_xxh3_64", xxh3_file(plan.file)},
-        {"samples", plan.samples.size()}};
-    if (leval) {
-      meta["template"] = plan.templ;  // s3attn's own (docs/longbench.md)
-      meta["default_max_new_tokens"] = plan.dataset_max_new;
-      meta["evaluation"] = plan.samples.empty() ? nlohmann::json() : plan.samples[0].evaluation;
-    } else {
-      meta["dataset2maxlen"] = plan.dataset_max_new;
-    }
-    task_meta[plan.name] = std::move(meta);
+  std::vector<TaskSettings> settings;
+  for (const TaskPlan& plan : plans) {
+    settings.push_back(task_settings(ctx, plan));
+    task_meta[plan.name] = task_manifest(ctx, plan, settings.back());
   }
   manifest["tasks"] = task_meta;
   write_file_atomic(manifest_path, manifest.dump(2) + "\n", true);
 
   nlohmann::json summary = {{"out", o.out.string()}, {"tasks", nlohmann::json::object()}};
-  for (size_t ti = 0; ti < plans.size(); ++ti) {
-    const TaskPlan& plan = plans[ti];
-    const std::string& task = plan.name;
-    const std::string& templ = plan.templ;
-    GenerationOptions gen;
-    gen.max_new_tokens = max_new[ti];
-    if (task == "samsum") {  // pred.py: eos_token_id=[eos, newline], min_length=context_length+1
-      gen.extra_stop_ids = {newline_id};
-      gen.first_token_not_stop = true;
-    }
-    const std::string name = o.world == 1 ? task + ".jsonl"
-                                          : task + ".rank" + std::to_string(o.rank) + "-of" +
-                                                std::to_string(o.world) + ".jsonl";
-    const fs::path file = o.out / name;
-    const std::set<std::string> done = resume_file(file);
-    std::ofstream out(file, std::ios::binary | std::ios::app);
-    if (!out) throw Error("cannot write " + file.string());
-    out.flush();
-
-    std::vector<const Sample*> todo;
-    uint64_t skipped = 0;
-    for (size_t i = 0; i < plan.samples.size(); ++i) {
-      if (static_cast<int>(i % static_cast<size_t>(o.world)) != o.rank) continue;
-      if (done.contains(plan.samples[i].id))
-        ++skipped;
-      else
-        todo.push_back(&plan.samples[i]);
-    }
-    if (callbacks.task_start) callbacks.task_start(task, todo.size());
-    // The question-free instruction of the template: the retrieval question of tasks without input.
-    const std::string instruction = trim(format_longbench_prompt(templ, "", ""));
-    std::unique_ptr<ContextIndex>
-        cached;  // the index of the current document (L-Eval: many questions)
-    size_t cached_doc = 0;
-    uint64_t written = 0;
-    // Samples are prepared one by one (index, retrieval, prompt) and generated in groups of
-    // --batch: one batched decode serves the whole group (core/runtime/generation.h,
-    // generate_batch).
-    struct Prepared {
-      const Sample* sample = nullptr;
-      Clock::time_point start;
-      std::vector<int32_t> ids;
-      size_t raw_tokens = 0;
-      bool truncated = false;
-      nlohmann::json evidence_tokens, evidence_recall, control_evidence_recall;
-      std::string evidence;  // --record-evidence: the evidence text placed in the prompt
-      double index_s = 0, retrieval_s = 0, prepare_s = 0;
-    };
-    // pred.py's truncation: decode(ids[:half]) + decode(ids[-half:]), special tokens skipped.
-    struct Fitted {
-      std::string prompt;
-      size_t raw_tokens = 0;
-      bool truncated = false;
-    };
-    auto fit_prompt = [&](std::string prompt) {
-      const std::vector<int32_t> raw = encode_prompt(info, tok, prompt);
-      Fitted f{std::move(prompt), raw.size(), static_cast<int>(raw.size()) > max_length};
-      if (f.truncated) {
-        const size_t half = static_cast<size_t>(max_length / 2);
-        const std::span<const int32_t> ids(raw);
-        f.prompt = decode_text(info, tok, ids.first(half)) + decode_text(info, tok, ids.last(half));
-      }
-      return f;
-    };
-    auto prepare = [&](const Sample* s) {
-      Prepared p;
-      p.sample = s;
-      p.start = Clock::now();
-      std::string context = s->context;
-      if (retrieve) {
-        const std::string question = trim(s->input).empty() ? instruction : s->input;
-        context.clear();
-        p.evidence_tokens = 0;
-        if (!s->context.empty()) {
-          if (!cached || cached_doc != s->doc) {
-            cached.reset();  // remove the previous document's index first
-            const ContextIndexer indexer{
-                scanner.get(), index_info,
-                index_model ? &index_model->tokenizer() : &*lexical_tokenizer};
-            cached = index_context(indexer, dense ? &*dense : nullptr, tmp_parent, s->context,
-                                   o.passage_words);
-            cached_doc = s->doc;
-            p.index_s = cached->index_s;
-          }
-          const EvidenceResult ev =
-              select_evidence(questions ? &*questions : nullptr, dense ? &*dense : nullptr, *cached,
-                              question, o.retrieval, answer_model ? &tok : nullptr);
-          context = ev.text;
-          if (o.record_evidence) p.evidence = ev.text;
-          p.evidence_tokens =
-              answer_model ? nlohmann::json(ev.answer_tokens) : nlohmann::json(ev.tokens);
-          p.retrieval_s = ev.retrieval_s;
-        }
-      } else {
-        p.evidence_tokens = tok.encode(context).size();
-      }
-      const Fitted fitted = fit_prompt(format_longbench_prompt(templ, context, s->input));
-      p.raw_tokens = fitted.raw_tokens;
-      p.truncated = fitted.truncated;
-      p.ids = encode_prompt(info, tok, apply_chat_template(info, fitted.prompt, chats[ti]));
-      p.prepare_s = seconds_since(p.start);
-      if (!s->needles.empty()) {  // after the timings: bookkeeping, not part of the method
-        const std::string bare = format_longbench_prompt(templ, "", s->input);
-        p.evidence_recall = needle_recall(fitted.prompt, bare, s->needles);
-        // `cached` is this sample's index when its context is not empty.
-        if (retrieve && !s->context.empty() && !s->control_question.empty()) {
-          const EvidenceResult control =
-              select_evidence(questions ? &*questions : nullptr, dense ? &*dense : nullptr, *cached,
-                              s->control_question, o.retrieval, answer_model ? &tok : nullptr);
-          const Fitted c = fit_prompt(format_longbench_prompt(templ, control.text, s->input));
-          p.control_evidence_recall = needle_recall(c.prompt, bare, s->needles);
-        }
-      }
-      return p;
-    };
-    for (size_t first = 0; first < todo.size(); first += static_cast<size_t>(o.batch)) {
-      const size_t last = std::min(todo.size(), first + static_cast<size_t>(o.batch));
-      reset_peak_device_memory(model.device());
-      std::vector<Prepared> group;
-      std::vector<std::vector<int32_t>> prompts;
-      for (size_t i = first; i < last; ++i) {
-        group.push_back(prepare(todo[i]));
-        prompts.push_back(group.back().ids);
-      }
-      const auto gen_start = Clock::now();
-      const std::vector<GenerationResult> results = generate_batch(model, prompts, gen);
-      const double generate_s = seconds_since(gen_start);
-      const long long peak = peak_device_memory(model.device());
-      for (size_t i = 0; i < group.size(); ++i) {
-        const Prepared& p = group[i];
-        const Sample* s = p.sample;
-        const GenerationResult& g = results[i];
-        nlohmann::json row = {{"pred", g.text},
-                              {"answers", s->answers},
-                              {"all_classes", s->all_classes},
-                              {"length", s->length},
-                              {"_id", s->id},
-                              {"prompt_tokens", p.ids.size()},
-                              {"raw_prompt_tokens", p.raw_tokens},
-                              {"truncated", p.truncated},
-                              {"evidence_tokens", p.evidence_tokens},
-                              {"new_tokens", g.tokens.size()},
-                              {"stop_reason", g.stop_reason},
-                              {"batch", group.size()},
-                              {"timings",
-                               {{"index_s", p.index_s},
-                                {"retrieval_s", p.retrieval_s},
-                                {"prefill_s", g.timings.prefill_s},
-                                {"decode_s", g.timings.decode_s},
-                                {"total_s", p.prepare_s + generate_s}}},
-                              {"peak_gpu_bytes", peak},
-                              {"commit", commit()},
-                              {"device_name", gpu}};
-        if (leval) row["evaluation"] = s->evaluation;
-        if (o.record_evidence) {
-          row["input"] = s->input;  // the question, to read the evidence against
-          if (retrieve) row["evidence"] = p.evidence;
-        }
-        if (!s->needles.empty()) {
-          row["evidence_recall"] = p.evidence_recall;
-          row["control_evidence_recall"] = p.control_evidence_recall;
-        }
-        out << row.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
-        out.flush();
-        if (!out) throw Error("cannot write " + file.string());
-        ++written;
-        if (callbacks.sample_done) callbacks.sample_done(written);
-      }
-    }
-    cached.reset();
-    if (callbacks.task_end) callbacks.task_end();
-    summary["tasks"][task] = {{"file", file.string()}, {"written", written}, {"skipped", skipped}};
-  }
+  for (size_t ti = 0; ti < plans.size(); ++ti)
+    summary["tasks"][plans[ti].name] = run_task(ctx, plans[ti], settings[ti], callbacks);
   // The parent of the context indexes goes when empty; a sharded run leaves it, since another rank
   // may be between two samples (and about to create its next index there).
   if (retrieve && o.world == 1) ::rmdir(tmp_parent.c_str());

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "core/base/dtype.h"
 #include "core/pipeline/scan.h"
 #include "core/runtime/device.h"
 #include "retrieval/pipeline.h"
@@ -50,7 +51,7 @@ struct LongBenchOptions {
   std::optional<int> limit;               // first N samples of each task (before sharding)
   std::optional<int> max_new_tokens_cap;  // smoke tests: min(dataset2maxlen, cap); in the manifest
   DeviceSpec device;
-  std::optional<std::string> dtype;
+  std::optional<DType> dtype;
   std::string label;  // manifest "label" (column name in the scorer's tables); empty = none
   // Samples generated together (generate_batch: one batched CUDA-graph decode per group; on the
   // CPU they run one by one). Not part of a run's identity: a resumed run may use another value.

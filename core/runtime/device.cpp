@@ -44,19 +44,12 @@ void DeviceSpec::make_current() const {
   if (device.has_index()) c10::cuda::set_device(device.index());
 }
 
-std::string validate_dtype(const std::string& text) {
-  if (parse_dtype(text)) return text;
-  throw UsageError("--dtype: '" + text + "' is not one of " + dtype_choices());
-}
-
 c10::Device to_torch_device(const DeviceSpec& device) {
   return c10::Device(device.name);
 }
 
-c10::ScalarType to_torch_dtype(const std::string& dtype) {
-  const std::optional<DType> parsed = parse_dtype(dtype);
-  if (!parsed) throw UsageError("unknown dtype '" + dtype + "'");
-  return dtype_select(*parsed, c10::kFloat, c10::kBFloat16, c10::kHalf);
+c10::ScalarType to_torch_dtype(DType dtype) {
+  return dtype_select(dtype, c10::kFloat, c10::kBFloat16, c10::kHalf);
 }
 
 std::string device_name(const DeviceSpec& device) {

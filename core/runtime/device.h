@@ -25,9 +25,6 @@ struct DeviceSpec {
   void make_current() const;
 };
 
-// "float32" | "bfloat16" | "float16"; throws UsageError otherwise.
-std::string validate_dtype(const std::string& text);
-
 // The device's marketing name for run manifests and benchmark rows: "NVIDIA H100 80GB HBM3" for a
 // CUDA device (the current one for plain "cuda"), "cpu" on the CPU.
 std::string device_name(const DeviceSpec& device);

@@ -28,14 +28,14 @@ const Tokenizer& Model::tokenizer() const {
 const DeviceSpec& Model::device() const {
   return impl_->device;
 }
-const std::string& Model::dtype() const {
+DType Model::dtype() const {
   return impl_->dtype;
 }
 
 Model Model::load(const std::filesystem::path& dir, const ModelLoadOptions& options) {
   ModelInfo info = ModelInfo::load(dir);
   options.device.require_available();
-  const std::string dtype = options.dtype ? validate_dtype(*options.dtype) : info.dtype;
+  const DType dtype = options.dtype.value_or(info.dtype);
   Tokenizer tokenizer = Tokenizer::from_file(info.tokenizer_file());
   // Every id the tokenizer can produce must have an embedding row.
   if (tokenizer.vocab_size() > info.vocab_size)

@@ -15,8 +15,8 @@
 namespace s3 {
 
 struct ModelLoadOptions {
-  DeviceSpec device;                 // where the weights live
-  std::optional<std::string> dtype;  // weights' dtype; default: the exported one
+  DeviceSpec device;           // where the weights live
+  std::optional<DType> dtype;  // weights' dtype; default: the exported one
 };
 
 class Model {
@@ -31,7 +31,7 @@ class Model {
   const ModelInfo& info() const;
   const Tokenizer& tokenizer() const;
   const DeviceSpec& device() const;
-  const std::string& dtype() const;  // the dtype the weights run in
+  DType dtype() const;  // the dtype the weights run in
 
   struct Impl;
   Impl& impl() const { return *impl_; }

@@ -144,7 +144,10 @@ ModelInfo ModelInfo::load(const std::filesystem::path& dir) {
   m.dir = dir;
   m.family = string_field(required(j, "family", path), "family", path);
   m.architecture = optional_string(j, "architecture", path).value_or("");
-  m.dtype = string_field(required(j, "dtype", path), "dtype", path);
+  const std::string dtype = string_field(required(j, "dtype", path), "dtype", path);
+  const std::optional<DType> parsed_dtype = parse_dtype(dtype);
+  if (!parsed_dtype) throw DataCorruption(path, "unknown dtype '" + dtype + "'");
+  m.dtype = *parsed_dtype;
   m.n_layers = required_int(j, "n_layers", path, 1, kMaxCount);
   m.hidden_size = required_int(j, "hidden_size", path, 1, INT32_MAX);
   m.n_heads = required_int(j, "n_heads", path, 1, kMaxCount);
@@ -173,7 +176,6 @@ ModelInfo ModelInfo::load(const std::filesystem::path& dir) {
     throw DataCorruption(path, "n_heads " + std::to_string(m.n_heads) +
                                    " is not a multiple of n_kv_heads " +
                                    std::to_string(m.n_kv_heads));
-  if (!parse_dtype(m.dtype)) throw DataCorruption(path, "unknown dtype '" + m.dtype + "'");
   if (m.add_bos_token && !m.bos_token_id)
     throw DataCorruption(path, "add_bos_token is true but bos_token_id is null");
   for (const fs::path& file : {m.model_file(), m.tokenizer_file()}) {

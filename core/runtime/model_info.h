@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "core/base/dtype.h"
+
 namespace s3 {
 
 // model.json files larger than this are refused before they are parsed (a real one is a few KiB).
@@ -22,9 +24,9 @@ struct ChatTemplate {
 
 struct ModelInfo {
   std::filesystem::path dir;
-  std::string family;        // llama | mistral | qwen2
-  std::string architecture;  // the Hugging Face class it was exported from
-  std::string dtype;         // dtype of the saved weights
+  std::string family;             // llama | mistral | qwen2
+  std::string architecture;       // the Hugging Face class it was exported from
+  DType dtype = DType::kFloat32;  // dtype of the saved weights
   int n_layers = 0;
   int hidden_size = 0;
   int n_heads = 0;

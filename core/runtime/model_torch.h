@@ -21,7 +21,7 @@ struct Model::Impl {
   ModelInfo info;
   Tokenizer tokenizer;
   DeviceSpec device;
-  std::string dtype;
+  DType dtype;
   c10::Device torch_device{c10::kCPU};
   mutable torch::jit::Module module;
 };

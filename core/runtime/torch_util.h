@@ -10,6 +10,6 @@
 namespace s3 {
 
 c10::Device to_torch_device(const DeviceSpec& device);
-c10::ScalarType to_torch_dtype(const std::string& dtype);
+c10::ScalarType to_torch_dtype(DType dtype);
 
 }  // namespace s3
