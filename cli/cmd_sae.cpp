@@ -11,6 +11,7 @@
 
 #include "cli/command.h"
 #include "cli/device_flags.h"
+#include "cli/enum_option.h"
 #include "cli/progress.h"
 #include "core/base/error.h"
 #include "core/pipeline/sae_runs.h"
@@ -106,9 +107,7 @@ Command add_train(CLI::App& parent) {
       ->capture_default_str();
   add_device_option(*app, args->device);
   add_model_dtype_option(*app, args->model_dtype, "--model-dtype");
-  app->add_option("--save-dtype", o.dtype,
-                  "dtype of the saved SAE weights: float32, bfloat16 or float16")
-      ->capture_default_str();
+  add_enum_option(*app, "--save-dtype", o.dtype, kDTypeNames, "dtype of the saved SAE weights");
   // --dtype is the model's everywhere else: here, where two dtypes exist, it is refused by name.
   app->add_option_function<std::string>(
          "--dtype",
@@ -214,10 +213,17 @@ Command add_eval(CLI::App& parent) {
   app->add_option("--chunk", args->options.chunk, "tokens per model call")->capture_default_str();
   add_device_option(*app, args->device);
   add_model_dtype_option(*app, args->model_dtype, "--model-dtype");
-  app->add_option(
-         "--sae-dtype", args->options.sae_dtype,
+  app->add_option_function<std::string>(
+         "--sae-dtype",
+         [args](const std::string& text) {
+           try {
+             args->options.sae_dtype = sae::parse_encoder_dtype(text);
+           } catch (const UsageError& e) {
+             throw CLI::ValidationError("--sae-dtype", e.what());
+           }
+         },
          "encoder compute dtype: auto (bfloat16 on CUDA, as the scan), float32, bfloat16, float16")
-      ->capture_default_str();
+      ->default_str("auto");
   app->add_flag("--json", args->json, "print the results as JSON");
 
   auto run = [args]() {

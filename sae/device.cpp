@@ -23,12 +23,9 @@ c10::Device resolve_device(const std::string& name) {
   return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(index));
 }
 
-c10::ScalarType resolve_dtype(const std::string& name, const c10::Device& device) {
-  if (name == "auto") return device.is_cuda() ? c10::kBFloat16 : c10::kFloat;
-  if (const std::optional<DType> parsed = s3::parse_dtype(name))
-    return dtype_select(*parsed, c10::kFloat, c10::kBFloat16, c10::kHalf);
-  throw UsageError("the SAE encoder's dtype must be auto or one of " + dtype_choices() + ", not '" +
-                   name + "'");
+c10::ScalarType resolve_dtype(const std::optional<s3::DType>& dtype, const c10::Device& device) {
+  if (!dtype) return device.is_cuda() ? c10::kBFloat16 : c10::kFloat;
+  return dtype_select(*dtype, c10::kFloat, c10::kBFloat16, c10::kHalf);
 }
 
 std::string dtype_string(c10::ScalarType type) {

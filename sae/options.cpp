@@ -47,11 +47,16 @@ void validate_device(const std::string& device, std::string_view flag) {
   usage(std::string(flag) + " must be cpu, cuda or cuda:N, not '" + device + "'");
 }
 
+std::optional<s3::DType> parse_encoder_dtype(std::string_view name) {
+  if (name == "auto") return std::nullopt;
+  if (const std::optional<s3::DType> dtype = s3::parse_dtype(name)) return dtype;
+  usage("the SAE encoder's dtype must be auto or one of " + dtype_choices() + ", not '" +
+        std::string(name) + "'");
+  return std::nullopt;  // not reached: usage() throws
+}
+
 void EncoderOptions::validate() const {
   validate_device(device);
-  if (dtype != "auto" && !s3::parse_dtype(dtype))
-    usage("the SAE encoder's dtype must be auto or one of " + dtype_choices() + ", not '" + dtype +
-          "'");
   if (k < 0) usage("--k must be positive (0 = the SAE's own k), not " + std::to_string(k));
   if (group_size < 1) usage("encoder group_size must be >= 1");
   if (extra_groups < 0) usage("encoder extra_groups must be >= 0");

@@ -6,9 +6,11 @@
 
 #include <cstdint>
 #include <nlohmann/json_fwd.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 
+#include "core/base/dtype.h"
 #include "core/base/enum_names.h"
 
 namespace s3::sae {
@@ -43,14 +45,18 @@ int64_t expected_d_in(HeadMode mode, int64_t n_kv_heads, int64_t head_dim);
 // where the device is first used.
 void validate_device(const std::string& device, std::string_view flag = "--device");
 
+// The encoder's dtype from its name: "auto" (none) or one of s3::kDTypeNames; throws
+// s3::UsageError naming the choices.
+std::optional<s3::DType> parse_encoder_dtype(std::string_view name);
+
 // How the encoder runs. The defaults suit the index scan on a GPU.
 struct EncoderOptions {
   // "cpu", "cuda", "cuda:N".
   std::string device = "cpu";
-  // Compute dtype of the encoder matmul and top-k: "auto" (bfloat16 on CUDA, float32 on CPU),
-  // "float32", "bfloat16", "float16". Top-k runs on the values in this dtype, so bf16 ties are
-  // broken by the tie rule below, not by hidden float32 digits.
-  std::string dtype = "auto";
+  // Compute dtype of the encoder matmul and top-k; none: auto (bfloat16 on CUDA, float32 on CPU).
+  // Top-k runs on the values in this dtype, so bf16 ties are broken by the tie rule below, not by
+  // hidden float32 digits.
+  std::optional<s3::DType> dtype;
   // Active latents per vector; 0 = the k the SAE was trained with. May differ from it (an
   // ablation), but must be in [1, d_latent].
   int64_t k = 0;

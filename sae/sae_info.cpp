@@ -42,8 +42,6 @@ void SaeInfo::validate(const std::string& path) const {
   if (k > d_latent) {
     bad("k " + std::to_string(k) + " is larger than d_latent " + std::to_string(d_latent));
   }
-  if (!s3::parse_dtype(dtype))
-    bad("dtype must be one of " + dtype_choices() + ", not '" + dtype + "'");
   for (const auto& [layer, s] : stats) {
     if (std::find(layers.begin(), layers.end(), layer) == layers.end()) {
       bad("stats for layer " + std::to_string(layer) + ", which is not in layers");
@@ -70,7 +68,7 @@ std::string sae_info_to_json_string(const SaeInfo& info) {
       {"head_mode", std::string(to_string(info.head_mode))},
       {"model_fingerprint", info.model_fingerprint},
       {"compatible_model_fingerprints", info.compatible_model_fingerprints},
-      {"dtype", info.dtype},
+      {"dtype", s3::dtype_name(info.dtype)},
       {"training",
        {{"corpus", info.corpus},
         {"tokens", info.tokens},
@@ -138,7 +136,12 @@ SaeInfo read_sae_info(const std::filesystem::path& file) {
     info.model_fingerprint = j.value("model_fingerprint", std::string());
     if (auto c = j.find("compatible_model_fingerprints"); c != j.end() && !c->is_null())
       info.compatible_model_fingerprints = c->get<std::vector<std::string>>();
-    info.dtype = j.value("dtype", std::string("float32"));
+    const std::string dtype = j.value("dtype", std::string("float32"));
+    const std::optional<s3::DType> parsed_dtype = s3::parse_dtype(dtype);
+    if (!parsed_dtype)
+      throw DataCorruption(path,
+                           "dtype must be one of " + dtype_choices() + ", not '" + dtype + "'");
+    info.dtype = *parsed_dtype;
     if (auto t = j.find("training"); t != j.end() && t->is_object()) {
       info.corpus = t->value("corpus", std::string());
       info.tokens = t->value("tokens", int64_t{0});

@@ -37,7 +37,7 @@ struct SaeInfo {
   // Fingerprints of other exports of the same weights (the same GGUF or checkpoint in another
   // dtype), which the SAE serves as well: a model matches either list (docs/sae.md §6).
   std::vector<std::string> compatible_model_fingerprints;
-  std::string dtype = "float32";  // dtype of the layer files' tensors
+  s3::DType dtype = s3::DType::kFloat32;  // dtype of the layer files' tensors
   // Training provenance.
   std::string corpus;   // human-readable description of the training text
   int64_t tokens = 0;   // corpus tokens read

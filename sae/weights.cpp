@@ -192,9 +192,9 @@ void save_sae(const std::filesystem::path& dir, const SaeInfo& info,
                   std::to_string(w.d_in()) + " but sae.json says " + std::to_string(info.d_latent) +
                   " x " + std::to_string(info.d_in));
     }
-    if (dtype_string(w.W_enc.scalar_type()) != info.dtype) {
+    if (dtype_string(w.W_enc.scalar_type()) != s3::dtype_name(info.dtype)) {
       throw Error(file.string() + ": weights are " + dtype_string(w.W_enc.scalar_type()) +
-                  " but sae.json says dtype " + info.dtype);
+                  " but sae.json says dtype " + std::string(s3::dtype_name(info.dtype)));
     }
     save_layer(file, w, {{"layer", std::to_string(layer)}, {"k", std::to_string(info.k)}});
   }

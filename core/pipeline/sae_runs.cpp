@@ -294,8 +294,6 @@ void SaeTrainOptions::validate() const {
                      std::to_string(trainer.batch) + "), not " + std::to_string(shuffle_buffer));
   if (checkpoint_every < 0)
     throw UsageError("--checkpoint-every must be >= 0 (0 = no checkpoints)");
-  if (!parse_dtype(dtype))
-    throw UsageError("--save-dtype must be one of " + dtype_choices() + ", not '" + dtype + "'");
 }
 
 int64_t SaeTrainOptions::resolved_shuffle_buffer() const {
@@ -381,7 +379,8 @@ sae::SaeInfo save_trained(const fs::path& out, const ModelInfo& info, const SaeC
   si.vectors = trainers.front().vectors_seen();
   si.steps = trainers.front().steps_done();
   si.training = options.trainer;
-  const at::ScalarType dtype = sae::resolve_dtype(options.dtype, c10::Device(c10::kCPU));
+  const at::ScalarType dtype =
+      sae::resolve_dtype(options.dtype, c10::Device(c10::kCPU));  // as saved
   std::map<int, sae::SaeWeights> weights;
   for (size_t i = 0; i < layers.size(); ++i) {
     const sae::StepStats final_stats = trainers[i].final_stats();

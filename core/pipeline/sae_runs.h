@@ -7,8 +7,11 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "core/base/dtype.h"
 
 #include "core/pipeline/documents.h"
 #include "core/runtime/model.h"
@@ -41,7 +44,7 @@ struct SaeTrainOptions {
   int64_t shuffle_buffer = 0;       // vectors held per layer for mixing; 0 = auto: 32 * batch
   int64_t checkpoint_every = 1000;  // steps between checkpoints; 0 = none
   bool resume = false;              // continue from OUT/checkpoint
-  std::string dtype = "float32";    // dtype of the saved layer files
+  DType dtype = DType::kFloat32;    // dtype of the saved layer files
   void validate() const;
   int64_t resolved_shuffle_buffer() const;
 };
@@ -81,7 +84,7 @@ SaeTrainResult train_sae(const Model& model, const SaeCorpus& corpus,
 struct SaeEvalOptions {
   uint64_t max_tokens = 65536;     // corpus tokens evaluated (a prefix, in document order)
   int chunk = 1024;                // tokens per tap call, cut from each document's start
-  std::string sae_dtype = "auto";  // encoder compute dtype, as the scan uses it (sae/options.h)
+  std::optional<DType> sae_dtype;  // encoder compute dtype; none: auto, as the scan (sae/options.h)
   void validate() const;
 };
 

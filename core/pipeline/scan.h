@@ -11,10 +11,12 @@
 #include <functional>
 #include <memory>
 #include <nlohmann/json_fwd.hpp>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "core/base/dtype.h"
 #include "core/base/enum_names.h"
 #include "core/pipeline/documents.h"
 #include "core/pipeline/index_metadata.h"
@@ -48,7 +50,7 @@ struct ScanOptions {
   int overlap = 0;
   ChunkBos chunk_bos = ChunkBos::kAuto;
   int buffers = 3;  // pinned host buffers per layer in flight between device and indexer
-  std::string sae_dtype = "auto";                       // encoder compute dtype (sae/options.h)
+  std::optional<DType> sae_dtype;  // encoder compute dtype; none: auto (sae/options.h)
   sae::BitmapMode sae_bitmap = sae::BitmapMode::kAuto;  // feature bitmap on CUDA
   // Run the first chunk once per Scanner, unindexed, before the first timed scan on CUDA devices
   // (kernel loading, cuBLAS and allocator set-up): ScanStats::warmup_s reports it apart.

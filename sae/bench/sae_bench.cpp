@@ -111,7 +111,7 @@ int run(const Args& a) {
   if (a.reps < 1 || a.warmup < 0) throw s3::UsageError("--reps must be >= 1, --warmup >= 0");
   if (a.threads > 0) at::set_num_threads(static_cast<int>(a.threads));
   const c10::Device dev = resolve_device(a.device);
-  const at::ScalarType dtype = resolve_dtype(a.dtype, dev);
+  const at::ScalarType dtype = resolve_dtype(parse_encoder_dtype(a.dtype), dev);
   const int64_t n = a.tokens * a.heads;
 
   // Random SAE in the trainer's initial form (unit decoder rows, W_enc = W_dec, small biases)
@@ -128,7 +128,7 @@ int run(const Args& a) {
 
   EncoderOptions eo;
   eo.device = a.device;
-  eo.dtype = a.dtype;
+  eo.dtype = parse_encoder_dtype(a.dtype);
   eo.group_size = a.group_size;
   eo.extra_groups = a.extra_groups;
   eo.exact_rows = a.exact_rows;

@@ -22,7 +22,7 @@ using namespace s3::sae::testing;
 EncoderOptions cpu_options(const std::string& dtype = "float32") {
   EncoderOptions o;
   o.device = "cpu";
-  o.dtype = dtype;
+  o.dtype = parse_encoder_dtype(dtype);
   return o;
 }
 
@@ -324,7 +324,7 @@ TEST(EncoderCuda, FusedBitmapMatchesAtenPath) {
     for (const std::string dtype : {"float32", "bfloat16", "float16"}) {
       EncoderOptions o;
       o.device = "cuda";
-      o.dtype = dtype;
+      o.dtype = parse_encoder_dtype(dtype);
       o.max_rows = c.max_rows;
       o.exact_rows = c.t * c.h;
       o.bitmap = BitmapMode::kAten;
@@ -355,7 +355,7 @@ TEST(EncoderCuda, FusedBitmapCandidatePathMatchesAtenPath) {
       for (const std::string dtype : {"float32", "bfloat16"}) {
         EncoderOptions o;
         o.device = "cuda";
-        o.dtype = dtype;
+        o.dtype = parse_encoder_dtype(dtype);
         o.exact_rows = t * h;
         o.bitmap = BitmapMode::kAten;
         const Encoder aten(w, k, o);
@@ -393,7 +393,7 @@ TEST(EncoderCuda, MatchesCpuExactly) {
   for (const std::string dtype : {"float32", "bfloat16", "float16"}) {
     EncoderOptions g = o;
     g.device = "cuda";
-    g.dtype = dtype;
+    g.dtype = parse_encoder_dtype(dtype);
     const Encoder gpu(w, k, g);
     const auto got = gpu.encode(x.to(at::kCUDA));
     EXPECT_TRUE(at::equal(got.ids.cpu(), want.ids)) << dtype;

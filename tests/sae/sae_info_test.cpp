@@ -170,8 +170,9 @@ TEST(Options, HeadModeAndDin) {
   EXPECT_EQ(expected_d_in(HeadMode::kConcat, 8, 128), 1024);
   EncoderOptions e;
   EXPECT_NO_THROW(e.validate());
-  e.dtype = "int8";
-  EXPECT_THROW(e.validate(), s3::UsageError);
+  EXPECT_EQ(parse_encoder_dtype("auto"), std::nullopt);
+  EXPECT_EQ(parse_encoder_dtype("bfloat16"), s3::DType::kBFloat16);
+  EXPECT_THROW(parse_encoder_dtype("int8"), s3::UsageError);
 }
 
 }  // namespace
