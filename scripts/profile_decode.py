@@ -46,9 +46,9 @@ def load(model_dir: Path, dtype: torch.dtype, device: str):
     return module
 
 
-def compiled_decoder(model_dir: Path, scripted, device: str):
-    """The exporter's eager Decoder with the scripted module's tensors, its decode_at through
-    torch.compile (kernels fused by Inductor; no CUDA graphs of its own: the caller captures one)."""
+def eager_decoder(model_dir: Path, scripted, device: str):
+    """The exporter's eager Decoder (scripts/s3export) with the scripted module's tensors: the same
+    computation as model.ts, as a Python module that torch.compile and torch.export can trace."""
     from bench_index import hf_config_from_model
     from s3export.modeling import build_decoder
     from s3export.spec import config_from_dict, spec_from_config
@@ -56,9 +56,15 @@ def compiled_decoder(model_dir: Path, scripted, device: str):
     meta = json.loads((model_dir / "model.json").read_text())
     spec = spec_from_config(config_from_dict(hf_config_from_model(meta)))
     model = build_decoder(spec, device)
-    state = dict(scripted.state_dict())
-    model.load_state_dict(state, strict=True, assign=True)
+    model.load_state_dict(dict(scripted.state_dict()), strict=True, assign=True)
     model.eval()
+    return model
+
+
+def compiled_decoder(model_dir: Path, scripted, device: str):
+    """eager_decoder with its decode_at through torch.compile (kernels fused by Inductor; no CUDA
+    graphs of its own: the caller captures one)."""
+    model = eager_decoder(model_dir, scripted, device)
     model.decode_at = torch.compile(model.decode_at, fullgraph=True, dynamic=False)
     return model
 
