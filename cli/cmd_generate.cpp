@@ -1,6 +1,8 @@
 // s3attn generate: greedy generation with the KV cache.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <chrono>
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -18,6 +20,46 @@ namespace {
 // A prompt must fit the model's window anyway; this only stops a runaway file early.
 constexpr uint64_t kMaxPromptFileBytes = uint64_t{256} << 20;
 
+// One generation of `rows` copies of a prompt and its timings over every row: prefill and decode
+// seconds of the whole batch, its prompt tokens and new tokens summed (so the rates are the
+// batch's throughput). One row is generate() itself.
+struct Generated {
+  std::vector<GenerationResult> rows;
+  GenerationTimings timings;
+  int64_t decoded = 0;  // tokens from decode steps (each row's first token comes from its prefill)
+  double decode_tokens_per_s() const {
+    return timings.decode_s > 0 ? static_cast<double>(decoded) / timings.decode_s : 0;
+  }
+  bool rows_identical() const {
+    return std::all_of(rows.begin(), rows.end(),
+                       [&](const GenerationResult& r) { return r.tokens == rows.front().tokens; });
+  }
+};
+
+Generated run_generation(const Model& model, const std::vector<int32_t>& prompt,
+                         const GenerationOptions& options, int rows) {
+  Generated g;
+  if (rows == 1) {
+    g.rows.push_back(generate(model, prompt, options));
+    g.timings = g.rows.front().timings;
+    g.decoded = std::max(g.timings.new_tokens - 1, 0);
+    return g;
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  g.rows = generate_batch(model, std::vector<std::vector<int32_t>>(rows, prompt), options);
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  // Rows are prefilled one after another, then decoded together (or, without a CUDA graph, each
+  // decoded after its prefill): what is not prefill is decode.
+  for (const GenerationResult& r : g.rows) {
+    g.timings.prefill_s += r.timings.prefill_s;
+    g.timings.prompt_tokens += r.timings.prompt_tokens;
+    g.timings.new_tokens += r.timings.new_tokens;
+    g.decoded += std::max(r.timings.new_tokens - 1, 0);
+  }
+  g.timings.decode_s = wall - g.timings.prefill_s;
+  return g;
+}
+
 }  // namespace
 
 Command add_generate(CLI::App& root) {
@@ -29,6 +71,7 @@ Command add_generate(CLI::App& root) {
     std::vector<int32_t> stop_ids;
     int max_new_tokens = 128;
     int repeat = 1;
+    int batch = 1;
   };
   auto args = std::make_shared<Args>();
   CLI::App* app = root.add_subcommand("generate", "Generate a greedy answer to a prompt");
@@ -57,6 +100,10 @@ Command add_generate(CLI::App& root) {
                   "run the generation N times in one process and report the last (benchmarks: the "
                   "first run warms up the GPU)")
       ->check(CLI::Range(1, 1000));
+  app->add_option("--batch", args->batch,
+                  "decode the prompt as N rows of one batch (on CUDA one batched CUDA graph; "
+                  "benchmarks of batched decoding: timings count every row's tokens)")
+      ->check(CLI::Range(1, 1024));
   app->add_flag("--json", args->json,
                 "print a JSON object with text, tokens, prompt_tokens and timings");
 
@@ -87,15 +134,16 @@ Command add_generate(CLI::App& root) {
           "--max-new-tokens {} is capped at {}: the prompt ({} tokens) and the answer must fit the "
           "model's window of {} tokens",
           options.max_new_tokens, room, prompt_ids.size(), model.info().max_position_embeddings);
-    GenerationResult result = generate(model, prompt_ids, options);
+    Generated generated = run_generation(model, prompt_ids, options, args->batch);
     for (int i = 1; i < args->repeat; ++i)
-      result = generate(model, prompt_ids, options);
-    const GenerationTimings& t = result.timings;
+      generated = run_generation(model, prompt_ids, options, args->batch);
+    const GenerationResult& result = generated.rows.front();
+    const GenerationTimings& t = generated.timings;
     if (args->json) {
       nlohmann::json timings = {{"prefill_s", t.prefill_s},
                                 {"decode_s", t.decode_s},
                                 {"prefill_tokens_per_s", t.prefill_tokens_per_s()},
-                                {"decode_tokens_per_s", t.decode_tokens_per_s()}};
+                                {"decode_tokens_per_s", generated.decode_tokens_per_s()}};
       nlohmann::json out = {{"text", result.text},
                             {"tokens", result.tokens},
                             {"prompt_tokens", prompt_ids},
@@ -103,12 +151,17 @@ Command add_generate(CLI::App& root) {
                             {"device", model.device().name},
                             {"dtype", dtype_name(model.dtype())},
                             {"timings", timings}};
+      if (args->batch > 1) {
+        out["batch"] = args->batch;
+        out["rows_identical"] = generated.rows_identical();
+      }
       std::cout << out.dump() << "\n";
     } else {
       std::cout << result.text << "\n";
-      spdlog::info("{} prompt tokens, {} new tokens; prefill {:.1f} tok/s, decode {:.1f} tok/s",
-                   t.prompt_tokens, t.new_tokens, t.prefill_tokens_per_s(),
-                   t.decode_tokens_per_s());
+      spdlog::info("{} prompt tokens, {} new tokens{}; prefill {:.1f} tok/s, decode {:.1f} tok/s",
+                   t.prompt_tokens, t.new_tokens,
+                   args->batch > 1 ? " over " + std::to_string(args->batch) + " rows" : "",
+                   t.prefill_tokens_per_s(), generated.decode_tokens_per_s());
     }
     return 0;
   };
