@@ -9,6 +9,7 @@
 
 #include "cli/command.h"
 #include "cli/device_flags.h"
+#include "cli/enum_option.h"
 #include "core/base/error.h"
 #include "core/runtime/generation.h"
 #include "core/runtime/model.h"
@@ -72,6 +73,7 @@ Command add_generate(CLI::App& root) {
     int max_new_tokens = 128;
     int repeat = 1;
     int batch = 1;
+    DecodeBackend decode_backend = DecodeBackend::kTorchScript;
   };
   auto args = std::make_shared<Args>();
   CLI::App* app = root.add_subcommand("generate", "Generate a greedy answer to a prompt");
@@ -100,6 +102,9 @@ Command add_generate(CLI::App& root) {
                   "run the generation N times in one process and report the last (benchmarks: the "
                   "first run warms up the GPU)")
       ->check(CLI::Range(1, 1000));
+  add_enum_option(*app, "--decode-backend", args->decode_backend, kDecodeBackendNames,
+                  "what runs a decode step: model.ts (the reference) or the AOTInductor package "
+                  "of scripts/export_aoti.py");
   app->add_option("--batch", args->batch,
                   "decode the prompt as N rows of one batch (on CUDA one batched CUDA graph; "
                   "benchmarks of batched decoding: timings count every row's tokens)")
@@ -118,6 +123,7 @@ Command add_generate(CLI::App& root) {
     options.cuda_graph = args->cuda_graph;
     options.extra_stop_ids = args->stop_ids;
     options.first_token_not_stop = args->first_token_not_stop;
+    options.decode_backend = args->decode_backend;
     options.validate();
     ModelLoadOptions load;
     load.device = DeviceSpec::parse(args->device);

@@ -45,7 +45,7 @@ MAY_INCLUDE = {
 # pipeline and s3_sae, the runtime's LibTorch-facing headers and the pipeline's one internal header (the
 # loaded SAE its .cpp files share), and sae/'s ATen-facing headers. The
 # pipeline's headers stay free of it, so that cli/ can include them; so do s3_sae_io's files.
-TORCH_HEADERS_ALLOWED = {"core/runtime/model_torch.h", "core/runtime/torch_util.h", "core/runtime/decode_graph.h",
+TORCH_HEADERS_ALLOWED = {"core/runtime/model_torch.h", "core/runtime/torch_util.h", "core/runtime/decode_graph.h", "core/runtime/aoti_decode.h",
                          "core/runtime/dense_model_torch.h", "core/pipeline/tapped_sae_torch.h"}
 SAE_IO = {"sae/safetensors", "sae/options", "sae/sae_info"}
 

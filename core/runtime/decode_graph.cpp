@@ -19,7 +19,8 @@ std::vector<std::vector<int32_t>> decode_greedy_graph(const Model& model, KvCach
                                                       const std::vector<int32_t>& first,
                                                       const std::vector<int64_t>& pos,
                                                       int max_tokens,
-                                                      const std::function<bool(int32_t)>& stop) {
+                                                      const std::function<bool(int32_t)>& stop,
+                                                      const AotiDecode* aoti) {
   if (!graph_decode_available(model))
     throw Error("decode_greedy_graph: the model has no CUDA decode_at");
   const auto rows = static_cast<int64_t>(first.size());
@@ -40,7 +41,8 @@ std::vector<std::vector<int32_t>> decode_greedy_graph(const Model& model, KvCach
           .to(on_device);
   torch::Tensor position = torch::tensor(pos, torch::kLong).to(on_device);
   auto step = [&] {
-    const torch::Tensor logits = method({token, cache.k, cache.v, position}).toTensor();
+    const torch::Tensor logits = aoti ? (*aoti)(token, cache, position)
+                                      : method({token, cache.k, cache.v, position}).toTensor();
     token.copy_(logits.argmax(-1).view({rows, 1}));
     position.add_(1);
   };

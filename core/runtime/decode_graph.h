@@ -13,6 +13,7 @@
 #include <functional>
 #include <vector>
 
+#include "core/runtime/aoti_decode.h"
 #include "core/runtime/model_torch.h"
 
 namespace s3 {
@@ -25,11 +26,12 @@ bool graph_decode_available(const Model& model);
 // in lockstep (a finished row keeps computing until all are done; its extra tokens are dropped).
 // `cache` holds each row's positions 0..pos[b]-1 and must have room for pos[b] + max_tokens
 // positions. Returns the new ids per row (the stop id included). Requires
-// graph_decode_available(model).
+// graph_decode_available(model). With `aoti`, the step is its compiled decode_at (aoti_decode.h).
 std::vector<std::vector<int32_t>> decode_greedy_graph(const Model& model, KvCache& cache,
                                                       const std::vector<int32_t>& first,
                                                       const std::vector<int64_t>& pos,
                                                       int max_tokens,
-                                                      const std::function<bool(int32_t)>& stop);
+                                                      const std::function<bool(int32_t)>& stop,
+                                                      const AotiDecode* aoti = nullptr);
 
 }  // namespace s3

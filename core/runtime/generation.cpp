@@ -102,9 +102,12 @@ GenerationResult generate_stepwise(const Model& model, const std::vector<int32_t
   int32_t id = static_cast<int32_t>(next.item<int64_t>());  // the host needs it for the stop check
   const auto t1 = Clock::now();
   result.tokens.push_back(id);
+  const AotiDecode* aoti =
+      options.decode_backend == DecodeBackend::kAoti ? &aoti_decode(model) : nullptr;
   for (int64_t pos = n;
        !is_stop(id) && static_cast<int>(result.tokens.size()) < options.max_new_tokens; ++pos) {
-    logits = decode(model, next, cache, pos);
+    logits = aoti ? (*aoti)(next, cache, torch::tensor({pos}, torch::kLong).to(next.device()))
+                  : decode(model, next, cache, pos);
     next = logits.argmax(-1).view({1, 1});
     id = static_cast<int32_t>(next.item<int64_t>());
     result.tokens.push_back(id);
@@ -144,8 +147,9 @@ std::vector<GenerationResult> generate_graph(const Model& model,
   }
   if (std::find(open.begin(), open.end(), true) != open.end()) {
     const auto t1 = Clock::now();
-    const auto more =
-        decode_greedy_graph(model, cache, first, pos, options.max_new_tokens - 1, is_stop);
+    const auto more = decode_greedy_graph(
+        model, cache, first, pos, options.max_new_tokens - 1, is_stop,
+        options.decode_backend == DecodeBackend::kAoti ? &aoti_decode(model) : nullptr);
     const double decode_s = seconds(t1, Clock::now());
     for (int64_t r = 0; r < rows; ++r) {
       if (!open[r]) continue;

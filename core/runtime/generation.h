@@ -7,9 +7,16 @@
 #include <string>
 #include <vector>
 
+#include "core/base/enum_names.h"
 #include "core/runtime/model.h"
 
 namespace s3 {
+
+// What runs a decode step: model.ts's TorchScript `decode_at` (the reference), or the same step
+// compiled ahead of time by AOTInductor (core/runtime/aoti_decode.h, scripts/export_aoti.py).
+enum class DecodeBackend { kTorchScript, kAoti };
+inline constexpr EnumNames<DecodeBackend, 2> kDecodeBackendNames{
+    {{"torchscript", DecodeBackend::kTorchScript}, {"aoti", DecodeBackend::kAoti}}};
 
 struct GenerationOptions {
   int max_new_tokens = 256;
@@ -21,6 +28,7 @@ struct GenerationOptions {
   // On CUDA, decode with one CUDA graph (core/runtime/decode_graph.h) when the export has
   // decode_at.
   bool cuda_graph = true;
+  DecodeBackend decode_backend = DecodeBackend::kTorchScript;
   void validate() const;
 };
 

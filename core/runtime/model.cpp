@@ -86,7 +86,7 @@ Model Model::load(const std::filesystem::path& dir, const ModelLoadOptions& opti
       param.set_data(param.to(target));
   }
   auto impl = std::make_unique<Impl>(Impl{std::move(info), std::move(tokenizer), options.device,
-                                          dtype, device, std::move(module)});
+                                          dtype, device, std::move(module), nullptr});
   return Model(std::move(impl));
 }
 

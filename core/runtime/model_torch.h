@@ -4,6 +4,7 @@
 
 #include <torch/script.h>
 
+#include <memory>
 #include <utility>
 #include <vector>
 
@@ -17,6 +18,8 @@ struct KvCache {
   int64_t max_len() const { return k.size(3); }
 };
 
+class AotiDecode;
+
 struct Model::Impl {
   ModelInfo info;
   Tokenizer tokenizer;
@@ -24,6 +27,8 @@ struct Model::Impl {
   DType dtype;
   c10::Device torch_device{c10::kCPU};
   mutable torch::jit::Module module;
+  // The AOTInductor decode step (aoti_decode.h), loaded on first use.
+  mutable std::shared_ptr<const AotiDecode> aoti;
 };
 
 // Every position's logits [B, T, V] (float32), no cache.
