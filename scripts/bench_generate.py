@@ -45,10 +45,10 @@ def prompt_text(n_tokens: int, tokenizer_file: Path) -> str:
 
 
 def run_s3attn(binary: Path, model: Path, prompt_file: Path, new_tokens: int, device: str, dtype: str,
-               batch: int = 1) -> dict:
+               batch: int = 1, backend: str = "torchscript") -> dict:
     cmd = [str(binary), "generate", "--model", str(model), "--prompt-file", str(prompt_file), "--max-new-tokens",
            str(new_tokens), "--ignore-stop", "--repeat", "2", "--device", device, "--dtype", dtype, "--json",
-           "--batch", str(batch)]
+           "--batch", str(batch), "--decode-backend", backend]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True)
     return json.loads(out.stdout)
 
@@ -112,6 +112,8 @@ def main() -> int:
     ref.add_argument("--hf-gguf", help="GGUF file the model was exported from")
     ref.add_argument("--hf-config", help="HF config JSON (random weights, same shapes)")
     p.add_argument("--batch", type=int, nargs="+", default=[1], help="rows decoded together (batched decoding)")
+    p.add_argument("--decode-backend", default="torchscript", choices=["torchscript", "aoti"],
+                   help="s3attn's decode step (aoti: the package of scripts/export_aoti.py)")
     p.add_argument("--hf-static", action="store_true",
                    help="the reference decodes with a static cache, compiled by generate (torch.compile)")
     p.add_argument("--out", type=Path, help="append JSON rows to this file")
@@ -128,14 +130,15 @@ def main() -> int:
         text = prompt_text(n, args.model / "tokenizer.json")
         with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
             f.write(text)
-        runs = [run_s3attn(args.binary, args.model, Path(f.name), args.new_tokens, args.device, args.dtype, batch)
+        runs = [run_s3attn(args.binary, args.model, Path(f.name), args.new_tokens, args.device, args.dtype, batch,
+                           args.decode_backend)
                 for _ in range(args.repeats)]  # each process warms up with --repeat 2
         ids = runs[0]["prompt_tokens"]
         os.unlink(f.name)
         med = lambda key, rs: statistics.median(r["timings"][key] if "timings" in r else r[key] for r in rs)
         row = {"model": meta.get("architecture"), "layers": meta["n_layers"], "hidden": meta["hidden_size"],
                "device": args.device, **stamp(args.binary, args.device), "dtype": args.dtype, "prompt_tokens": len(ids), "new_tokens": args.new_tokens, "batch": batch,
-               "hf_cache": "static+compile" if args.hf_static else "dynamic",
+               "decode_backend": args.decode_backend, "hf_cache": "static+compile" if args.hf_static else "dynamic",
                "s3attn_prefill_tok_s": med("prefill_tokens_per_s", runs),
                "s3attn_decode_tok_s": med("decode_tokens_per_s", runs)}
         if reference is not None:

@@ -113,6 +113,10 @@ if [[ " $steps " == *" alone "* ]]; then
     [ -f "$gguf" ] && reference=(--hf-gguf "$gguf" --hf-static)
     once "generate-$name" python3 scripts/bench_generate.py --model "$m" "${reference[@]}" \
       --prompt-tokens 2048 --new-tokens 128 --batch 1 8 32 64 --out "$alone/generate.jsonl"
+    # The AOTInductor decode backend, installed beside model.ts, then the same benchmark through it.
+    once "export-aoti-$name" python3 scripts/export_aoti.py --model "$m" --device cuda --dtype bfloat16
+    once "generate-aoti-$name" python3 scripts/bench_generate.py --model "$m" --decode-backend aoti \
+      --prompt-tokens 2048 --new-tokens 128 --batch 1 8 32 64 --out "$alone/generate.jsonl"
     once "index-$name" python3 scripts/bench_index.py --model "$m" --sae "$m/sae" --text "$essays" --tokens 131072 \
       --new-tokens 32 --device cuda --dtype bfloat16 --binary "$bin" --out "$out/bench-index-work" \
       --rows "$alone/bench_index-$name.jsonl"
