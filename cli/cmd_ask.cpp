@@ -122,6 +122,7 @@ Command add_ask(CLI::App& root) {
       ->check(CLI::ExistingFile);
   app->add_flag("--explain", a->ask.explain,
                 "show the features / terms that chose each evidence range");
+  add_decode_backend_option(*app, a->ask.decode_backend);
   app->add_flag("--ignore-stop", a->ask.ignore_stop,
                 "always generate --max-new-tokens tokens (benchmarks)");
   app->add_flag("--json", a->json, "print a JSON object per question");

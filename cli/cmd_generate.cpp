@@ -102,9 +102,7 @@ Command add_generate(CLI::App& root) {
                   "run the generation N times in one process and report the last (benchmarks: the "
                   "first run warms up the GPU)")
       ->check(CLI::Range(1, 1000));
-  add_enum_option(*app, "--decode-backend", args->decode_backend, kDecodeBackendNames,
-                  "what runs a decode step: model.ts (the reference) or the AOTInductor package "
-                  "of scripts/export_aoti.py");
+  add_decode_backend_option(*app, args->decode_backend);
   app->add_option("--batch", args->batch,
                   "decode the prompt as N rows of one batch (on CUDA one batched CUDA graph; "
                   "benchmarks of batched decoding: timings count every row's tokens)")

@@ -24,6 +24,7 @@ Command add_longbench(CLI::App& root) {
     RetrievalFlags retrieval;
     ScanFlags scan;
     int max_length = 0, limit = 0, max_new_tokens_cap = 0, batch = 1;
+    DecodeBackend decode_backend = DecodeBackend::kTorchScript;
     bool record_evidence = false;
   };
   auto a = std::make_shared<Args>();
@@ -53,6 +54,7 @@ Command add_longbench(CLI::App& root) {
   app->add_option("--limit", a->limit, "first N samples of each task");
   app->add_option("--max-new-tokens-cap", a->max_new_tokens_cap,
                   "cap dataset2maxlen (for smoke tests; recorded in the manifest)");
+  add_decode_backend_option(*app, a->decode_backend);
   app->add_option("--batch", a->batch, "samples generated together (one batched CUDA-graph decode)")
       ->capture_default_str()
       ->check(CLI::Range(1, 256));
@@ -92,6 +94,7 @@ Command add_longbench(CLI::App& root) {
     o.dtype = a->dtype;
     o.label = a->label;
     o.batch = a->batch;
+    o.decode_backend = a->decode_backend;
     o.record_evidence = a->record_evidence;
 
     std::optional<ProgressBar> bar;

@@ -1,5 +1,6 @@
 #include "cli/device_flags.h"
 
+#include "cli/enum_option.h"
 #include "core/runtime/device.h"
 
 namespace s3::cli {
@@ -43,6 +44,12 @@ CLI::Option* add_model_dtype_option(CLI::App& app, std::optional<DType>& dtype,
       .add_option_function<std::string>(
           name, set, "the model's dtype: float32, bfloat16 or float16 (default: the exported one)")
       ->type_name("DTYPE");
+}
+
+CLI::Option* add_decode_backend_option(CLI::App& app, DecodeBackend& backend) {
+  return add_enum_option(app, "--decode-backend", backend, kDecodeBackendNames,
+                         "what runs a decode step: model.ts (the reference) or the AOTInductor "
+                         "package of scripts/export_aoti.py");
 }
 
 }  // namespace s3::cli

@@ -1,6 +1,7 @@
 // --device and the model's --dtype, declared once for every command that loads a model (ask, embed,
-// generate, index, logits, longbench, sae train, sae eval): one spelling, one help text, checked
-// while the command line is parsed (exit 2).
+// generate, index, logits, longbench, sae train, sae eval), and --decode-backend for those that
+// generate (generate, ask, longbench): one spelling, one help text, checked while the command line
+// is parsed (exit 2).
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -9,6 +10,7 @@
 #include <string>
 
 #include "core/base/dtype.h"
+#include "core/runtime/generation.h"
 
 namespace s3::cli {
 
@@ -25,5 +27,8 @@ CLI::Option* add_device_option(CLI::App& app, std::string& device,
 // --model-dtype.
 CLI::Option* add_model_dtype_option(CLI::App& app, std::optional<DType>& dtype,
                                     const std::string& name = "--dtype");
+
+// --decode-backend: torchscript (model.ts, the default) or aoti (core/runtime/aoti_decode.h).
+CLI::Option* add_decode_backend_option(CLI::App& app, DecodeBackend& backend);
 
 }  // namespace s3::cli

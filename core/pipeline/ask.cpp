@@ -339,6 +339,7 @@ AskResult Asker::ask(const std::string& question, const AskOptions& options) con
     GenerationOptions gen;
     gen.max_new_tokens = options.max_new_tokens;
     gen.ignore_stop = options.ignore_stop;
+    gen.decode_backend = options.decode_backend;
     const GenerationResult generated = generate(answering, prompt, gen);
     result.answer = generated.text;
     result.tokens = generated.tokens;

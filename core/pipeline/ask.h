@@ -15,6 +15,7 @@
 #include "core/base/dtype.h"
 #include "core/pipeline/evidence.h"
 #include "core/runtime/device.h"
+#include "core/runtime/generation.h"
 #include "retrieval/pipeline.h"
 
 namespace s3 {
@@ -47,6 +48,7 @@ struct AskOptions {
   std::string doc;           // a document's name or id; empty = every document of the index
   bool explain = false;      // attach the features / terms that chose each evidence range
   bool ignore_stop = false;  // always generate max_new_tokens (benchmarks)
+  DecodeBackend decode_backend = DecodeBackend::kTorchScript;
   void validate() const;
 };
 

@@ -899,6 +899,7 @@ nlohmann::json run_manifest(const RunContext& ctx, const RunIdentity& id) {
       {"world_size", o.world},
       {"limit", o.limit ? nlohmann::json(*o.limit) : nlohmann::json()},
       {"batch", o.batch},
+      {"decode_backend", enum_name(kDecodeBackendNames, o.decode_backend)},
   };
   if (ctx.retrieve) {
     // What each sample's context index holds: SAE features (the SAE scan) or, lexical-only, its
@@ -923,6 +924,7 @@ nlohmann::json run_task(const RunContext& ctx, const TaskPlan& plan, const TaskS
   const LongBenchOptions& o = ctx.o;
   GenerationOptions gen;
   gen.max_new_tokens = settings.max_new;
+  gen.decode_backend = o.decode_backend;
   if (plan.name == "samsum") {  // pred.py: eos_token_id=[eos, newline], min_length=context_length+1
     gen.extra_stop_ids = {ctx.newline_id};
     gen.first_token_not_stop = true;

@@ -19,6 +19,7 @@
 #include "core/base/dtype.h"
 #include "core/pipeline/scan.h"
 #include "core/runtime/device.h"
+#include "core/runtime/generation.h"
 #include "retrieval/pipeline.h"
 
 namespace s3 {
@@ -56,6 +57,9 @@ struct LongBenchOptions {
   // Samples generated together (generate_batch: one batched CUDA-graph decode per group; on the
   // CPU they run one by one). Not part of a run's identity: a resumed run may use another value.
   int batch = 1;
+  // What runs the decode steps (the tokens are model.ts's: a package is installed only if it
+  // decodes them). Recorded in the manifest, not part of a run's identity.
+  DecodeBackend decode_backend = DecodeBackend::kTorchScript;
   // Write each sample's question (`input`) and evidence text (before truncation; retrieval methods)
   // into its row as `evidence`, to see what a method gave the model. Not part of a run's identity.
   bool record_evidence = false;

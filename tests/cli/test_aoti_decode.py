@@ -88,3 +88,16 @@ def test_bad_values(tiny_export):
     r = export_aoti(tiny_export, "--dtype", "int8")
     assert r.returncode == 2 and r.stderr.strip().startswith("export_aoti: error: --dtype")
     assert not (tiny_export / "aoti").exists() or not any((tiny_export / "aoti").iterdir())
+
+
+def test_ask_answers_alike(aoti_model, tmp_path):
+    doc = tmp_path / "doc.txt"
+    doc.write_text("The lighthouse keeper's dog is named Vosisir. " * 20 + "The harbour closes at dusk.\n")
+    index = tmp_path / "index"
+    run_s3attn("index", "--model", aoti_model, "--input", doc, "--out", index)  # lexical-only: no SAE needed
+    answers = [run_json("ask", "--index", index, "--question", "What is the dog called?", "--method", "bm25",
+                        "--budget", "64", "--max-new-tokens", "12", "--ignore-stop", "--json",
+                        "--decode-backend", backend) for backend in ("torchscript", "aoti")]
+    assert answers[0]["tokens"] == answers[1]["tokens"] and len(answers[0]["tokens"]) == 12
+    helptext = run_s3attn("longbench", "--help").stdout
+    assert "--decode-backend" in helptext
