@@ -60,11 +60,7 @@ models=(smollm2-135m-instruct=$default)
 
 # The LongBench files under the names the runner reads (links; the data stay where they are).
 staged="$out/data"
-mkdir -p "$staged/longbench/v1"
-ln -sfn "$data/longbench/config" "$staged/longbench/config"
-ln -sfn "$data/leval" "$staged/leval"
-ln -sf "$data/longbench/v1/multi_news.jsonl" "$staged/longbench/v1/multi_news.jsonl"
-ln -sf "$data/longbench/lcc_waterbench200.jsonl" "$staged/longbench/v1/lcc.jsonl"
+"$root/scripts/stage_longbench_data.sh" "$data" "$staged"
 essays="$out/essays.txt"
 [ -f "$essays" ] || python3 -c 'import json, sys; open(sys.argv[2], "w").write(json.load(open(sys.argv[1]))["text"])' \
   "$data/haystack/PaulGrahamEssays.json" "$essays"

@@ -21,11 +21,7 @@ model="$1"; data="$(cd "$2" && pwd)"; mkdir -p "$3"; out="$(cd "$3" && pwd)"
 paper="${PAPER_FLAGS:---query-vectors queries --aggregate sum --score-centering none --max-query-features 0 --max-query-postings 0}"
 # LongBench's file names: lcc.jsonl beside multi_news.jsonl (links; the data stay where they are).
 staged="$out/data"
-mkdir -p "$staged/longbench/v1"
-ln -sfn "$data/longbench/config" "$staged/longbench/config"
-ln -sfn "$data/leval" "$staged/leval"
-ln -sf "$data/longbench/v1/multi_news.jsonl" "$staged/longbench/v1/multi_news.jsonl"
-ln -sf "$data/longbench/lcc_waterbench200.jsonl" "$staged/longbench/v1/lcc.jsonl"
+"$root/scripts/stage_longbench_data.sh" "$data" "$staged"
 export SHARDS="${SHARDS:-1}"
 status=0
 runs=""
