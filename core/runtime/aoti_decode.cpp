@@ -32,15 +32,19 @@ AotiDecode::AotiDecode(const Model& model) : device_(model.impl().torch_device) 
     throw Error("--decode-backend aoti: " + package.string() + " is missing" + how);
   std::filesystem::path sidecar = package;
   sidecar.replace_extension(".json");
-  nlohmann::json meta;
+  bool matches = false;
   try {
-    meta =
+    const nlohmann::json meta =
         nlohmann::json::parse(read_regular_file(sidecar, kMaxSidecarBytes, "AOTInductor sidecar"));
+    matches = meta.is_object() &&
+              meta.value("model_fingerprint", std::string()) == model.info().fingerprint &&
+              meta.value("dtype", std::string()) == dtype_name(model.dtype());
   } catch (const nlohmann::json::exception& e) {
-    throw DataCorruption(sidecar.string(), std::string("is not JSON (") + e.what() + ")");
+    throw DataCorruption(
+        sidecar.string(),
+        std::string("is not the sidecar of scripts/export_aoti.py (") + e.what() + ")");
   }
-  if (!meta.is_object() || meta.value("model_fingerprint", "") != model.info().fingerprint ||
-      meta.value("dtype", "") != dtype_name(model.dtype()))
+  if (!matches)
     throw Error("--decode-backend aoti: " + package.string() +
                 " was compiled for another export or dtype of this model" + how);
   try {

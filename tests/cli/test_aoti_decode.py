@@ -75,6 +75,12 @@ def test_package_of_another_export_is_refused(aoti_model, tmp_path):
     sidecar.write_text(json.dumps(meta))
     proc = run_s3attn("generate", "--model", model, "--prompt", PROMPT, "--decode-backend", "aoti", check=False)
     assert_one_line_error(proc, 1, "compiled for another export", "export_aoti.py")
+    # A sidecar that is not the exporter's: one line naming it.
+    for text in ("not json", '{"model_fingerprint": 7, "dtype": "float32"}'):
+        sidecar.write_text(text)
+        proc = run_s3attn("generate", "--model", model, "--prompt", PROMPT, "--decode-backend", "aoti",
+                          check=False)
+        assert_one_line_error(proc, 1, "decode-cpu-float32.json")
     # Another dtype than the package's: its own package is missing.
     proc = run_s3attn("generate", "--model", aoti_model, "--prompt", PROMPT, "--decode-backend", "aoti",
                       "--dtype", "bfloat16", check=False)
