@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every open GPU measurement of docs/ on one offline GPU node, in the order that keeps timings
 # clean: first what must run alone on the GPU (the demo on each model, the decode profile, the
-# AOTInductor evaluation, generation and index benchmarks, the synthetic suite's scaling curves),
+# AOTInductor evaluation, generation, ten questions on one 128K document and index benchmarks, the
+# synthetic suite's scaling curves),
 # then the quality runs, several processes sharing the GPU. Resumable: run it again after an
 # interruption (the runs resume their rows; finished alone steps are skipped by their outputs).
 # Needs build/s3attn (scripts/gpu_build.sh s3attn, whose PYTHONPATH line must be exported for the
@@ -113,6 +114,9 @@ if [[ " $steps " == *" alone "* ]]; then
     once "export-aoti-$name" python3 scripts/export_aoti.py --model "$m" --device cuda --dtype bfloat16
     once "generate-aoti-$name" python3 scripts/bench_generate.py --model "$m" --decode-backend aoti \
       --prompt-tokens 2048 --new-tokens 128 --batch 1 8 32 64 --out "$alone/generate.jsonl"
+    once "questions-$name" python3 scripts/bench_questions.py --model "$m" --sae "$m/sae" --text "$essays" \
+      --tokens 131072 --new-tokens 128 --device cuda --dtype bfloat16 --hf-config model --out "$out/bench-questions-work" \
+      --rows "$alone/bench_questions.jsonl"
     once "index-$name" python3 scripts/bench_index.py --model "$m" --sae "$m/sae" --text "$essays" --tokens 131072 \
       --new-tokens 32 --device cuda --dtype bfloat16 --binary "$bin" --out "$out/bench-index-work" \
       --rows "$alone/bench_index-$name.jsonl"

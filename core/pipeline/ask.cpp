@@ -348,6 +348,9 @@ AskResult Asker::ask(const std::string& question, const AskOptions& options) con
     timings["decode_s"] = generated.timings.decode_s;
   }
   timings["ask_s"] = seconds_since(start);
+  // The process's peak device memory so far (weights included; 0 on the CPU): what a user's GPU
+  // must hold for this ask, and for every question asked before it in the same process.
+  timings["peak_device_bytes"] = peak_device_memory(s.answering().device());
   result.timings = std::move(timings);
   return result;
 }
