@@ -153,12 +153,17 @@ def hf_full(config: dict, ids: list[int], new_tokens: int, device: str, dtype) -
     return {"hf_oom": True, "hf_error": error}
 
 
-def _hf_full(config: dict, ids: list[int], new_tokens: int, device: str, dtype) -> dict:
+def random_hf_model(config: dict, device: str, dtype):
+    """transformers' model of `config`'s shape, randomly initialised on `device` (timing only)."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
-    config = AutoConfig.for_model(**config)
     with torch.device(device):
-        model = AutoModelForCausalLM.from_config(config, dtype=dtype).eval()
+        return AutoModelForCausalLM.from_config(AutoConfig.for_model(**config), dtype=dtype).eval()
+
+
+def _hf_full(config: dict, ids: list[int], new_tokens: int, device: str, dtype) -> dict:
+    import torch
+    model = random_hf_model(config, device, dtype)
     x = torch.tensor([ids], device=device)
     with torch.no_grad():
         model(x[:, :2048], logits_to_keep=1)  # warm-up

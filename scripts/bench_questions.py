@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench_index import TokenizedText, _peak, _reset_peak, _sync, emit, hf_config_from_model
+from bench_index import TokenizedText, _peak, _reset_peak, _sync, emit, hf_config_from_model, random_hf_model
 from provenance import stamp
 
 REPO = Path(__file__).resolve().parents[1]
@@ -57,10 +57,8 @@ def timed(cmd: list[str]) -> tuple[float, str]:
 def hf_questions(config: dict, doc_ids: list[int], questions: list[list[int]], new_tokens: int, device: str,
                  dtype) -> dict:
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, DynamicCache
-    config = AutoConfig.for_model(**config)
-    with torch.device(device):
-        model = AutoModelForCausalLM.from_config(config, dtype=dtype).eval()
+    from transformers import DynamicCache
+    model = random_hf_model(config, device, dtype)
     doc = torch.tensor([doc_ids], device=device)
     with torch.no_grad():
         model(doc[:, :256], logits_to_keep=1)  # warm-up
