@@ -9,7 +9,6 @@
 
 #include "cli/command.h"
 #include "cli/device_flags.h"
-#include "cli/enum_option.h"
 #include "core/base/error.h"
 #include "core/runtime/generation.h"
 #include "core/runtime/model.h"

@@ -89,11 +89,18 @@ void finish(const Model& model, const StopRule& is_stop, GenerationResult& resul
   result.timings.new_tokens = static_cast<int>(result.tokens.size());
 }
 
+// The AOTInductor decode step when the options ask for it (loaded on the model's first use,
+// before any timing), else null: model.ts's.
+const AotiDecode* aoti_step(const Model& model, const GenerationOptions& options) {
+  return options.decode_backend == DecodeBackend::kAoti ? &aoti_decode(model) : nullptr;
+}
+
 // Step by step: one decode call per token (CPU, or exports without decode_at).
 GenerationResult generate_stepwise(const Model& model, const std::vector<int32_t>& prompt,
                                    const GenerationOptions& options, const StopRule& is_stop) {
   const int64_t n = static_cast<int64_t>(prompt.size());
   KvCache cache = new_cache(model, 1, n + options.max_new_tokens);
+  const AotiDecode* aoti = aoti_step(model, options);
   synchronize(model.device());
   GenerationResult result;
   const auto t0 = Clock::now();
@@ -102,8 +109,6 @@ GenerationResult generate_stepwise(const Model& model, const std::vector<int32_t
   int32_t id = static_cast<int32_t>(next.item<int64_t>());  // the host needs it for the stop check
   const auto t1 = Clock::now();
   result.tokens.push_back(id);
-  const AotiDecode* aoti =
-      options.decode_backend == DecodeBackend::kAoti ? &aoti_decode(model) : nullptr;
   for (int64_t pos = n;
        !is_stop(id) && static_cast<int>(result.tokens.size()) < options.max_new_tokens; ++pos) {
     logits = aoti ? (*aoti)(next, cache, torch::tensor({pos}, torch::kLong).to(next.device()))
@@ -128,6 +133,7 @@ std::vector<GenerationResult> generate_graph(const Model& model,
   for (const auto& p : prompts)
     longest = std::max(longest, p.size());
   KvCache cache = new_cache(model, rows, static_cast<int64_t>(longest) + options.max_new_tokens);
+  aoti_step(model, options);  // loads the package now, outside the timings
   synchronize(model.device());
   std::vector<GenerationResult> results(prompts.size());
   std::vector<int32_t> first;
@@ -147,9 +153,8 @@ std::vector<GenerationResult> generate_graph(const Model& model,
   }
   if (std::find(open.begin(), open.end(), true) != open.end()) {
     const auto t1 = Clock::now();
-    const auto more = decode_greedy_graph(
-        model, cache, first, pos, options.max_new_tokens - 1, is_stop,
-        options.decode_backend == DecodeBackend::kAoti ? &aoti_decode(model) : nullptr);
+    const auto more = decode_greedy_graph(model, cache, first, pos, options.max_new_tokens - 1,
+                                          is_stop, aoti_step(model, options));
     const double decode_s = seconds(t1, Clock::now());
     for (int64_t r = 0; r < rows; ++r) {
       if (!open[r]) continue;
