@@ -18,6 +18,10 @@
 #   DENSE_MODEL  an all-MiniLM-L6-v2 export (scripts/get_model.sh all-minilm-l6-v2, made elsewhere);
 #                without it the dense methods are skipped
 #   STEPS        "alone runs" (default) or either
+#   STUDY_135M   yes (default): after the runs above, the default model's LongBench / L-Eval study with
+#                every method (docs/results.md, "today's defaults") into OUT_DIR/study-135m-v2; it resumes
+#                the rows already there (extract docs/measurements/2026-12-07-h100-dense-135m-synth-runs.tar.zst
+#                there first) when the model and SAE have the same absolute paths as in those manifests
 #   MAX_PROCS    processes per quality run on the GPU at once (3; 2 on a GPU under 100 GB)
 # OUT_DIR gets alone/ (demos, profiles, benchmark rows), study-qwen-answers-135m-index/, synth-qwen*/,
 # synth-135m*/ and logs/. Then score and report as docs/results.md and docs/synthetic.md say.
@@ -159,6 +163,15 @@ if [[ " $steps " == *" runs "* ]]; then
   fi
   status=0
   for pid in "${pids[@]}"; do wait "$pid" || status=1; done
+  if [ "${STUDY_135M:-yes}" = yes ]; then
+    log "runs: study-135m-v2"
+    methods="full bm25 s3 s3-hybrid"
+    [ "$have_dense" = 1 ] && methods+=" dense s3-dense"
+    SHARDS=1 BATCH=8 MAX_PROCS="$procs" TASKS=lcc,multi_news METHODS="$methods" \
+      DENSE_MODEL="$dense" ARGS=--record-evidence \
+      RUNS="s3-paper=s3 --query-vectors queries --aggregate sum --score-centering none --max-query-features 0 --max-query-postings 0" \
+      scripts/gpu_longbench.sh "$default" "$staged" "$out/study-135m-v2" >"$logs/study-135m.out" 2>&1 || status=1
+  fi
   log "runs finished (status $status)"
   exit $status
 fi
