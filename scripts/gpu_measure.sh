@@ -60,6 +60,7 @@ have_qwen=0
 export_model "${QWEN_GGUF:-}" "$qwen" bfloat16 qwen2.5-coder-1.5b-instruct cuda && have_qwen=1
 have_dense=0
 [ -n "$dense" ] && [ -f "$dense/embedding.json" ] && have_dense=1
+[ -e "$root/models/smollm2-135m-instruct" ] || ln -s default "$root/models/smollm2-135m-instruct"  # the demo's name
 models=(smollm2-135m-instruct=$default)
 [ "$have_qwen" = 1 ] && models=(qwen2.5-coder-1.5b-instruct=$qwen "${models[@]}")
 
@@ -70,26 +71,12 @@ essays="$out/essays.txt"
 [ -f "$essays" ] || python3 -c 'import json, sys; open(sys.argv[2], "w").write(json.load(open(sys.argv[1]))["text"])' \
   "$data/haystack/PaulGrahamEssays.json" "$essays"
 
-# The steps of scripts/demo.sh (its setup is gpu_build.sh here), timed: NAME MODEL_DIR
+# The demo (scripts/demo.sh, its setup done by gpu_build.sh and the exports above), timed: NAME
 demo() {
-  local name="$1" m="$2" work="$out/demo-$1" t0 t1 t2 t3
-  local q="How many days after receiving notice of a violation does a licensee have to cure it?"
-  mkdir -p "$work"
-  cp /usr/share/common-licenses/GPL-3 "$work/GPL-3.txt"
-  cp /usr/share/common-licenses/Apache-2.0 "$work/Apache-2.0.txt"
-  echo "== generate ($name, cuda) =="; echo "Q: What is the capital of France?"; printf 'A: '
+  local t0
   t0=$(date +%s%N)
-  "$bin" --log-level warn generate --model "$m" --chat --max-new-tokens 64 --prompt "What is the capital of France?" --device cuda
-  t1=$(date +%s%N)
-  echo; echo "== index a long document and ask about it =="
-  "$bin" index --model "$m" --sae "$m/sae" --input "$work/GPL-3.txt" "$work/Apache-2.0.txt" --out "$work/index" \
-    --overwrite --device cuda
-  t2=$(date +%s%N)
-  "$bin" inspect "$work/index" | head -8
-  echo "Q: $q"
-  "$bin" ask --index "$work/index" --question "$q" --method s3-hybrid --budget 1024 --max-new-tokens 64 --device cuda
-  t3=$(date +%s%N)
-  echo "wall ms: generate $(((t1 - t0) / 1000000)), index $(((t2 - t1) / 1000000)), ask $(((t3 - t2) / 1000000))"
+  scripts/demo.sh --model "$1" --device cuda --no-setup
+  echo "wall ms: $((($(date +%s%N) - t0) / 1000000))"
 }
 
 once() {  # NAME COMMAND...: runs unless $alone/NAME.done exists
@@ -102,7 +89,7 @@ once() {  # NAME COMMAND...: runs unless $alone/NAME.done exists
 if [[ " $steps " == *" alone "* ]]; then
   for entry in "${models[@]}"; do
     name="${entry%%=*}"; m="${entry#*=}"
-    once "demo-$name" demo "$name" "$m"
+    once "demo-$name" demo "$name"
   done
   for entry in "${models[@]}"; do
     name="${entry%%=*}"; m="${entry#*=}"
